@@ -1,0 +1,28 @@
+#pragma once
+// Launch shape of a one-launch deterministic reduction: each block writes one partial into a
+// workspace, and the last block to finish (counted by an atomic ticket, never an atomic on the
+// value) sums the partials in a fixed order. Shared by the host glue (which allocates the
+// workspace) and the kernels' launchers.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+namespace genimg_fast {
+
+constexpr int kReductionThreads = 256;
+constexpr int kReductionBlocksPerSM = 8;
+constexpr size_t kTicketBytes = 16;  // keeps the partials 16-byte aligned
+
+struct ReductionGrid {
+  int blocks;
+  size_t workspace_bytes;  // ticket, then `blocks` partial sums
+};
+
+inline ReductionGrid plan_reduction_grid(int64_t work_items, int sm_count, size_t partial_size) {
+  const int64_t wanted = (work_items + kReductionThreads - 1) / kReductionThreads;
+  const int64_t cap = static_cast<int64_t>(std::max(sm_count, 1)) * kReductionBlocksPerSM;
+  const int blocks = static_cast<int>(std::max<int64_t>(1, std::min(wanted, cap)));
+  return {blocks, kTicketBytes + static_cast<size_t>(blocks) * partial_size};
+}
+
+}  // namespace genimg_fast

@@ -1,0 +1,49 @@
+// CUDA implementation of genimg_fast::scale_stored_grad, the backward of the fused losses
+// (schema and reference: genimg_fast/ops/stored_grad.py).
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty_like.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "common/device_info.h"
+#include "common/tensor_checks.h"
+#include "losses/scale_stored_grad.h"
+
+namespace genimg_fast {
+namespace {
+
+at::Tensor scale_stored_grad_cuda(const at::Tensor& stored, const at::Tensor& grad_output, double scale) {
+  constexpr const char* kOp = "genimg_fast.scale_stored_grad";
+  TORCH_CHECK_TYPE(is_supported_float(stored.scalar_type()), kOp,
+                   ": stored must be float32, float16, bfloat16 or float64, got ", stored.scalar_type());
+  TORCH_CHECK_VALUE(grad_output.numel() == 1, kOp, ": grad_output must hold exactly one value, got shape ",
+                    grad_output.sizes());
+  TORCH_CHECK_VALUE(grad_output.device() == stored.device(), kOp, ": grad_output must be on ", stored.device(),
+                    ", got ", grad_output.device());
+  const c10::cuda::CUDAGuard device_guard(stored.device());
+
+  at::Tensor out = at::empty_like(stored);
+  if (stored.numel() == 0) return out;
+  if (!same_dense_layout(stored, out)) {  // overlapping or gappy views: work on a dense copy
+    out.copy_(scale_stored_grad_cuda(stored.contiguous(), grad_output, scale));
+    return out;
+  }
+  const at::Tensor go = grad_output.to(stored.scalar_type());  // no copy when dtypes already agree
+  const int sm_count = multiprocessor_count(stored.get_device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, stored.scalar_type(), "genimg_fast_scale_stored_grad",
+                                  [&] {
+                                    launch_scale_stored_grad<scalar_t>(
+                                        stored.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), scale,
+                                        out.mutable_data_ptr<scalar_t>(), stored.numel(), sm_count, stream);
+                                  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(genimg_fast, CUDA, m) { m.impl("scale_stored_grad", TORCH_FN(scale_stored_grad_cuda)); }
+
+}  // namespace genimg_fast

@@ -1,0 +1,67 @@
+#include <c10/cuda/CUDAException.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <algorithm>
+
+#include "common/acc_type.h"
+#include "common/vectorized.cuh"
+#include "losses/scale_stored_grad.h"
+
+namespace genimg_fast {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kBlocksPerSM = 8;
+
+template <typename scalar_t, int VEC>
+__global__ void __launch_bounds__(kThreads)
+    scale_stored_grad_kernel(const scalar_t* __restrict__ stored, const scalar_t* __restrict__ grad_output,
+                             acc_type_t<scalar_t> scale, scalar_t* __restrict__ out, int64_t numel) {
+  using acc_t = acc_type_t<scalar_t>;
+  const acc_t factor = static_cast<acc_t>(*grad_output) * scale;
+  const int64_t thread = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t num_vectors = numel / VEC;
+  for (int64_t v = thread; v < num_vectors; v += stride) {
+    const auto s = load_vector<VEC>(stored, v);
+    AlignedVector<scalar_t, VEC> r;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) r.val[k] = static_cast<scalar_t>(static_cast<acc_t>(s.val[k]) * factor);
+    store_vector<VEC>(out, v, r);
+  }
+  for (int64_t i = num_vectors * VEC + thread; i < numel; i += stride) {
+    out[i] = static_cast<scalar_t>(static_cast<acc_t>(stored[i]) * factor);
+  }
+}
+
+}  // namespace
+
+template <typename scalar_t>
+void launch_scale_stored_grad(const scalar_t* stored, const scalar_t* grad_output, double scale, scalar_t* out,
+                              int64_t numel, int sm_count, cudaStream_t stream) {
+  using acc_t = acc_type_t<scalar_t>;
+  constexpr int kVec = kVectorWidth<scalar_t>;
+  const bool aligned = is_aligned_16(stored) && is_aligned_16(out);
+  const int64_t items = aligned ? (numel + kVec - 1) / kVec : numel;
+  const int64_t cap = static_cast<int64_t>(std::max(sm_count, 1)) * kBlocksPerSM;
+  const int blocks = static_cast<int>(std::max<int64_t>(1, std::min((items + kThreads - 1) / kThreads, cap)));
+  if (aligned) {
+    scale_stored_grad_kernel<scalar_t, kVec>
+        <<<blocks, kThreads, 0, stream>>>(stored, grad_output, static_cast<acc_t>(scale), out, numel);
+  } else {
+    scale_stored_grad_kernel<scalar_t, 1>
+        <<<blocks, kThreads, 0, stream>>>(stored, grad_output, static_cast<acc_t>(scale), out, numel);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template void launch_scale_stored_grad<float>(const float*, const float*, double, float*, int64_t, int, cudaStream_t);
+template void launch_scale_stored_grad<double>(const double*, const double*, double, double*, int64_t, int,
+                                               cudaStream_t);
+template void launch_scale_stored_grad<c10::Half>(const c10::Half*, const c10::Half*, double, c10::Half*, int64_t,
+                                                  int, cudaStream_t);
+template void launch_scale_stored_grad<c10::BFloat16>(const c10::BFloat16*, const c10::BFloat16*, double,
+                                                      c10::BFloat16*, int64_t, int, cudaStream_t);
+
+}  // namespace genimg_fast

@@ -1,0 +1,111 @@
+"""L1 loss forward + backward: torch.nn.functional.l1_loss against genimg_fast.ops.l1_loss."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+import genimg_fast
+from genimg_fast.bench.timing import time_callable
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class L1Case:
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    label: str
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+def cases(device: torch.device, quick: bool) -> list[L1Case]:
+    """Image-shaped losses of the reference recipes (pix2pix/CycleGAN at batch 1, DCGAN batches)."""
+    found = [
+        L1Case((1, 3, 256, 256), torch.float32, "cyclegan/pix2pix batch 1"),
+        L1Case((64, 3, 64, 64), torch.float32, "dcgan batch 64"),
+        L1Case((16, 3, 256, 256), torch.float32, "256px batch 16"),
+    ]
+    if device.type == "cuda":
+        found += [
+            L1Case((16, 3, 256, 256), torch.bfloat16, "256px batch 16"),
+            L1Case((64, 3, 512, 512), torch.float32, "512px batch 64 (bandwidth)"),
+        ]
+        if not quick:
+            found += [L1Case((64, 3, 512, 512), torch.float16, "512px batch 64 (bandwidth)")]
+    elif not quick:
+        found += [L1Case((16, 3, 256, 256), torch.bfloat16, "256px batch 16")]
+    return found
+
+
+def variants(compile_too: bool) -> dict[str, LossFn]:
+    found: dict[str, LossFn] = {
+        "torch": lambda a, b: F.l1_loss(a, b),
+        "genimg_fast": lambda a, b: genimg_fast.ops.l1_loss(a, b),
+    }
+    if compile_too:
+        found["torch.compile(torch)"] = torch.compile(lambda a, b: F.l1_loss(a, b))
+        found["torch.compile(genimg_fast)"] = torch.compile(lambda a, b: genimg_fast.ops.l1_loss(a, b))
+    return found
+
+
+def modeled_bytes(case: L1Case) -> int:
+    """Fused traffic: forward reads input and target and writes the gradient (3N); backward
+    reads the stored gradient and writes grad_input (2N)."""
+    return 5 * case.numel * torch.empty((), dtype=case.dtype).element_size()
+
+
+def _rotation(case: L1Case, device: torch.device) -> int:
+    """Enough input sets that one round exceeds the GPU's L2 several times over (at most 8)."""
+    if device.type != "cuda":
+        return 2
+    set_bytes = modeled_bytes(case)
+    return max(2, min(8, -(-256 * 2**20 // set_bytes)))
+
+
+def run_case(case: L1Case, device: torch.device, fns: dict[str, LossFn], *, warmup: int, repeats: int) -> list[dict]:
+    sets = [
+        (torch.randn(case.shape, device=device, dtype=case.dtype).requires_grad_(),
+         torch.randn(case.shape, device=device, dtype=case.dtype))
+        for _ in range(_rotation(case, device))
+    ]
+
+    # Never time a wrong answer: every variant must agree with torch on the first set.
+    a, b = sets[0]
+    expected = F.l1_loss(a.double(), b.double())
+    for name, fn in fns.items():
+        got = fn(a, b)
+        torch.testing.assert_close(got.double(), expected, rtol=2e-2 if case.dtype != torch.float32 else 1e-4,
+                                   atol=0, msg=lambda m, name=name: f"{name} disagrees with torch: {m}")
+
+    rows = []
+    for name, fn in fns.items():
+        def step(i: int, fn: LossFn = fn) -> None:
+            x, y = sets[i % len(sets)]
+            torch.autograd.grad(fn(x, y), x)
+
+        timing = time_callable(step, device, warmup=warmup, repeats=repeats)
+        rows.append({
+            "op": "l1_loss fwd+bwd",
+            "case": case.label,
+            "shape": list(case.shape),
+            "dtype": str(case.dtype).removeprefix("torch."),
+            "variant": name,
+            "median_ms": timing.median_ms,
+            "p10_ms": timing.p10_ms,
+            "p90_ms": timing.p90_ms,
+            "repeats": timing.repeats,
+            "modeled_gbs": modeled_bytes(case) / (timing.median_ms * 1e-3) / 1e9,
+        })
+    baseline = next(r["median_ms"] for r in rows if r["variant"] == "torch")
+    for row in rows:
+        row["speedup_vs_torch"] = baseline / row["median_ms"]
+    return rows

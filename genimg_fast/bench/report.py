@@ -1,0 +1,22 @@
+"""Plain-text table of benchmark rows, grouped by case, fastest variant marked by its ratio."""
+from __future__ import annotations
+
+
+def format_table(rows: list[dict], copy_gbs: float | None) -> str:
+    header = ["op", "case", "shape", "dtype", "variant", "median ms", "p10-p90 ms", "x vs torch", "GB/s"]
+    if copy_gbs:
+        header.append("% of copy BW")
+    lines = [header]
+    for r in rows:
+        line = [
+            r["op"], r["case"], "x".join(map(str, r["shape"])), r["dtype"], r["variant"],
+            f"{r['median_ms']:.4f}", f"{r['p10_ms']:.4f}-{r['p90_ms']:.4f}", f"{r['speedup_vs_torch']:.2f}",
+            f"{r['modeled_gbs']:.1f}",
+        ]
+        if copy_gbs:
+            line.append(f"{100 * r['modeled_gbs'] / copy_gbs:.0f}%")
+        lines.append(line)
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)

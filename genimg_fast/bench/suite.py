@@ -1,0 +1,43 @@
+"""`genimg-fast bench`: run every benchmark family on one device and collect one result record."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genimg_fast.bench import l1_loss_bench
+from genimg_fast.bench.environment import environment_record
+from genimg_fast.bench.timing import copy_bandwidth_gbs
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("genimg-fast bench: --device cuda requested but torch sees no CUDA GPU")
+    return device
+
+
+def run_suite(device: torch.device, *, quick: bool, compile_too: bool) -> dict[str, Any]:
+    torch.manual_seed(0)
+    warmup, repeats = (5, 30) if quick else (10, 100)
+    if device.type == "cuda":
+        repeats *= 5  # GPU repeats are cheap and the spread is larger
+    fns = l1_loss_bench.variants(compile_too)
+    rows = []
+    for case in l1_loss_bench.cases(device, quick):
+        rows += l1_loss_bench.run_case(case, device, fns, warmup=warmup, repeats=repeats)
+    record = environment_record(device)
+    record.update({"mode": "quick" if quick else "full", "copy_bandwidth_gbs": copy_bandwidth_gbs(device),
+                   "results": rows})
+    return record
+
+
+def write_record(record: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)  # atomic: a reader never sees half a file

@@ -1,0 +1,60 @@
+"""Timing of one callable: warm-up, then the median of many repeats.
+
+On CUDA each repeat is bracketed by CUDA events on the current stream; on CPU by
+perf_counter. Callers rotate their inputs so repeated runs do not just measure a warm cache.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    repeats: int
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def time_callable(fn: Callable[[int], object], device: torch.device, *, warmup: int, repeats: int) -> Timing:
+    """Time `fn(i)` for i = 0, 1, ... (i selects the rotated input set)."""
+    for i in range(warmup):
+        fn(i)
+    samples: list[float] = []
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        for i in range(repeats):
+            starts[i].record()
+            fn(warmup + i)
+            ends[i].record()
+        torch.cuda.synchronize(device)
+        samples = [s.elapsed_time(e) for s, e in zip(starts, ends)]
+    else:
+        for i in range(repeats):
+            begin = time.perf_counter()
+            fn(warmup + i)
+            samples.append((time.perf_counter() - begin) * 1e3)
+    ordered = sorted(samples)
+    return Timing(statistics.median(ordered), _quantile(ordered, 0.1), _quantile(ordered, 0.9), repeats)
+
+
+def copy_bandwidth_gbs(device: torch.device, megabytes: int = 512) -> float | None:
+    """Measured device-to-device copy bandwidth (bytes read + written per second), CUDA only."""
+    if device.type != "cuda":
+        return None
+    src = torch.rand(megabytes * 2**20 // 4, device=device)
+    dst = torch.empty_like(src)
+    timing = time_callable(lambda _i: dst.copy_(src), device, warmup=3, repeats=20)
+    return 2 * src.numel() * src.element_size() / (timing.median_ms * 1e-3) / 1e9

@@ -1,0 +1,57 @@
+"""`genimg-fast`: command-line entry point."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _info(_args: argparse.Namespace) -> int:
+    import genimg_fast
+
+    print(json.dumps(genimg_fast.backend_info(), indent=2))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from genimg_fast.bench.report import format_table
+    from genimg_fast.bench.suite import resolve_device, run_suite, write_record
+
+    device = resolve_device(args.device)
+    record = run_suite(device, quick=args.quick, compile_too=args.compile)
+    backend = record["backend"]
+    print(f"genimg_fast bench ({record['mode']}) on {record['device']}; torch {record['torch']}; "
+          f"impl={backend['impl']}" + (f" ({backend['reason']})" if backend["reason"] else ""))
+    if record["copy_bandwidth_gbs"]:
+        print(f"measured device copy bandwidth: {record['copy_bandwidth_gbs']:.0f} GB/s (read + write)")
+    print(format_table(record["results"], record["copy_bandwidth_gbs"]))
+    if args.json:
+        write_record(record, Path(args.json))
+        print(f"results written to {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genimg-fast", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="print backend_info() as JSON: which implementation runs and why")
+    info.set_defaults(func=_info)
+
+    bench = sub.add_parser("bench", help="time fused ops against eager PyTorch, side by side")
+    bench.add_argument("--quick", action="store_true", help="fewer cases and repeats (about a minute on CPU)")
+    bench.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
+    bench.add_argument("--compile", action="store_true", help="also time torch.compile of both variants")
+    bench.add_argument("--json", metavar="PATH", help="write the results record (device, versions, commit) here")
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

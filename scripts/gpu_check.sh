@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One-shot check for a lent GPU machine (H100/H200, its own python3 with torch, no internet):
+# build the kernels in place for sm_90, run the test suite with the kernels required
+# (GENIMG_FAST_IMPL=cuda), run the quick GPU benchmark. Logs and the results JSON go to $OUT
+# (or benchmarks/results/gpu-check-<time>/). Finishes well under 8 minutes on an H100.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+OUT="${OUT:-benchmarks/results/gpu-check-$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$OUT"
+PY="${PYTHON:-python3}"
+export PYTHONUNBUFFERED=1
+LOG="$OUT/gpu_check.log"
+failures=()
+
+step() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$LOG"; }
+
+step "machine"
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
+  "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
+  nvcc --version | tail -n 2; } 2>&1 | tee -a "$LOG"
+
+step "build (TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0})"
+start=$SECONDS
+TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" GENIMG_FAST_BUILD_CUDA=1 MAX_JOBS="$(nproc)" \
+  timeout 300 "$PY" setup.py build_ext --inplace > "$OUT/build.log" 2>&1 || failures+=("build")
+grep -E "genimg_fast: |error" "$OUT/build.log" | head -n 40 | tee -a "$LOG"
+echo "build took $((SECONDS - start)) s" | tee -a "$LOG"
+
+step "backend_info"
+GENIMG_FAST_IMPL=cuda "$PY" -m genimg_fast.cli info > "$OUT/backend_info.json" 2>> "$LOG" || failures+=("backend_info")
+cat "$OUT/backend_info.json" | tee -a "$LOG"
+
+step "tests (kernels required)"
+GENIMG_FAST_IMPL=cuda timeout 300 "$PY" -m pytest tests -m "cuda or not slow" -p no:cacheprovider -q -rfEs \
+  > "$OUT/tests.log" 2>&1 || failures+=("tests")
+tail -n 40 "$OUT/tests.log" | tee -a "$LOG"
+
+step "quick GPU benchmark"
+GENIMG_FAST_IMPL=cuda timeout 180 "$PY" -m genimg_fast.cli bench --quick --device cuda \
+  --json "$OUT/bench_quick_gpu.json" 2>&1 | tee -a "$LOG" || failures+=("bench")
+
+if ((${#failures[@]})); then
+  step "FAILED: ${failures[*]}"
+  exit 1
+fi
+step "all passed"

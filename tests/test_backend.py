@@ -1,0 +1,109 @@
+"""backend_info(), GENIMG_FAST_IMPL, and the once-only fallback warning."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import genimg_fast
+from genimg_fast import _backend
+
+try:
+    from genimg_fast import _build_config
+except ImportError:  # an unbuilt source tree
+    _build_config = None
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def test_backend_info_reports_everything_a_bug_report_needs():
+    info = genimg_fast.backend_info()
+    for key in ("impl", "kernels_loaded", "reason", "compiled_archs", "built_arch_list", "built_with", "torch",
+                "torch_cuda", "cudnn", "cuda_available", "device", "device_capability"):
+        assert key in info
+    assert info["torch"] == torch.__version__
+    assert info["impl"] in ("cuda", "reference")
+    assert (info["impl"] == "cuda") == (info["reason"] is None)
+    json.dumps(info)  # printable as JSON by `genimg-fast info`
+
+
+@pytest.mark.skipif(_build_config is None or not _build_config.BUILT_CUDA, reason="this build has no CUDA kernels")
+def test_built_kernels_load_and_register_for_cuda():
+    """When the build compiled kernels (CI forces it), they must import and be registered."""
+    info = genimg_fast.backend_info()
+    if _backend.requested_impl() == "reference":
+        pytest.skip("GENIMG_FAST_IMPL=reference")
+    assert info["kernels_loaded"], info["reason"]
+    assert info["compiled_archs"], "the binary reports no device code"
+    for op in ("genimg_fast::l1_loss", "genimg_fast::scale_stored_grad"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA"), op
+    if not torch.cuda.is_available():
+        assert info["impl"] == "reference" and info["reason"].startswith("no GPU")
+
+
+def test_impl_reference_forces_the_reference():
+    out = _python("import genimg_fast, json; print(json.dumps(genimg_fast.backend_info()))",
+                  GENIMG_FAST_IMPL="reference")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["kernels_loaded"] is False and info["impl"] == "reference"
+    assert "GENIMG_FAST_IMPL=reference" in info["reason"]
+
+
+def test_impl_cuda_fails_loudly_without_kernels_or_gpu():
+    out = _python("import genimg_fast", GENIMG_FAST_IMPL="cuda")
+    if genimg_fast.backend_info()["impl"] == "cuda":
+        assert out.returncode == 0, out.stderr
+    else:
+        assert out.returncode != 0
+        assert "GENIMG_FAST_IMPL=cuda" in out.stderr
+
+
+def test_unknown_impl_is_rejected(monkeypatch):
+    monkeypatch.setenv("GENIMG_FAST_IMPL", "fastest")
+    with pytest.raises(ValueError, match="GENIMG_FAST_IMPL must be one of auto, reference, cuda"):
+        _backend.requested_impl()
+
+
+def test_fallback_on_cuda_is_logged_once(monkeypatch, caplog):
+    monkeypatch.setattr(_backend, "_warned_fallback", False)
+    monkeypatch.setattr(_backend, "_load_failure", "not built: test")
+    monkeypatch.delenv("GENIMG_FAST_IMPL", raising=False)
+    with caplog.at_level(logging.WARNING, logger="genimg_fast"):
+        _backend.note_reference_on_cuda("l1_loss")
+        _backend.note_reference_on_cuda("l1_loss")
+    warnings = [r for r in caplog.records if r.name == "genimg_fast"]
+    assert len(warnings) == 1
+    assert "not built: test" in warnings[0].getMessage()
+
+
+def test_forced_reference_does_not_warn(monkeypatch, caplog):
+    monkeypatch.setattr(_backend, "_warned_fallback", False)
+    monkeypatch.setenv("GENIMG_FAST_IMPL", "reference")
+    with caplog.at_level(logging.WARNING, logger="genimg_fast"):
+        _backend.note_reference_on_cuda("l1_loss")
+    assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    "capability,compiled,arch_list,covered",
+    [
+        ((9, 0), [80, 90], "8.0;9.0", True),
+        ((8, 6), [75, 80, 90], "7.5;8.0;9.0", True),  # sm_80 code runs on 8.6
+        ((8, 6), [90], "9.0", False),
+        ((10, 0), [80, 90], "8.0;9.0", False),
+        ((12, 0), [90, 120], "9.0;12.0+PTX", True),
+        ((12, 1), [90], "9.0+PTX", True),  # PTX is JIT-compiled for newer cards
+        ((7, 5), [80], "8.0+PTX", False),  # PTX never runs on an older card
+    ],
+)
+def test_arch_coverage(capability, compiled, arch_list, covered):
+    assert _backend._arch_covers(capability, compiled, arch_list) is covered
