@@ -4,7 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
-#include <string_view>
+#include <c10/util/string_view.h>
 
 namespace genimg_fast {
 
@@ -26,7 +26,7 @@ inline void check_loss_pair(const at::Tensor& input, const at::Tensor& target, c
 }
 
 // "mean" -> true, "sum" -> false.
-inline bool is_mean_reduction(std::string_view reduction, const char* op) {
+inline bool is_mean_reduction(c10::string_view reduction, const char* op) {
   TORCH_CHECK_VALUE(reduction == "mean" || reduction == "sum", op,
                     ": reduction must be 'mean' or 'sum', got '", reduction, "'");
   return reduction == "mean";

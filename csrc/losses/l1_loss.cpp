@@ -8,7 +8,7 @@
 #include <torch/library.h>
 
 #include <limits>
-#include <string_view>
+#include <c10/util/string_view.h>
 #include <tuple>
 
 #include "common/device_info.h"
@@ -26,7 +26,7 @@ int64_t count_non_unit_dims(const at::Tensor& t) {
 }
 
 std::tuple<at::Tensor, at::Tensor> l1_loss_cuda(const at::Tensor& input, const at::Tensor& target, double weight,
-                                                std::string_view reduction, bool compute_grad) {
+                                                c10::string_view reduction, bool compute_grad) {
   constexpr const char* kOp = "genimg_fast.l1_loss";
   check_loss_pair(input, target, kOp);
   const bool mean = is_mean_reduction(reduction, kOp);
