@@ -179,3 +179,25 @@ def test_more_than_2_pow_31_elements(cuda_kernels):
         total += d.abs().sum()
         assert torch.equal(grad[start:start + chunk].double(), torch.sign(d)), f"gradient wrong near {start}"
     torch.testing.assert_close(loss.double(), total, rtol=1e-3, atol=0)
+
+
+def test_torch_compile_fullgraph_on_cuda(cuda_kernels):
+    a = torch.randn(4, 3, 32, 32, device="cuda", requires_grad=True)
+    b = torch.randn(4, 3, 32, 32, device="cuda")
+    compiled = torch.compile(lambda x, y: l1_loss(x, y, 2.0) + 1.0, fullgraph=True)
+    loss = compiled(a, b)
+    (grad,) = torch.autograd.grad(loss, a)
+    want_loss, want_grad = _expected(a, b, 2.0, "mean", 1.0)
+    torch.testing.assert_close(loss.cpu().double(), want_loss + 1.0, rtol=1e-5, atol=0)
+    torch.testing.assert_close(grad.cpu().double(), want_grad, rtol=1e-6, atol=0)
+
+
+def test_autocast_mixed_dtypes_on_cuda(cuda_kernels):
+    a = torch.randn(2, 3, 16, 16, device="cuda", dtype=torch.float16, requires_grad=True)
+    b = torch.randn(2, 3, 16, 16, device="cuda")
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = l1_loss(a, b)
+    assert loss.dtype == torch.float32
+    (grad,) = torch.autograd.grad(loss, a)
+    assert grad.dtype == torch.float16
+    torch.testing.assert_close(loss, F.l1_loss(a.detach().float(), b))
