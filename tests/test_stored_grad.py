@@ -28,6 +28,11 @@ def test_small_mean_scale_survives_half_precision():
                                rtol=1e-3, atol=0)
 
 
+def test_fp32_grad_output_is_applied_before_rounding_to_fp16():
+    out = scale_stored_grad(torch.ones(3, dtype=torch.float16), torch.tensor(1e5), 1e-3)
+    torch.testing.assert_close(out, torch.full((3,), 100.0, dtype=torch.float16))
+
+
 def test_keeps_layout_and_accepts_one_element_grad_output():
     stored = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
     out = scale_stored_grad(stored, torch.tensor([2.0]), 0.5)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from test_l1_loss_cuda import poison_allocator
+
 from genimg_fast.ops import scale_stored_grad
 
 pytestmark = pytest.mark.cuda
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.cuda
 def test_kernel_matches_reference(cuda_kernels, numel, dtype):
     stored = torch.randn(numel, device="cuda").to(dtype)
     grad_output = torch.tensor(1.7, device="cuda", dtype=dtype)
-    torch.full((4 * numel + 1024,), float("nan"), device="cuda")  # poison what the allocator hands out next
+    poison_allocator(stored.numel() * stored.element_size())
     out = scale_stored_grad(stored, grad_output, 3e-4)
     expected = scale_stored_grad(stored.cpu(), grad_output.cpu(), 3e-4)  # CPU reference
     torch.testing.assert_close(out.cpu(), expected, rtol=torch.finfo(dtype).eps, atol=0)
@@ -26,6 +28,16 @@ def test_misaligned_and_gappy_views(cuda_kernels):
         out = scale_stored_grad(view, torch.tensor(2.0, device="cuda"), 0.5)
         torch.testing.assert_close(out, view, rtol=0, atol=0)
         assert out.stride() == torch.empty_like(view).stride()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fp32_grad_output_is_not_rounded_to_the_stored_dtype(cuda_kernels, dtype):
+    stored = torch.randn(1000, device="cuda").to(dtype)
+    grad_output = torch.tensor(1e5, device="cuda")  # beyond fp16's range on its own
+    out = scale_stored_grad(stored, grad_output, 1e-3)
+    expected = scale_stored_grad(stored.cpu(), grad_output.cpu(), 1e-3)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.cpu(), expected, rtol=torch.finfo(dtype).eps, atol=0)
 
 
 def test_opcheck_cuda(cuda_kernels):

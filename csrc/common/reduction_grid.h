@@ -10,7 +10,9 @@
 namespace genimg_fast {
 
 constexpr int kReductionThreads = 256;
-constexpr int kReductionBlocksPerSM = 8;
+// 4 x 256 threads stay resident per SM with up to 64 registers per thread (the kernels use
+// 40-50), so the whole grid is one wave; more blocks would only add a ragged second wave.
+constexpr int kReductionBlocksPerSM = 4;
 constexpr size_t kTicketBytes = 16;  // keeps the partials 16-byte aligned
 
 struct ReductionGrid {

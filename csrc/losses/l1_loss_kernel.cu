@@ -28,6 +28,7 @@ __device__ void finish_reduction(acc_t thread_sum, acc_t loss_scale, scalar_t* l
   }
   __syncthreads();
   if (!is_last_block) return;
+  __threadfence();  // acquire side: order the partial reads after the ticket
 
   acc_t total = 0;
   for (int b = threadIdx.x; b < gridDim.x; b += blockDim.x) total += __ldcg(&partials[b]);

@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "common/acc_type.h"
 #include "common/device_info.h"
 #include "common/tensor_checks.h"
 #include "losses/scale_stored_grad.h"
@@ -30,15 +31,20 @@ at::Tensor scale_stored_grad_cuda(const at::Tensor& stored, const at::Tensor& gr
     out.copy_(scale_stored_grad_cuda(stored.contiguous(), grad_output, scale));
     return out;
   }
-  const at::Tensor go = grad_output.to(stored.scalar_type());  // no copy when dtypes already agree
   const int sm_count = multiprocessor_count(stored.get_device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, stored.scalar_type(), "genimg_fast_scale_stored_grad",
-                                  [&] {
-                                    launch_scale_stored_grad<scalar_t>(
-                                        stored.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), scale,
-                                        out.mutable_data_ptr<scalar_t>(), stored.numel(), sm_count, stream);
-                                  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, stored.scalar_type(), "genimg_fast_scale_stored_grad", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    const auto* src = stored.const_data_ptr<scalar_t>();
+    auto* dst = out.mutable_data_ptr<scalar_t>();
+    if (grad_output.scalar_type() == stored.scalar_type()) {  // what autograd passes
+      launch_scale_stored_grad(src, grad_output.const_data_ptr<scalar_t>(), scale, dst, stored.numel(), sm_count,
+                               stream);
+    } else {  // read in the accumulation type: never round grad_output down to fp16/bf16
+      const at::Tensor go = grad_output.to(c10::CppTypeToScalarType<acc_t>::value);
+      launch_scale_stored_grad(src, go.const_data_ptr<acc_t>(), scale, dst, stored.numel(), sm_count, stream);
+    }
+  });
   return out;
 }
 

@@ -14,9 +14,9 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kBlocksPerSM = 8;
 
-template <typename scalar_t, int VEC>
+template <typename scalar_t, typename grad_t, int VEC>
 __global__ void __launch_bounds__(kThreads)
-    scale_stored_grad_kernel(const scalar_t* __restrict__ stored, const scalar_t* __restrict__ grad_output,
+    scale_stored_grad_kernel(const scalar_t* __restrict__ stored, const grad_t* __restrict__ grad_output,
                              acc_type_t<scalar_t> scale, scalar_t* __restrict__ out, int64_t numel) {
   using acc_t = acc_type_t<scalar_t>;
   const acc_t factor = static_cast<acc_t>(*grad_output) * scale;
@@ -37,8 +37,8 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-template <typename scalar_t>
-void launch_scale_stored_grad(const scalar_t* stored, const scalar_t* grad_output, double scale, scalar_t* out,
+template <typename scalar_t, typename grad_t>
+void launch_scale_stored_grad(const scalar_t* stored, const grad_t* grad_output, double scale, scalar_t* out,
                               int64_t numel, int sm_count, cudaStream_t stream) {
   using acc_t = acc_type_t<scalar_t>;
   constexpr int kVec = kVectorWidth<scalar_t>;
@@ -47,21 +47,23 @@ void launch_scale_stored_grad(const scalar_t* stored, const scalar_t* grad_outpu
   const int64_t cap = static_cast<int64_t>(std::max(sm_count, 1)) * kBlocksPerSM;
   const int blocks = static_cast<int>(std::max<int64_t>(1, std::min((items + kThreads - 1) / kThreads, cap)));
   if (aligned) {
-    scale_stored_grad_kernel<scalar_t, kVec>
+    scale_stored_grad_kernel<scalar_t, grad_t, kVec>
         <<<blocks, kThreads, 0, stream>>>(stored, grad_output, static_cast<acc_t>(scale), out, numel);
   } else {
-    scale_stored_grad_kernel<scalar_t, 1>
+    scale_stored_grad_kernel<scalar_t, grad_t, 1>
         <<<blocks, kThreads, 0, stream>>>(stored, grad_output, static_cast<acc_t>(scale), out, numel);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template void launch_scale_stored_grad<float>(const float*, const float*, double, float*, int64_t, int, cudaStream_t);
-template void launch_scale_stored_grad<double>(const double*, const double*, double, double*, int64_t, int,
-                                               cudaStream_t);
-template void launch_scale_stored_grad<c10::Half>(const c10::Half*, const c10::Half*, double, c10::Half*, int64_t,
-                                                  int, cudaStream_t);
-template void launch_scale_stored_grad<c10::BFloat16>(const c10::BFloat16*, const c10::BFloat16*, double,
-                                                      c10::BFloat16*, int64_t, int, cudaStream_t);
+#define GENIMG_INSTANTIATE(T, G) \
+  template void launch_scale_stored_grad<T, G>(const T*, const G*, double, T*, int64_t, int, cudaStream_t);
+GENIMG_INSTANTIATE(float, float)
+GENIMG_INSTANTIATE(double, double)
+GENIMG_INSTANTIATE(c10::Half, c10::Half)
+GENIMG_INSTANTIATE(c10::Half, float)
+GENIMG_INSTANTIATE(c10::BFloat16, c10::BFloat16)
+GENIMG_INSTANTIATE(c10::BFloat16, float)
+#undef GENIMG_INSTANTIATE
 
 }  // namespace genimg_fast
