@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import genimg_fast
-from genimg_fast.bench.timing import time_callable
+from genimg_fast.bench.timing import time_side_by_side
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -86,13 +86,16 @@ def run_case(case: L1Case, device: torch.device, fns: dict[str, LossFn], *, warm
         torch.testing.assert_close(got.double(), expected, rtol=2e-2 if case.dtype != torch.float32 else 1e-4,
                                    atol=0, msg=lambda m, name=name: f"{name} disagrees with torch: {m}")
 
-    rows = []
-    for name, fn in fns.items():
-        def step(i: int, fn: LossFn = fn) -> None:
+    def make_step(fn: LossFn):
+        def step(i: int) -> None:
             x, y = sets[i % len(sets)]
             torch.autograd.grad(fn(x, y), x)
+        return step
 
-        timing = time_callable(step, device, warmup=warmup, repeats=repeats)
+    timings = time_side_by_side({name: make_step(fn) for name, fn in fns.items()}, device, warmup=warmup,
+                                repeats=repeats)
+    rows = []
+    for name, timing in timings.items():
         rows.append({
             "op": "l1_loss fwd+bwd",
             "case": case.label,

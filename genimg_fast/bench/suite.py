@@ -23,7 +23,7 @@ def resolve_device(name: str) -> torch.device:
 
 def run_suite(device: torch.device, *, quick: bool, compile_too: bool) -> dict[str, Any]:
     torch.manual_seed(0)
-    warmup, repeats = (5, 30) if quick else (10, 100)
+    warmup, repeats = (10, 100) if quick else (20, 400)
     if device.type == "cuda":
         repeats *= 5  # GPU repeats are cheap and the spread is larger
     fns = l1_loss_bench.variants(compile_too)

@@ -26,10 +26,7 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def time_callable(fn: Callable[[int], object], device: torch.device, *, warmup: int, repeats: int) -> Timing:
-    """Time `fn(i)` for i = 0, 1, ... (i selects the rotated input set)."""
-    for i in range(warmup):
-        fn(i)
+def _samples_ms(fn: Callable[[int], object], device: torch.device, first: int, repeats: int) -> list[float]:
     samples: list[float] = []
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -37,17 +34,43 @@ def time_callable(fn: Callable[[int], object], device: torch.device, *, warmup: 
         ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
         for i in range(repeats):
             starts[i].record()
-            fn(warmup + i)
+            fn(first + i)
             ends[i].record()
         torch.cuda.synchronize(device)
         samples = [s.elapsed_time(e) for s, e in zip(starts, ends)]
     else:
         for i in range(repeats):
             begin = time.perf_counter()
-            fn(warmup + i)
+            fn(first + i)
             samples.append((time.perf_counter() - begin) * 1e3)
+    return samples
+
+
+def _summarize(samples: list[float]) -> Timing:
     ordered = sorted(samples)
-    return Timing(statistics.median(ordered), _quantile(ordered, 0.1), _quantile(ordered, 0.9), repeats)
+    return Timing(statistics.median(ordered), _quantile(ordered, 0.1), _quantile(ordered, 0.9), len(ordered))
+
+
+def time_callable(fn: Callable[[int], object], device: torch.device, *, warmup: int, repeats: int) -> Timing:
+    """Time `fn(i)` for i = 0, 1, ... (i selects the rotated input set)."""
+    for i in range(warmup):
+        fn(i)
+    return _summarize(_samples_ms(fn, device, warmup, repeats))
+
+
+def time_side_by_side(fns: dict[str, Callable[[int], object]], device: torch.device, *, warmup: int, repeats: int,
+                      rounds: int = 5) -> dict[str, Timing]:
+    """Time several variants in alternating rounds, so drift in the machine's state (clocks,
+    other load) spreads over all of them instead of biasing whichever ran last."""
+    for fn in fns.values():
+        for i in range(warmup):
+            fn(i)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    per_round = max(1, repeats // rounds)
+    for r in range(rounds):
+        for name, fn in fns.items():
+            samples[name] += _samples_ms(fn, device, warmup + r * per_round, per_round)
+    return {name: _summarize(values) for name, values in samples.items()}
 
 
 def copy_bandwidth_gbs(device: torch.device, megabytes: int = 512) -> float | None:

@@ -38,7 +38,12 @@ def l1_loss_op(input: torch.Tensor, target: torch.Tensor, weight: float, reducti
         loss = (diff.abs().sum() * (weight / n if mean else weight)).to(input.dtype)
     grad = _empty_grad(input, compute_grad)
     if compute_grad:
-        grad.copy_(torch.sign(diff) * weight)
+        if grad.dtype == diff.dtype:
+            torch.sign(diff, out=grad)
+        else:
+            grad.copy_(torch.sign(diff))
+        if weight != 1.0:
+            grad.mul_(weight)  # sign is exact in any dtype: one rounding, as in the kernel
     return loss, grad
 
 

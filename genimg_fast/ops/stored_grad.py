@@ -32,7 +32,10 @@ def scale_stored_grad(stored: torch.Tensor, grad_output: torch.Tensor, scale: fl
     acc = accumulation_dtype(stored.dtype)
     factor = grad_output.reshape(()).to(acc) * scale
     out = torch.empty_like(stored)
-    out.copy_(stored.to(acc) * factor)
+    if stored.dtype == acc:
+        torch.mul(stored, factor, out=out)
+    else:
+        out.copy_(stored.to(acc) * factor)
     return out
 
 
