@@ -3,6 +3,8 @@
 # build the kernels in place for sm_90, run the test suite with the kernels required
 # (GENIMG_FAST_IMPL=cuda), run the quick GPU benchmark. Logs and the results JSON go to $OUT
 # (or benchmarks/results/gpu-check-<time>/). Finishes well under 8 minutes on an H100.
+# A copied tree has no .git: pass the commit for the results record, e.g.
+#   GENIMG_FAST_COMMIT=$(git rev-parse --short=12 HEAD) bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from cuda_helpers import poison_allocator
 from layouts import LAYOUTS, make_layout
 
 from genimg_fast.ops import l1_loss
@@ -24,16 +25,6 @@ TOLERANCES = {
 # A mean over more than 16384 elements makes fp16 gradients subnormal: half a subnormal step.
 GRAD_ATOL = {torch.float16: 2.0**-25}
 SIZES = [1, 3, 127, 1025, 4099, 65537, 1_000_003, 10_000_000]
-
-
-def poison_allocator(nbytes: int, copies: int = 4) -> None:
-    """Make the caching allocator hand out NaN-filled memory next: blocks of exactly the
-    outputs' size (best fit picks them), filled with 0xFF bytes (NaN in every float format),
-    so an output element the kernel forgets to write cannot pass as a lucky zero."""
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    blocks = [torch.full((max(nbytes, 1),), 255, dtype=torch.uint8, device="cuda") for _ in range(copies)]
-    del blocks
 
 
 def _run(a: torch.Tensor, b: torch.Tensor, weight: float, reduction: str, grad_output: float):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from test_l1_loss_cuda import poison_allocator
+from cuda_helpers import poison_allocator
 
 from genimg_fast.ops import scale_stored_grad
 
