@@ -20,10 +20,15 @@ struct ReductionGrid {
   size_t workspace_bytes;  // ticket, then `blocks` partial sums
 };
 
+// Blocks for a grid-stride loop: one work item per thread, capped at one resident wave.
+inline int grid_stride_blocks(int64_t work_items, int threads, int sm_count, int blocks_per_sm) {
+  const int64_t wanted = (work_items + threads - 1) / threads;
+  const int64_t cap = static_cast<int64_t>(std::max(sm_count, 1)) * blocks_per_sm;
+  return static_cast<int>(std::max<int64_t>(1, std::min(wanted, cap)));
+}
+
 inline ReductionGrid plan_reduction_grid(int64_t work_items, int sm_count, size_t partial_size) {
-  const int64_t wanted = (work_items + kReductionThreads - 1) / kReductionThreads;
-  const int64_t cap = static_cast<int64_t>(std::max(sm_count, 1)) * kReductionBlocksPerSM;
-  const int blocks = static_cast<int>(std::max<int64_t>(1, std::min(wanted, cap)));
+  const int blocks = grid_stride_blocks(work_items, kReductionThreads, sm_count, kReductionBlocksPerSM);
   return {blocks, kTicketBytes + static_cast<size_t>(blocks) * partial_size};
 }
 

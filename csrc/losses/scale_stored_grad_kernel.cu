@@ -2,9 +2,8 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
-#include <algorithm>
-
 #include "common/acc_type.h"
+#include "common/reduction_grid.h"
 #include "common/vectorized.cuh"
 #include "losses/scale_stored_grad.h"
 
@@ -44,8 +43,7 @@ void launch_scale_stored_grad(const scalar_t* stored, const grad_t* grad_output,
   constexpr int kVec = kVectorWidth<scalar_t>;
   const bool aligned = is_aligned_16(stored) && is_aligned_16(out);
   const int64_t items = aligned ? (numel + kVec - 1) / kVec : numel;
-  const int64_t cap = static_cast<int64_t>(std::max(sm_count, 1)) * kBlocksPerSM;
-  const int blocks = static_cast<int>(std::max<int64_t>(1, std::min((items + kThreads - 1) / kThreads, cap)));
+  const int blocks = grid_stride_blocks(items, kThreads, sm_count, kBlocksPerSM);
   if (aligned) {
     scale_stored_grad_kernel<scalar_t, grad_t, kVec>
         <<<blocks, kThreads, 0, stream>>>(stored, grad_output, static_cast<acc_t>(scale), out, numel);
