@@ -1,0 +1,309 @@
+"""Fused normalization + activation ops (batch norm and instance norm, training and eval).
+
+Ops in the genimg_fast namespace, each with a reference (see _norm_act_math.py), a fake
+impl, and a CUDA kernel registered from csrc/norm_act/:
+
+- norm_act_train(x, weight, bias, per_sample, eps, activation, slope) -> (y, mean, var):
+  batch statistics (per channel; per sample and channel when per_sample) and
+  y = act((x - mean) * rsqrt(var + eps) * weight + bias) in one op. Differentiable in x,
+  weight and bias through norm_act_train_backward, which recomputes the activation's mask
+  from x and the statistics instead of storing the output.
+- norm_act_apply(x, mean, var, weight, bias, eps, activation, slope) -> y: given statistics
+  (eval mode: running stats). Differentiable in x, weight, bias; the statistics are constants.
+- norm_act_stats, norm_act_backward_reduce, norm_act_backward_apply: the pieces the two ops
+  are made of, exposed so synchronized batch norm can all-reduce between them.
+- update_running_stats_: the in-place running-statistics update of torch.nn.BatchNorm2d.
+"""
+from __future__ import annotations
+
+import torch
+
+from genimg_fast import _backend
+from genimg_fast.ops import _norm_act_math as math
+from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor
+
+Tensor = torch.Tensor
+
+
+# ---- argument checks (mirrored by csrc/norm_act/norm_act_checks.h) ----
+
+def _check_input(x: Tensor, op: str) -> None:
+    check_float_tensor(x, "x", op)
+    if x.dim() != 4:
+        raise ValueError(f"{op}: x must be 4-D (N, C, H, W), got {x.dim()}-D input of shape {list(x.shape)}")
+
+
+def _check_param(param: Tensor | None, name: str, x: Tensor, op: str) -> None:
+    if param is None:
+        return
+    check_float_tensor(param, name, op)
+    if param.shape != (x.shape[1],):
+        raise ValueError(f"{op}: {name} must have shape [{x.shape[1]}] (one value per channel of x), "
+                         f"got {list(param.shape)}")
+    if param.device != x.device:
+        raise ValueError(f"{op}: {name} must be on the same device as x ({x.device}), got {param.device}")
+
+
+def _check_stats(mean: Tensor, var: Tensor, x: Tensor, op: str) -> None:
+    n, c = x.shape[:2]
+    for name, stat in (("mean", mean), ("var", var)):
+        check_float_tensor(stat, name, op)
+        if stat.shape not in ((c,), (n, c)):
+            raise ValueError(f"{op}: {name} must have shape [{c}] or [{n}, {c}], got {list(stat.shape)}")
+        if stat.device != x.device:
+            raise ValueError(f"{op}: {name} must be on the same device as x ({x.device}), got {stat.device}")
+    if mean.shape != var.shape:
+        raise ValueError(f"{op}: mean and var must have the same shape, got {list(mean.shape)} and {list(var.shape)}")
+
+
+def _check_activation(activation: str, op: str) -> None:
+    if activation not in math.ACTIVATIONS:
+        raise ValueError(f"{op}: activation must be one of {', '.join(math.ACTIVATIONS)}, got {activation!r}")
+
+
+def _check_common(x, weight, bias, activation, op) -> None:
+    _check_input(x, op)
+    _check_param(weight, "weight", x, op)
+    _check_param(bias, "bias", x, op)
+    _check_activation(activation, op)
+
+
+def check_training_count(x: Tensor, per_sample: bool) -> None:
+    """torch's errors for batch statistics of a single value."""
+    if math.group_count(x, per_sample) == 1:
+        what = "spatial element" if per_sample else "value per channel"
+        raise ValueError(f"Expected more than 1 {what} when training, got input size {x.shape}")
+
+
+def _note_cuda(x: Tensor, op: str) -> None:
+    if x.is_cuda:
+        _backend.note_reference_on_cuda(op)
+
+
+def _stat_shape(x: Tensor, per_sample: bool) -> tuple[int, ...]:
+    return tuple(x.shape[:2]) if per_sample else (x.shape[1],)
+
+
+# ---- the pieces ----
+
+@torch.library.custom_op("genimg_fast::norm_act_stats", mutates_args=())
+def norm_act_stats(x: Tensor, per_sample: bool) -> tuple[Tensor, Tensor]:
+    """(mean, biased var) per channel, or per sample and channel; fp32 (fp64 for fp64 x)."""
+    _check_input(x, "genimg_fast.norm_act_stats")
+    _note_cuda(x, "norm_act_stats")
+    return math.stats(x, per_sample)
+
+
+@norm_act_stats.register_fake
+def _(x, per_sample):
+    _check_input(x, "genimg_fast.norm_act_stats")
+    acc = accumulation_dtype(x.dtype)
+    shape = _stat_shape(x, per_sample)
+    return x.new_empty(shape, dtype=acc), x.new_empty(shape, dtype=acc)
+
+
+@torch.library.custom_op("genimg_fast::norm_act_apply", mutates_args=())
+def norm_act_apply(x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float,
+                   activation: str, slope: float) -> Tensor:
+    op = "genimg_fast.norm_act_apply"
+    _check_common(x, weight, bias, activation, op)
+    _check_stats(mean, var, x, op)
+    _note_cuda(x, "norm_act_apply")
+    return math.apply(x, mean, var, weight, bias, eps, activation, slope)
+
+
+@norm_act_apply.register_fake
+def _(x, mean, var, weight, bias, eps, activation, slope):
+    op = "genimg_fast.norm_act_apply"
+    _check_common(x, weight, bias, activation, op)
+    _check_stats(mean, var, x, op)
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("genimg_fast::norm_act_backward_reduce", mutates_args=())
+def norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+                             bias: Tensor | None, eps: float, activation: str, slope: float) -> tuple[Tensor, Tensor]:
+    """Per-group (sum(dz), sum(dz * xhat)) with dz = grad_y * act'(z); shape of mean."""
+    op = "genimg_fast.norm_act_backward_reduce"
+    _check_common(x, weight, bias, activation, op)
+    _check_stats(mean, var, x, op)
+    _check_grad(grad_y, x, op)
+    _note_cuda(x, "norm_act_backward_reduce")
+    return math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
+
+
+@norm_act_backward_reduce.register_fake
+def _(grad_y, x, mean, var, weight, bias, eps, activation, slope):
+    op = "genimg_fast.norm_act_backward_reduce"
+    _check_common(x, weight, bias, activation, op)
+    _check_stats(mean, var, x, op)
+    _check_grad(grad_y, x, op)
+    return torch.empty_like(mean), torch.empty_like(mean)
+
+
+@torch.library.custom_op("genimg_fast::norm_act_backward_apply", mutates_args=())
+def norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+                            bias: Tensor | None, sum_dz: Tensor | None, sum_dz_xhat: Tensor | None, count: float,
+                            eps: float, activation: str, slope: float) -> Tensor:
+    """dx, with the per-group sums of batch statistics (over `count` values per group, all
+    processes together for synchronized batch norm), or without them for fixed statistics."""
+    op = "genimg_fast.norm_act_backward_apply"
+    _check_common(x, weight, bias, activation, op)
+    _check_stats(mean, var, x, op)
+    _check_grad(grad_y, x, op)
+    _check_sums(sum_dz, sum_dz_xhat, mean, op)
+    _note_cuda(x, "norm_act_backward_apply")
+    return math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope)
+
+
+@norm_act_backward_apply.register_fake
+def _(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope):
+    op = "genimg_fast.norm_act_backward_apply"
+    _check_common(x, weight, bias, activation, op)
+    _check_stats(mean, var, x, op)
+    _check_grad(grad_y, x, op)
+    _check_sums(sum_dz, sum_dz_xhat, mean, op)
+    return torch.empty_like(x)
+
+
+def _check_grad(grad_y: Tensor, x: Tensor, op: str) -> None:
+    check_float_tensor(grad_y, "grad_y", op)
+    if grad_y.shape != x.shape:
+        raise ValueError(f"{op}: grad_y must have the shape of x {list(x.shape)}, got {list(grad_y.shape)}")
+    if grad_y.device != x.device:
+        raise ValueError(f"{op}: grad_y must be on the same device as x ({x.device}), got {grad_y.device}")
+
+
+def _check_sums(sum_dz: Tensor | None, sum_dz_xhat: Tensor | None, mean: Tensor, op: str) -> None:
+    if (sum_dz is None) != (sum_dz_xhat is None):
+        raise ValueError(f"{op}: pass both sum_dz and sum_dz_xhat (batch statistics) or neither (fixed statistics)")
+    for name, s in (("sum_dz", sum_dz), ("sum_dz_xhat", sum_dz_xhat)):
+        if s is not None and s.shape != mean.shape:
+            raise ValueError(f"{op}: {name} must have the shape of mean {list(mean.shape)}, got {list(s.shape)}")
+
+
+# ---- the fused training op and its backward ----
+
+@torch.library.custom_op("genimg_fast::norm_act_train", mutates_args=())
+def norm_act_train(x: Tensor, weight: Tensor | None, bias: Tensor | None, per_sample: bool, eps: float,
+                   activation: str, slope: float) -> tuple[Tensor, Tensor, Tensor]:
+    op = "genimg_fast.norm_act_train"
+    _check_common(x, weight, bias, activation, op)
+    check_training_count(x, per_sample)
+    _note_cuda(x, "norm_act_train")
+    mean, var = math.stats(x, per_sample)
+    return math.apply(x, mean, var, weight, bias, eps, activation, slope), mean, var
+
+
+@norm_act_train.register_fake
+def _(x, weight, bias, per_sample, eps, activation, slope):
+    _check_common(x, weight, bias, activation, "genimg_fast.norm_act_train")
+    check_training_count(x, per_sample)
+    acc = accumulation_dtype(x.dtype)
+    shape = _stat_shape(x, per_sample)
+    return torch.empty_like(x), x.new_empty(shape, dtype=acc), x.new_empty(shape, dtype=acc)
+
+
+@torch.library.custom_op("genimg_fast::norm_act_train_backward", mutates_args=())
+def norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+                            bias: Tensor | None, eps: float, activation: str,
+                            slope: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(dx, dweight, dbias) of norm_act_train; dweight/dbias per channel in the accumulation dtype."""
+    op = "genimg_fast.norm_act_train_backward"
+    _check_common(x, weight, bias, activation, op)
+    _check_stats(mean, var, x, op)
+    _check_grad(grad_y, x, op)
+    _note_cuda(x, "norm_act_train_backward")
+    sum_dz, sum_dz_xhat = math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
+    count = math.group_count(x, mean.dim() == 2)
+    dx = math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope)
+    dweight, dbias = math.param_grads(sum_dz, sum_dz_xhat)
+    return dx, dweight, dbias
+
+
+@norm_act_train_backward.register_fake
+def _(grad_y, x, mean, var, weight, bias, eps, activation, slope):
+    op = "genimg_fast.norm_act_train_backward"
+    _check_common(x, weight, bias, activation, op)
+    _check_stats(mean, var, x, op)
+    _check_grad(grad_y, x, op)
+    acc = accumulation_dtype(x.dtype)
+    c = x.shape[1]
+    return torch.empty_like(x), x.new_empty((c,), dtype=acc), x.new_empty((c,), dtype=acc)
+
+
+def _param_grad(grad: Tensor, param: Tensor | None, needed: bool) -> Tensor | None:
+    return grad.to(param.dtype) if needed and param is not None else None
+
+
+def _train_setup_context(ctx, inputs, output):
+    x, weight, bias, _per_sample, eps, activation, slope = inputs
+    _y, mean, var = output
+    ctx.mark_non_differentiable(mean, var)
+    ctx.save_for_backward(x, weight, bias, mean, var)
+    ctx.options = (eps, activation, slope)
+
+
+def _train_backward(ctx, grad_y, _grad_mean, _grad_var):
+    x, weight, bias, mean, var = ctx.saved_tensors
+    dx, dweight, dbias = norm_act_train_backward(grad_y, x, mean, var, weight, bias, *ctx.options)
+    needs = ctx.needs_input_grad
+    return (dx if needs[0] else None, _param_grad(dweight, weight, needs[1]), _param_grad(dbias, bias, needs[2]),
+            None, None, None, None)
+
+
+norm_act_train.register_autograd(_train_backward, setup_context=_train_setup_context)
+
+
+def _apply_setup_context(ctx, inputs, output):
+    x, mean, var, weight, bias, eps, activation, slope = inputs
+    ctx.save_for_backward(x, mean, var, weight, bias)
+    ctx.options = (eps, activation, slope)
+
+
+def _apply_backward(ctx, grad_y):
+    x, mean, var, weight, bias = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    if needs[1] or needs[2]:
+        raise RuntimeError("genimg_fast.norm_act_apply: gradients with respect to mean and var are not supported "
+                           "(they are treated as constants, like running statistics)")
+    eps, activation, slope = ctx.options
+    dx = dweight = dbias = None
+    if needs[0]:
+        dx = norm_act_backward_apply(grad_y, x, mean, var, weight, bias, None, None, 1.0, eps, activation, slope)
+    if (needs[3] and weight is not None) or (needs[4] and bias is not None):
+        sum_dz, sum_dz_xhat = norm_act_backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
+        dw, db = math.param_grads(sum_dz, sum_dz_xhat)
+        dweight, dbias = _param_grad(dw, weight, needs[3]), _param_grad(db, bias, needs[4])
+    return dx, None, None, dweight, dbias, None, None, None
+
+
+norm_act_apply.register_autograd(_apply_backward, setup_context=_apply_setup_context)
+
+
+# ---- running statistics ----
+
+@torch.library.custom_op("genimg_fast::update_running_stats_", mutates_args=("running_mean", "running_var"))
+def update_running_stats_(running_mean: Tensor, running_var: Tensor, mean: Tensor, var: Tensor, count: int,
+                          momentum: float) -> None:
+    """running = (1 - momentum) * running + momentum * batch statistic (unbiased variance over
+    `count` values per group); per-sample statistics are averaged over the batch first."""
+    _check_running(running_mean, running_var, mean, var)
+    _note_cuda(mean, "update_running_stats_")
+    math.update_running_stats(running_mean, running_var, mean, var, count, momentum)
+
+
+@update_running_stats_.register_fake
+def _(running_mean, running_var, mean, var, count, momentum):
+    _check_running(running_mean, running_var, mean, var)
+
+
+def _check_running(running_mean, running_var, mean, var) -> None:
+    op = "genimg_fast.update_running_stats_"
+    c = mean.shape[-1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        check_float_tensor(t, name, op)
+        if t.shape != (c,):
+            raise ValueError(f"{op}: {name} must have shape [{c}], got {list(t.shape)}")
+        if t.device != mean.device:
+            raise ValueError(f"{op}: {name} must be on the same device as the statistics ({mean.device})")
