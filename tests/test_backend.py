@@ -43,7 +43,9 @@ def test_built_kernels_load_and_register_for_cuda():
         pytest.skip("GENIMG_FAST_IMPL=reference")
     assert info["kernels_loaded"], info["reason"]
     assert info["compiled_archs"], "the binary reports no device code"
-    for op in ("genimg_fast::l1_loss", "genimg_fast::scale_stored_grad"):
+    ops = ("l1_loss", "scale_stored_grad", "norm_act_stats", "norm_act_apply", "norm_act_backward_reduce",
+           "norm_act_backward_apply", "norm_act_train", "norm_act_train_backward", "update_running_stats_")
+    for op in (f"genimg_fast::{name}" for name in ops):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA"), op
     if not torch.cuda.is_available():
         assert info["impl"] == "reference" and info["reason"].startswith("no GPU")

@@ -1,0 +1,75 @@
+#pragma once
+// Argument checks of the norm_act ops' CUDA glue, mirroring genimg_fast/ops/norm_act.py.
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+#include <c10/util/string_view.h>
+
+#include <optional>
+
+#include "common/tensor_checks.h"
+#include "norm_act/norm_act_math.h"
+
+namespace genimg_fast {
+
+inline void check_norm_input(const at::Tensor& x, const char* op) {
+  TORCH_CHECK_TYPE(is_supported_float(x.scalar_type()), op, ": x must be float32, float16, bfloat16 or float64, got ",
+                   x.scalar_type());
+  TORCH_CHECK_VALUE(x.dim() == 4, op, ": x must be 4-D (N, C, H, W), got ", x.dim(), "-D input of shape ",
+                    x.sizes());
+}
+
+inline void check_norm_param(const std::optional<at::Tensor>& param, const char* name, const at::Tensor& x,
+                             const char* op) {
+  if (!param.has_value()) return;
+  TORCH_CHECK_TYPE(is_supported_float(param->scalar_type()), op, ": ", name,
+                   " must be float32, float16, bfloat16 or float64, got ", param->scalar_type());
+  TORCH_CHECK_VALUE(param->dim() == 1 && param->size(0) == x.size(1), op, ": ", name, " must have shape [",
+                    x.size(1), "] (one value per channel of x), got ", param->sizes());
+  TORCH_CHECK_VALUE(param->device() == x.device(), op, ": ", name, " must be on the same device as x (",
+                    x.device(), "), got ", param->device());
+}
+
+inline void check_norm_stat(const at::Tensor& stat, const char* name, const at::Tensor& x, const char* op) {
+  TORCH_CHECK_TYPE(is_supported_float(stat.scalar_type()), op, ": ", name,
+                   " must be float32, float16, bfloat16 or float64, got ", stat.scalar_type());
+  const bool per_channel = stat.dim() == 1 && stat.size(0) == x.size(1);
+  const bool per_sample = stat.dim() == 2 && stat.size(0) == x.size(0) && stat.size(1) == x.size(1);
+  TORCH_CHECK_VALUE(per_channel || per_sample, op, ": ", name, " must have shape [", x.size(1), "] or [", x.size(0),
+                    ", ", x.size(1), "], got ", stat.sizes());
+  TORCH_CHECK_VALUE(stat.device() == x.device(), op, ": ", name, " must be on the same device as x (", x.device(),
+                    "), got ", stat.device());
+}
+
+inline void check_norm_stats(const at::Tensor& mean, const at::Tensor& var, const at::Tensor& x, const char* op) {
+  check_norm_stat(mean, "mean", x, op);
+  check_norm_stat(var, "var", x, op);
+  TORCH_CHECK_VALUE(mean.sizes() == var.sizes(), op, ": mean and var must have the same shape, got ", mean.sizes(),
+                    " and ", var.sizes());
+}
+
+inline void check_norm_grad(const at::Tensor& grad_y, const at::Tensor& x, const char* op) {
+  TORCH_CHECK_TYPE(is_supported_float(grad_y.scalar_type()), op,
+                   ": grad_y must be float32, float16, bfloat16 or float64, got ", grad_y.scalar_type());
+  TORCH_CHECK_VALUE(grad_y.sizes() == x.sizes(), op, ": grad_y must have the shape of x ", x.sizes(), ", got ",
+                    grad_y.sizes());
+  TORCH_CHECK_VALUE(grad_y.device() == x.device(), op, ": grad_y must be on the same device as x (", x.device(),
+                    "), got ", grad_y.device());
+}
+
+inline Activation parse_activation(c10::string_view name, const char* op) {
+  if (name == "identity") return Activation::kIdentity;
+  if (name == "relu") return Activation::kRelu;
+  if (name == "leaky_relu") return Activation::kLeakyRelu;
+  TORCH_CHECK_VALUE(false, op, ": activation must be one of identity, relu, leaky_relu, got '", name, "'");
+  return Activation::kIdentity;  // unreachable: the check throws
+}
+
+// torch's errors for batch statistics of a single value.
+inline void check_training_count(const at::Tensor& x, bool per_sample) {
+  const int64_t spatial = x.size(2) * x.size(3);
+  const int64_t count = per_sample ? spatial : x.size(0) * spatial;
+  TORCH_CHECK_VALUE(count != 1, "Expected more than 1 ", per_sample ? "spatial element" : "value per channel",
+                    " when training, got input size ", x.sizes());
+}
+
+}  // namespace genimg_fast

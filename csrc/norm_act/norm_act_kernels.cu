@@ -1,0 +1,213 @@
+// Fused normalization + activation: statistics, apply, backward reduce and backward apply,
+// built from the generic tile kernels with per-element functors.
+#include <c10/cuda/CUDAException.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include "norm_act/norm_act_launch.h"
+#include "norm_act/tile_kernels.cuh"
+
+namespace genimg_fast {
+namespace {
+
+__device__ __forceinline__ float fused_multiply_add(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fused_multiply_add(double a, double b, double c) { return fma(a, b, c); }
+__device__ __forceinline__ float reciprocal_sqrt(float v) { return rsqrtf(v); }
+__device__ __forceinline__ double reciprocal_sqrt(double v) { return rsqrt(v); }
+
+template <typename scalar_t>
+struct GroupConstants {
+  using acc_t = acc_type_t<scalar_t>;
+  NormActArgs<scalar_t> args;
+
+  __device__ GroupAffine<acc_t> load(int64_t group, int64_t channel) const {
+    return {args.mean[group], reciprocal_sqrt(args.var[group] + args.eps),
+            args.weight != nullptr ? args.weight[channel] : acc_t(1),
+            args.bias != nullptr ? args.bias[channel] : acc_t(0)};
+  }
+
+  // z = xhat * weight + bias: the one formula of forward and backward.
+  __device__ acc_t pre_activation(const GroupAffine<acc_t>& a, acc_t xhat) const {
+    return fused_multiply_add(xhat, a.weight, a.bias);
+  }
+};
+
+template <typename scalar_t>
+struct StatsReducer {
+  using acc_t = acc_type_t<scalar_t>;
+  using Value = WelfordValue<acc_t>;
+  struct Context {};
+  const scalar_t* x;
+
+  __device__ Context context(int64_t, int64_t) const { return {}; }
+  __device__ void add(Value& v, const Context&, int64_t offset) const { v.push(static_cast<acc_t>(x[offset])); }
+};
+
+template <typename acc_t>
+struct StatsFinish {
+  acc_t* mean;
+  acc_t* var;
+  __device__ void operator()(int64_t group, const WelfordValue<acc_t>& v) const {
+    mean[group] = v.mean;
+    var[group] = v.m2 / v.count;
+  }
+};
+
+template <typename scalar_t>
+struct ApplyOp {
+  using acc_t = acc_type_t<scalar_t>;
+  GroupConstants<scalar_t> constants;
+  scalar_t* y;
+
+  __device__ GroupAffine<acc_t> context(int64_t group, int64_t channel) const {
+    return constants.load(group, channel);
+  }
+  __device__ void apply(const GroupAffine<acc_t>& a, int64_t offset) const {
+    const auto& args = constants.args;
+    const acc_t z = constants.pre_activation(a, a.xhat(static_cast<acc_t>(args.x[offset])));
+    y[offset] = static_cast<scalar_t>(activation_forward(z, args.activation, args.slope));
+  }
+};
+
+template <typename scalar_t>
+struct BackwardReducer {
+  using acc_t = acc_type_t<scalar_t>;
+  using Value = SumPair<acc_t>;
+  GroupConstants<scalar_t> constants;
+  const scalar_t* dy;
+
+  __device__ GroupAffine<acc_t> context(int64_t group, int64_t channel) const {
+    return constants.load(group, channel);
+  }
+  __device__ void add(Value& v, const GroupAffine<acc_t>& a, int64_t offset) const {
+    const auto& args = constants.args;
+    const acc_t xhat = a.xhat(static_cast<acc_t>(args.x[offset]));
+    const acc_t z = constants.pre_activation(a, xhat);
+    const acc_t dz = static_cast<acc_t>(dy[offset]) * activation_grad(z, args.activation, args.slope);
+    v.first += dz;
+    v.second += dz * xhat;
+  }
+};
+
+template <typename acc_t>
+struct SumsFinish {
+  acc_t* first;
+  acc_t* second;
+  __device__ void operator()(int64_t group, const SumPair<acc_t>& v) const {
+    first[group] = v.first;
+    second[group] = v.second;
+  }
+};
+
+template <typename scalar_t>
+struct BackwardApplyOp {
+  using acc_t = acc_type_t<scalar_t>;
+  struct Context {
+    GroupAffine<acc_t> affine;
+    acc_t mean_dz;       // sum(dz) / count
+    acc_t mean_dz_xhat;  // sum(dz * xhat) / count
+    acc_t scale;         // weight * invstd
+  };
+  GroupConstants<scalar_t> constants;
+  const scalar_t* dy;
+  const acc_t* sum_dz;       // nullptr: statistics were constants
+  const acc_t* sum_dz_xhat;
+  acc_t inv_count;
+  scalar_t* dx;
+
+  __device__ Context context(int64_t group, int64_t channel) const {
+    Context c;
+    c.affine = constants.load(group, channel);
+    c.mean_dz = sum_dz != nullptr ? sum_dz[group] * inv_count : acc_t(0);
+    c.mean_dz_xhat = sum_dz != nullptr ? sum_dz_xhat[group] * inv_count : acc_t(0);
+    c.scale = c.affine.invstd * c.affine.weight;
+    return c;
+  }
+  __device__ void apply(const Context& c, int64_t offset) const {
+    const auto& args = constants.args;
+    const acc_t xhat = c.affine.xhat(static_cast<acc_t>(args.x[offset]));
+    const acc_t z = constants.pre_activation(c.affine, xhat);
+    acc_t dz = static_cast<acc_t>(dy[offset]) * activation_grad(z, args.activation, args.slope);
+    if (sum_dz != nullptr) dz = dz - c.mean_dz - xhat * c.mean_dz_xhat;
+    dx[offset] = static_cast<scalar_t>(dz * c.scale);
+  }
+};
+
+template <typename Reducer, typename Finish>
+void run_grouped_reduction(const NormTiling& t, const Reducer& reducer, const Finish& finish, void* workspace,
+                           cudaStream_t stream) {
+  using V = typename Reducer::Value;
+  auto* partials = static_cast<V*>(workspace);
+  if (t.channels_last) {
+    reduce_nhwc_kernel<<<t.num_tiles, dim3(kNormTileChannels, kNormTileRows), 0, stream>>>(t, reducer, partials);
+  } else {
+    reduce_nchw_kernel<<<t.num_tiles, kNormThreads, 0, stream>>>(t, reducer, partials);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const int64_t blocks = ceil_div(t.groups, kNormThreads / kWarpLanes);
+  merge_partials_kernel<<<blocks, kNormThreads, 0, stream>>>(partials, t.groups, t.partials_per_group, finish);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename Op>
+void run_elementwise(const NormTiling& t, const Op& op, cudaStream_t stream) {
+  if (t.channels_last) {
+    elementwise_nhwc_kernel<<<t.num_tiles, dim3(kNormTileChannels, kNormTileRows), 0, stream>>>(t, op);
+  } else {
+    elementwise_nchw_kernel<<<t.num_tiles, kNormThreads, 0, stream>>>(t, op);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
+  const size_t value_bytes = 3 * (is_double ? sizeof(double) : sizeof(float));  // Welford: the larger value
+  return static_cast<size_t>(t.groups) * static_cast<size_t>(t.partials_per_group) * value_bytes;
+}
+
+template <typename scalar_t>
+void launch_norm_stats(const NormTiling& t, const scalar_t* x, acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var,
+                       void* workspace, cudaStream_t stream) {
+  run_grouped_reduction(t, StatsReducer<scalar_t>{x}, StatsFinish<acc_type_t<scalar_t>>{mean, var}, workspace,
+                        stream);
+}
+
+template <typename scalar_t>
+void launch_norm_act_apply(const NormTiling& t, const NormActArgs<scalar_t>& args, scalar_t* y, cudaStream_t stream) {
+  run_elementwise(t, ApplyOp<scalar_t>{{args}, y}, stream);
+}
+
+template <typename scalar_t>
+void launch_norm_act_backward_reduce(const NormTiling& t, const NormActArgs<scalar_t>& args, const scalar_t* dy,
+                                     acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat,
+                                     void* workspace, cudaStream_t stream) {
+  run_grouped_reduction(t, BackwardReducer<scalar_t>{{args}, dy},
+                        SumsFinish<acc_type_t<scalar_t>>{sum_dz, sum_dz_xhat}, workspace, stream);
+}
+
+template <typename scalar_t>
+void launch_norm_act_backward_apply(const NormTiling& t, const NormActArgs<scalar_t>& args, const scalar_t* dy,
+                                    const acc_type_t<scalar_t>* sum_dz, const acc_type_t<scalar_t>* sum_dz_xhat,
+                                    double count, scalar_t* dx, cudaStream_t stream) {
+  using acc_t = acc_type_t<scalar_t>;
+  const BackwardApplyOp<scalar_t> op{{args}, dy, sum_dz, sum_dz_xhat, static_cast<acc_t>(1.0 / count), dx};
+  run_elementwise(t, op, stream);
+}
+
+#define GENIMG_INSTANTIATE_NORM_ACT(T)                                                                             \
+  template void launch_norm_stats<T>(const NormTiling&, const T*, acc_type_t<T>*, acc_type_t<T>*, void*,           \
+                                     cudaStream_t);                                                                \
+  template void launch_norm_act_apply<T>(const NormTiling&, const NormActArgs<T>&, T*, cudaStream_t);             \
+  template void launch_norm_act_backward_reduce<T>(const NormTiling&, const NormActArgs<T>&, const T*,            \
+                                                   acc_type_t<T>*, acc_type_t<T>*, void*, cudaStream_t);          \
+  template void launch_norm_act_backward_apply<T>(const NormTiling&, const NormActArgs<T>&, const T*,             \
+                                                  const acc_type_t<T>*, const acc_type_t<T>*, double, T*,         \
+                                                  cudaStream_t);
+GENIMG_INSTANTIATE_NORM_ACT(float)
+GENIMG_INSTANTIATE_NORM_ACT(double)
+GENIMG_INSTANTIATE_NORM_ACT(c10::Half)
+GENIMG_INSTANTIATE_NORM_ACT(c10::BFloat16)
+#undef GENIMG_INSTANTIATE_NORM_ACT
+
+}  // namespace genimg_fast

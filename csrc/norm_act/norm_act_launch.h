@@ -1,0 +1,63 @@
+#pragma once
+// Launchers of the fused norm + activation kernels (norm_act_kernels.cu). Pointers are to
+// dense tensors in the tiling's layout; statistics, parameters and sums are in the
+// accumulation type (float, or double for double inputs); weight/bias may be null (1 and 0).
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/acc_type.h"
+#include "norm_act/norm_act_math.h"
+#include "norm_act/norm_act_tiling.h"
+
+namespace genimg_fast {
+
+// Workspace the reductions need for their per-tile partials (enough for either reduction).
+size_t norm_reduce_workspace_bytes(const NormTiling& tiling, bool is_double);
+
+template <typename scalar_t>
+struct NormActArgs {
+  using acc_t = acc_type_t<scalar_t>;
+  const scalar_t* x;
+  const acc_t* mean;
+  const acc_t* var;
+  const acc_t* weight;  // nullable
+  const acc_t* bias;    // nullable
+  acc_t eps;
+  Activation activation;
+  acc_t slope;
+};
+
+// mean/var (biased) of every group.
+template <typename scalar_t>
+void launch_norm_stats(const NormTiling& tiling, const scalar_t* x, acc_type_t<scalar_t>* mean,
+                       acc_type_t<scalar_t>* var, void* workspace, cudaStream_t stream);
+
+// y = act(xhat * weight + bias).
+template <typename scalar_t>
+void launch_norm_act_apply(const NormTiling& tiling, const NormActArgs<scalar_t>& args, scalar_t* y,
+                           cudaStream_t stream);
+
+// Per group: sum(dz), sum(dz * xhat), dz = dy * act'(z).
+template <typename scalar_t>
+void launch_norm_act_backward_reduce(const NormTiling& tiling, const NormActArgs<scalar_t>& args,
+                                     const scalar_t* dy, acc_type_t<scalar_t>* sum_dz,
+                                     acc_type_t<scalar_t>* sum_dz_xhat, void* workspace, cudaStream_t stream);
+
+// dx = weight * invstd * (dz - sum_dz / count - xhat * sum_dz_xhat / count), or without the
+// sums (nullptr: statistics were constants) weight * invstd * dz.
+template <typename scalar_t>
+void launch_norm_act_backward_apply(const NormTiling& tiling, const NormActArgs<scalar_t>& args,
+                                    const scalar_t* dy, const acc_type_t<scalar_t>* sum_dz,
+                                    const acc_type_t<scalar_t>* sum_dz_xhat, double count, scalar_t* dx,
+                                    cudaStream_t stream);
+
+// running = (1 - momentum) * running + momentum * stat, stats averaged over `stat_rows` rows of
+// C values (the samples of instance norm; 1 for batch norm), variance times `unbias`.
+template <typename stat_t>
+void launch_update_running_stats(stat_t* running_mean, stat_t* running_var, const stat_t* mean, const stat_t* var,
+                                 int64_t stat_rows, int64_t channels, double unbias, double momentum,
+                                 cudaStream_t stream);
+
+}  // namespace genimg_fast

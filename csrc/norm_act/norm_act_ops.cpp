@@ -1,0 +1,342 @@
+// CUDA implementations of the genimg_fast::norm_act_* ops (schemas and references:
+// genimg_fast/ops/norm_act.py). Inputs must be dense NCHW or channels_last to be read in
+// place; anything else is made dense first. Outputs are allocated like torch.empty_like(x),
+// as the fake impls do, so they keep a dense input's memory format.
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <limits>
+#include <optional>
+#include <tuple>
+
+#include "norm_act/norm_act_checks.h"
+#include "norm_act/norm_act_launch.h"
+
+namespace genimg_fast {
+namespace {
+
+using OptTensor = std::optional<at::Tensor>;
+
+// x made dense (no copy when it already is), with the layout the kernels will use.
+struct DenseInput {
+  at::Tensor x;
+  bool channels_last;
+};
+
+DenseInput dense_input(const at::Tensor& x) {
+  if (x.is_contiguous()) return {x, false};
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast)) return {x, true};
+  const auto format = x.suggest_memory_format();
+  return {x.contiguous(format), format == at::MemoryFormat::ChannelsLast};
+}
+
+at::Tensor in_layout(const at::Tensor& t, const DenseInput& in) {
+  return t.contiguous(in.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+}
+
+NormTiling tiling_for(const DenseInput& in, bool per_sample) {
+  const at::Tensor& x = in.x;
+  const NormTiling t = plan_norm_tiling(x.size(0), x.size(1), x.size(2) * x.size(3), in.channels_last, per_sample);
+  TORCH_CHECK(t.num_tiles < std::numeric_limits<int32_t>::max(), "genimg_fast: tensor too large for the norm kernels");
+  return t;
+}
+
+at::ScalarType acc_scalar_type(const at::Tensor& x) {
+  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+OptTensor as_acc(const OptTensor& t, at::ScalarType acc) {
+  if (!t.has_value()) return std::nullopt;
+  return t->to(acc).contiguous();  // no copy for the usual fp32 parameters
+}
+
+// Output allocated like torch.empty_like(x); `work` is where the kernel writes (x's dense layout).
+struct Output {
+  at::Tensor result;
+  at::Tensor work;
+  at::Tensor finish() {
+    if (!work.is_same(result)) result.copy_(work);
+    return result;
+  }
+};
+
+Output output_like(const at::Tensor& x, const DenseInput& in) {
+  at::Tensor result = at::empty_like(x);
+  if (same_dense_layout(result, in.x)) return {result, result};
+  return {result, at::empty_like(in.x)};
+}
+
+at::Tensor stat_tensor(const at::Tensor& x, bool per_sample) {
+  const auto options = x.options().dtype(acc_scalar_type(x));
+  return per_sample ? at::empty({x.size(0), x.size(1)}, options) : at::empty({x.size(1)}, options);
+}
+
+at::Tensor workspace_for(const NormTiling& t, const at::Tensor& x) {
+  const auto bytes = norm_reduce_workspace_bytes(t, x.scalar_type() == at::kDouble);
+  return at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
+}
+
+template <typename scalar_t>
+NormActArgs<scalar_t> make_args(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& var,
+                                const OptTensor& weight, const OptTensor& bias, double eps, Activation act,
+                                double slope) {
+  using acc_t = acc_type_t<scalar_t>;
+  return {x.const_data_ptr<scalar_t>(),
+          mean.const_data_ptr<acc_t>(),
+          var.const_data_ptr<acc_t>(),
+          weight.has_value() ? weight->const_data_ptr<acc_t>() : nullptr,
+          bias.has_value() ? bias->const_data_ptr<acc_t>() : nullptr,
+          static_cast<acc_t>(eps),
+          act,
+          static_cast<acc_t>(slope)};
+}
+
+#define GENIMG_DISPATCH_FLOATS(x, name, ...) \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, (x).scalar_type(), name, __VA_ARGS__)
+
+// Fills mean/var of a non-empty input.
+void compute_stats(const DenseInput& in, const NormTiling& t, at::Tensor& mean, at::Tensor& var) {
+  at::Tensor workspace = workspace_for(t, in.x);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_stats", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    launch_norm_stats<scalar_t>(t, in.x.const_data_ptr<scalar_t>(), mean.mutable_data_ptr<acc_t>(),
+                                var.mutable_data_ptr<acc_t>(), workspace.mutable_data_ptr(), stream);
+  });
+}
+
+void apply_into(const DenseInput& in, const NormTiling& t, const at::Tensor& mean, const at::Tensor& var,
+                const OptTensor& weight, const OptTensor& bias, double eps, Activation act, double slope,
+                at::Tensor& y) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_apply", [&] {
+    launch_norm_act_apply<scalar_t>(t, make_args<scalar_t>(in.x, mean, var, weight, bias, eps, act, slope),
+                                    y.mutable_data_ptr<scalar_t>(), stream);
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> backward_sums(const DenseInput& in, const NormTiling& t, const at::Tensor& dy,
+                                                 const at::Tensor& mean, const at::Tensor& var,
+                                                 const OptTensor& weight, const OptTensor& bias, double eps,
+                                                 Activation act, double slope) {
+  at::Tensor sum_dz = at::empty_like(mean), sum_dz_xhat = at::empty_like(mean);
+  at::Tensor workspace = workspace_for(t, in.x);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_backward_reduce", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    launch_norm_act_backward_reduce<scalar_t>(t, make_args<scalar_t>(in.x, mean, var, weight, bias, eps, act, slope),
+                                              dy.const_data_ptr<scalar_t>(), sum_dz.mutable_data_ptr<acc_t>(),
+                                              sum_dz_xhat.mutable_data_ptr<acc_t>(), workspace.mutable_data_ptr(),
+                                              stream);
+  });
+  return {sum_dz, sum_dz_xhat};
+}
+
+void backward_apply_into(const DenseInput& in, const NormTiling& t, const at::Tensor& dy, const at::Tensor& mean,
+                         const at::Tensor& var, const OptTensor& weight, const OptTensor& bias,
+                         const OptTensor& sum_dz, const OptTensor& sum_dz_xhat, double count, double eps,
+                         Activation act, double slope, at::Tensor& dx) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_backward_apply", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    launch_norm_act_backward_apply<scalar_t>(
+        t, make_args<scalar_t>(in.x, mean, var, weight, bias, eps, act, slope), dy.const_data_ptr<scalar_t>(),
+        sum_dz.has_value() ? sum_dz->const_data_ptr<acc_t>() : nullptr,
+        sum_dz_xhat.has_value() ? sum_dz_xhat->const_data_ptr<acc_t>() : nullptr, count,
+        dx.mutable_data_ptr<scalar_t>(), stream);
+  });
+}
+
+void check_params(const at::Tensor& x, const OptTensor& weight, const OptTensor& bias, const char* op) {
+  check_norm_input(x, op);
+  check_norm_param(weight, "weight", x, op);
+  check_norm_param(bias, "bias", x, op);
+}
+
+// ---- ops ----
+
+std::tuple<at::Tensor, at::Tensor> norm_act_stats_cuda(const at::Tensor& x, bool per_sample) {
+  check_norm_input(x, "genimg_fast.norm_act_stats");
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
+  if (x.numel() == 0) {
+    mean.fill_(std::numeric_limits<double>::quiet_NaN());
+    var.fill_(std::numeric_limits<double>::quiet_NaN());
+    return {mean, var};
+  }
+  const DenseInput in = dense_input(x);
+  compute_stats(in, tiling_for(in, per_sample), mean, var);
+  return {mean, var};
+}
+
+at::Tensor norm_act_apply_cuda(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& var,
+                               const OptTensor& weight, const OptTensor& bias, double eps,
+                               c10::string_view activation, double slope) {
+  constexpr const char* kOp = "genimg_fast.norm_act_apply";
+  check_params(x, weight, bias, kOp);
+  check_norm_stats(mean, var, x, kOp);
+  const Activation act = parse_activation(activation, kOp);
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (x.numel() == 0) return at::empty_like(x);
+  const DenseInput in = dense_input(x);
+  const auto acc = acc_scalar_type(x);
+  Output y = output_like(x, in);
+  apply_into(in, tiling_for(in, mean.dim() == 2), mean.to(acc).contiguous(), var.to(acc).contiguous(),
+             as_acc(weight, acc), as_acc(bias, acc), eps, act, slope, y.work);
+  return y.finish();
+}
+
+std::tuple<at::Tensor, at::Tensor> norm_act_backward_reduce_cuda(const at::Tensor& grad_y, const at::Tensor& x,
+                                                                 const at::Tensor& mean, const at::Tensor& var,
+                                                                 const OptTensor& weight, const OptTensor& bias,
+                                                                 double eps, c10::string_view activation,
+                                                                 double slope) {
+  constexpr const char* kOp = "genimg_fast.norm_act_backward_reduce";
+  check_params(x, weight, bias, kOp);
+  check_norm_stats(mean, var, x, kOp);
+  check_norm_grad(grad_y, x, kOp);
+  const Activation act = parse_activation(activation, kOp);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const auto acc = acc_scalar_type(x);
+  if (x.numel() == 0) {
+    const auto options = mean.options().dtype(acc);
+    return {at::zeros(mean.sizes(), options), at::zeros(mean.sizes(), options)};
+  }
+  const DenseInput in = dense_input(x);
+  return backward_sums(in, tiling_for(in, mean.dim() == 2), in_layout(grad_y.to(x.scalar_type()), in),
+                       mean.to(acc).contiguous(), var.to(acc).contiguous(), as_acc(weight, acc), as_acc(bias, acc),
+                       eps, act, slope);
+}
+
+at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& mean,
+                                        const at::Tensor& var, const OptTensor& weight, const OptTensor& bias,
+                                        const OptTensor& sum_dz, const OptTensor& sum_dz_xhat, double count,
+                                        double eps, c10::string_view activation, double slope) {
+  constexpr const char* kOp = "genimg_fast.norm_act_backward_apply";
+  check_params(x, weight, bias, kOp);
+  check_norm_stats(mean, var, x, kOp);
+  check_norm_grad(grad_y, x, kOp);
+  TORCH_CHECK_VALUE(sum_dz.has_value() == sum_dz_xhat.has_value(), kOp,
+                    ": pass both sum_dz and sum_dz_xhat (batch statistics) or neither (fixed statistics)");
+  if (sum_dz.has_value()) {
+    TORCH_CHECK_VALUE(sum_dz->sizes() == mean.sizes() && sum_dz_xhat->sizes() == mean.sizes(), kOp,
+                      ": sum_dz and sum_dz_xhat must have the shape of mean ", mean.sizes());
+  }
+  const Activation act = parse_activation(activation, kOp);
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (x.numel() == 0) return at::empty_like(x);
+  const DenseInput in = dense_input(x);
+  const auto acc = acc_scalar_type(x);
+  Output dx = output_like(x, in);
+  backward_apply_into(in, tiling_for(in, mean.dim() == 2), in_layout(grad_y.to(x.scalar_type()), in),
+                      mean.to(acc).contiguous(), var.to(acc).contiguous(), as_acc(weight, acc), as_acc(bias, acc),
+                      as_acc(sum_dz, acc), as_acc(sum_dz_xhat, acc), count, eps, act, slope, dx.work);
+  return dx.finish();
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_cuda(const at::Tensor& x, const OptTensor& weight,
+                                                                   const OptTensor& bias, bool per_sample,
+                                                                   double eps, c10::string_view activation,
+                                                                   double slope) {
+  constexpr const char* kOp = "genimg_fast.norm_act_train";
+  check_params(x, weight, bias, kOp);
+  const Activation act = parse_activation(activation, kOp);
+  check_training_count(x, per_sample);
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
+  if (x.numel() == 0) {
+    mean.fill_(std::numeric_limits<double>::quiet_NaN());
+    var.fill_(std::numeric_limits<double>::quiet_NaN());
+    return {at::empty_like(x), mean, var};
+  }
+  const DenseInput in = dense_input(x);
+  const NormTiling t = tiling_for(in, per_sample);
+  const auto acc = acc_scalar_type(x);
+  compute_stats(in, t, mean, var);
+  Output y = output_like(x, in);
+  apply_into(in, t, mean, var, as_acc(weight, acc), as_acc(bias, acc), eps, act, slope, y.work);
+  return {y.finish(), mean, var};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
+    const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& mean, const at::Tensor& var,
+    const OptTensor& weight, const OptTensor& bias, double eps, c10::string_view activation, double slope) {
+  constexpr const char* kOp = "genimg_fast.norm_act_train_backward";
+  check_params(x, weight, bias, kOp);
+  check_norm_stats(mean, var, x, kOp);
+  check_norm_grad(grad_y, x, kOp);
+  const Activation act = parse_activation(activation, kOp);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const auto acc = acc_scalar_type(x);
+  const bool per_sample = mean.dim() == 2;
+  if (x.numel() == 0) {
+    const auto options = x.options().dtype(acc);
+    return {at::empty_like(x), at::zeros({x.size(1)}, options), at::zeros({x.size(1)}, options)};
+  }
+  const DenseInput in = dense_input(x);
+  const NormTiling t = tiling_for(in, per_sample);
+  const at::Tensor dy = in_layout(grad_y.to(x.scalar_type()), in);
+  const at::Tensor mean_acc = mean.to(acc).contiguous(), var_acc = var.to(acc).contiguous();
+  const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
+  auto [sum_dz, sum_dz_xhat] = backward_sums(in, t, dy, mean_acc, var_acc, weight_acc, bias_acc, eps, act, slope);
+  Output dx = output_like(x, in);
+  const double count = static_cast<double>(per_sample ? t.S : t.N * t.S);
+  backward_apply_into(in, t, dy, mean_acc, var_acc, weight_acc, bias_acc, sum_dz, sum_dz_xhat, count, eps, act, slope,
+                      dx.work);
+  if (per_sample) return {dx.finish(), sum_dz_xhat.sum(0), sum_dz.sum(0)};
+  return {dx.finish(), sum_dz_xhat, sum_dz};
+}
+
+void update_running_stats_cuda(at::Tensor& running_mean, at::Tensor& running_var, const at::Tensor& mean,
+                               const at::Tensor& var, int64_t count, double momentum) {
+  constexpr const char* kOp = "genimg_fast.update_running_stats_";
+  const int64_t channels = mean.size(-1);
+  for (const at::Tensor* t : {&running_mean, &running_var}) {
+    TORCH_CHECK_TYPE(is_supported_float(t->scalar_type()), kOp, ": running statistics must be floating point");
+    TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == channels, kOp, ": running statistics must have shape [",
+                      channels, "], got ", t->sizes());
+    TORCH_CHECK_VALUE(t->device() == mean.device(), kOp, ": running statistics must be on ", mean.device());
+  }
+  const c10::cuda::CUDAGuard guard(mean.device());
+  const double unbias = count > 1 ? static_cast<double>(count) / static_cast<double>(count - 1) : 1.0;
+  const bool kernel_types = running_mean.scalar_type() == mean.scalar_type() &&
+                            running_var.scalar_type() == mean.scalar_type() && var.scalar_type() == mean.scalar_type() &&
+                            (mean.scalar_type() == at::kFloat || mean.scalar_type() == at::kDouble) &&
+                            running_mean.is_contiguous() && running_var.is_contiguous();
+  if (!kernel_types) {  // half-precision buffers (model.half()) or views: plain tensor math
+    const at::Tensor m = mean.dim() == 2 ? mean.mean(0) : mean;
+    const at::Tensor v = var.dim() == 2 ? var.mean(0) : var;
+    running_mean.copy_(running_mean.mul(1 - momentum).add(m.to(running_mean.scalar_type()).mul(momentum)));
+    running_var.copy_(running_var.mul(1 - momentum).add(v.mul(unbias).to(running_var.scalar_type()).mul(momentum)));
+    return;
+  }
+  const at::Tensor m = mean.contiguous(), v = var.contiguous();
+  const int64_t rows = mean.dim() == 2 ? mean.size(0) : 1;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(mean.scalar_type(), "genimg_fast_update_running_stats", [&] {
+    launch_update_running_stats<scalar_t>(running_mean.mutable_data_ptr<scalar_t>(),
+                                          running_var.mutable_data_ptr<scalar_t>(), m.const_data_ptr<scalar_t>(),
+                                          v.const_data_ptr<scalar_t>(), rows, channels, unbias, momentum, stream);
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(genimg_fast, CUDA, m) {
+  m.impl("norm_act_stats", TORCH_FN(norm_act_stats_cuda));
+  m.impl("norm_act_apply", TORCH_FN(norm_act_apply_cuda));
+  m.impl("norm_act_backward_reduce", TORCH_FN(norm_act_backward_reduce_cuda));
+  m.impl("norm_act_backward_apply", TORCH_FN(norm_act_backward_apply_cuda));
+  m.impl("norm_act_train", TORCH_FN(norm_act_train_cuda));
+  m.impl("norm_act_train_backward", TORCH_FN(norm_act_train_backward_cuda));
+  m.impl("update_running_stats_", TORCH_FN(update_running_stats_cuda));
+}
+
+}  // namespace genimg_fast

@@ -1,0 +1,91 @@
+#pragma once
+// Generic kernels over the tiles of a NormTiling (see norm_act_tiling.h):
+// - reduce_*_kernel: each tile folds its elements into one partial Value per group;
+// - merge_partials_kernel: one warp per group combines that group's partials in order;
+// - elementwise_*_kernel: each element is transformed with its group's constants.
+// A Reducer provides Value, context(group, channel) and add(value, context, offset); an
+// Elementwise op provides context(group, channel) and apply(context, offset). Offsets are
+// element indices of the dense tensor (64-bit).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "norm_act/group_values.cuh"
+#include "norm_act/norm_act_tiling.h"
+
+namespace genimg_fast {
+
+template <typename Reducer>
+__global__ void __launch_bounds__(kNormThreads)
+    reduce_nchw_kernel(NormTiling t, Reducer reducer, typename Reducer::Value* partials) {
+  using V = typename Reducer::Value;
+  const NchwTile tile = decode_nchw_tile(t, blockIdx.x);
+  const auto context = reducer.context(tile.group, tile.channel);
+  V v = V::identity();
+  const uint32_t total = tile.runs * tile.run_length;
+  for (uint32_t e = threadIdx.x; e < total; e += blockDim.x) reducer.add(v, context, nchw_offset(t, tile, e));
+
+  __shared__ V warp_values[kNormThreads / kWarpLanes];
+  const int lane = threadIdx.x % kWarpLanes, warp = threadIdx.x / kWarpLanes;
+  v = warp_combine(v);
+  if (lane == 0) warp_values[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kNormThreads / kWarpLanes ? warp_values[lane] : V::identity();
+    v = warp_combine(v);
+    if (lane == 0) partials[tile.group * t.partials_per_group + tile.partial] = v;
+  }
+}
+
+template <typename Reducer>
+__global__ void __launch_bounds__(kNormThreads)
+    reduce_nhwc_kernel(NormTiling t, Reducer reducer, typename Reducer::Value* partials) {
+  using V = typename Reducer::Value;
+  const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
+  V v = V::identity();
+  if (tile.valid) {
+    const auto context = reducer.context(tile.group, tile.channel);
+    for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
+      reducer.add(v, context, row * t.C + tile.channel);
+    }
+  }
+  __shared__ V row_values[kNormTileRows][kNormTileChannels];
+  row_values[threadIdx.y][threadIdx.x] = v;
+  __syncthreads();
+  if (threadIdx.y == 0 && tile.valid) {
+    for (int r = 1; r < kNormTileRows; ++r) v = V::combine(v, row_values[r][threadIdx.x]);
+    partials[tile.group * t.partials_per_group + tile.partial] = v;
+  }
+}
+
+template <typename V, typename Finish>
+__global__ void __launch_bounds__(kNormThreads)
+    merge_partials_kernel(const V* __restrict__ partials, int64_t groups, int64_t per_group, Finish finish) {
+  const int lane = threadIdx.x % kWarpLanes;
+  const int64_t group = static_cast<int64_t>(blockIdx.x) * (kNormThreads / kWarpLanes) + threadIdx.x / kWarpLanes;
+  if (group >= groups) return;  // the whole warp leaves together
+  V v = V::identity();
+  for (int64_t p = lane; p < per_group; p += kWarpLanes) v = V::combine(v, partials[group * per_group + p]);
+  v = warp_combine(v);
+  if (lane == 0) finish(group, v);
+}
+
+template <typename Op>
+__global__ void __launch_bounds__(kNormThreads) elementwise_nchw_kernel(NormTiling t, Op op) {
+  const NchwTile tile = decode_nchw_tile(t, blockIdx.x);
+  const auto context = op.context(tile.group, tile.channel);
+  const uint32_t total = tile.runs * tile.run_length;
+  for (uint32_t e = threadIdx.x; e < total; e += blockDim.x) op.apply(context, nchw_offset(t, tile, e));
+}
+
+template <typename Op>
+__global__ void __launch_bounds__(kNormThreads) elementwise_nhwc_kernel(NormTiling t, Op op) {
+  const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
+  if (!tile.valid) return;
+  const auto context = op.context(tile.group, tile.channel);
+  for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
+    op.apply(context, row * t.C + tile.channel);
+  }
+}
+
+}  // namespace genimg_fast
