@@ -70,7 +70,12 @@ def like_input(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def stats(x: torch.Tensor, per_sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    var, mean = torch.var_mean(x.to(accumulation_dtype(x.dtype)), dim=reduce_dims(per_sample), correction=0)
+    acc = accumulation_dtype(x.dtype)
+    if x.numel() == 0:  # no values: NaN statistics (as the kernels return), without var_mean's warning
+        shape = tuple(x.shape[:2]) if per_sample else (x.shape[1],)
+        return (torch.full(shape, float("nan"), dtype=acc, device=x.device),
+                torch.full(shape, float("nan"), dtype=acc, device=x.device))
+    var, mean = torch.var_mean(x.to(acc), dim=reduce_dims(per_sample), correction=0)
     return mean, var
 
 
