@@ -1,0 +1,246 @@
+"""The CUDA norm + activation kernels against the float64 reference: every element of every
+output, all activations x layouts x dtypes x training/eval, batch and instance statistics,
+odd channel counts, spatial 1x1 to 256x256, bit-identical repeats, NaN-poisoned outputs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from cuda_helpers import poison_allocator
+
+from genimg_fast.ops import (norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce, norm_act_stats,
+                             norm_act_train, norm_act_train_backward, update_running_stats_)
+from genimg_fast.ops import _norm_act_math as ref
+
+pytestmark = pytest.mark.cuda
+
+ACTIVATIONS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.2)]
+# Relative to the largest reference magnitude of each output.
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}
+
+
+def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    if layout == "sliced":  # not dense: read through a dense copy, output still like empty_like(x)
+        wide = torch.empty(*x.shape[:3], x.shape[3] + 2, dtype=x.dtype, device=x.device)
+        wide[..., 1:-1] = x
+        return wide[..., 1:-1]
+    return x.contiguous()
+
+
+def _make(shape, dtype, layout, seed):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    x = (torch.randn(shape, generator=g, device="cuda") * 1.5 + 0.3).to(dtype)
+    c = shape[1]
+    w = torch.randn(c, generator=g, device="cuda")
+    b = torch.randn(c, generator=g, device="cuda")
+    gy = torch.randn(shape, generator=g, device="cuda").to(dtype)
+    return _layout(x, layout), w, b, _layout(gy, layout)
+
+
+def _close(actual, expected, dtype, mask=None, what=""):
+    actual, expected = actual.double().cpu(), expected.double().cpu()
+    assert not torch.isnan(actual).any(), f"{what}: NaN in output (an element left unwritten?)"
+    if mask is not None:
+        actual, expected = actual[mask], expected[mask]
+    scale = max(expected.abs().max().item(), 1e-30)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=TOLERANCE[dtype] * scale, msg=lambda m: f"{what}: {m}")
+
+
+def _away_from_kink(x64, mean, var, w, b, eps, activation):
+    """Elements whose z is not within rounding of the activation's kink at 0 (where fp32 and
+    fp64 may legitimately pick different sides)."""
+    if activation == "identity":
+        return None
+    z, _, _ = ref.pre_activation(x64, mean, var, w, b, eps)
+    return z.abs() > 1e-4 * z.abs().max()
+
+
+def _check_train(shape, dtype, layout, per_sample, activation, slope, affine=True, seed=0):
+    x, w, b, gy = _make(shape, dtype, layout, seed)
+    w, b = (w, b) if affine else (None, None)
+    eps = 1e-5
+    poison_allocator(x.numel() * x.element_size())
+    y, mean, var = norm_act_train(x, w, b, per_sample, eps, activation, slope)
+    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, eps, activation, slope)
+
+    x64, gy64 = x.double().cpu(), gy.double().cpu()
+    w64 = None if w is None else w.double().cpu()
+    b64 = None if b is None else b.double().cpu()
+    mean64, var64 = ref.stats(x64, per_sample)
+    _close(mean, mean64, dtype, what="mean")
+    _close(var, var64, dtype, what="var")
+    _close(y, ref.apply(x64, mean64, var64, w64, b64, eps, activation, slope), dtype, what="y")
+    assert y.stride() == torch.empty_like(x).stride()
+    mask = _away_from_kink(x64, mean64, var64, w64, b64, eps, activation)
+    sum_dz, sum_dz_xhat = ref.backward_reduce(gy64, x64, mean64, var64, w64, b64, eps, activation, slope)
+    count = ref.group_count(x64, per_sample)
+    want_dx = ref.backward_apply(gy64, x64, mean64, var64, w64, b64, sum_dz, sum_dz_xhat, count, eps, activation,
+                                 slope)
+    want_dw, want_db = ref.param_grads(sum_dz, sum_dz_xhat)
+    _close(dx, want_dx, dtype, mask, what="dx")
+    _close(dw, want_dw, dtype, what="dweight")
+    _close(db, want_db, dtype, what="dbias")
+    return x, (y, mean, var, dx, dw, db)
+
+
+@pytest.mark.parametrize("activation,slope", ACTIVATIONS)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("per_sample", [False, True], ids=["batch", "instance"])
+def test_train_forward_backward(cuda_kernels, per_sample, dtype, layout, activation, slope):
+    _check_train((3, 37, 9, 11), dtype, layout, per_sample, activation, slope)
+
+
+@pytest.mark.parametrize(
+    "shape,per_sample",
+    [
+        ((128, 512, 4, 4), False),    # DCGAN G after the first ConvTranspose
+        ((16, 64, 1, 1), False),      # 1x1 spatial: NCHW and NHWC coincide
+        ((64, 128, 16, 16), False),   # DCGAN D
+        ((2, 3, 67, 129), False),     # runs longer than a tile
+        ((1, 64, 256, 256), True),    # CycleGAN at batch 1: planes split across blocks
+        ((4, 256, 64, 64), True),
+        ((1, 33, 5, 4099), True),     # odd channels, run longer than one tile
+    ],
+)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_model_shapes(cuda_kernels, shape, per_sample, layout):
+    _check_train(shape, torch.float32, layout, per_sample, "relu", 0.0)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_no_affine(cuda_kernels, layout):
+    _check_train((4, 7, 8, 8), torch.float32, layout, True, "leaky_relu", 0.2, affine=False)
+
+
+@pytest.mark.parametrize("activation,slope", ACTIVATIONS)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_eval_apply_and_its_gradients(cuda_kernels, dtype, layout, activation, slope):
+    x, w, b, gy = _make((5, 19, 7, 6), dtype, layout, 4)
+    rm = torch.randn(19, device="cuda")
+    rv = torch.rand(19, device="cuda") + 0.5
+    xr, wr, br = x.detach().requires_grad_(), w.detach().requires_grad_(), b.detach().requires_grad_()
+    y = norm_act_apply(xr, rm, rv, wr, br, 1e-5, activation, slope)
+    dx, dw, db = torch.autograd.grad(y, (xr, wr, br), gy)
+    x64, gy64, rm64, rv64 = x.double().cpu(), gy.double().cpu(), rm.double().cpu(), rv.double().cpu()
+    w64, b64 = w.double().cpu(), b.double().cpu()
+    _close(y, ref.apply(x64, rm64, rv64, w64, b64, 1e-5, activation, slope), dtype, what="y")
+    mask = _away_from_kink(x64, rm64, rv64, w64, b64, 1e-5, activation)
+    want_dx = ref.backward_apply(gy64, x64, rm64, rv64, w64, b64, None, None, 1.0, 1e-5, activation, slope)
+    _close(dx, want_dx, dtype, mask, what="dx")
+    sum_dz, sum_dz_xhat = ref.backward_reduce(gy64, x64, rm64, rv64, w64, b64, 1e-5, activation, slope)
+    _close(dw, sum_dz_xhat, dtype, what="dweight")
+    _close(db, sum_dz, dtype, what="dbias")
+
+
+def test_pieces_match_the_fused_op(cuda_kernels):
+    x, w, b, gy = _make((6, 40, 10, 10), torch.float32, "channels_last", 8)
+    y, mean, var = norm_act_train(x, w, b, False, 1e-5, "relu", 0.0)
+    mean2, var2 = norm_act_stats(x, False)
+    assert torch.equal(mean, mean2) and torch.equal(var, var2)
+    assert torch.equal(y, norm_act_apply(x, mean, var, w, b, 1e-5, "relu", 0.0))
+    dx, _, _ = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
+    sums = norm_act_backward_reduce(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
+    dx2 = norm_act_backward_apply(gy, x, mean, var, w, b, *sums, float(6 * 100), 1e-5, "relu", 0.0)
+    assert torch.equal(dx, dx2)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_bit_identical_repeats(cuda_kernels, layout):
+    first_x, first = _check_train((8, 64, 32, 32), torch.float32, layout, False, "leaky_relu", 0.2, seed=3)
+    for _ in range(2):
+        _, again = _check_train((8, 64, 32, 32), torch.float32, layout, False, "leaky_relu", 0.2, seed=3)
+        for a, b in zip(first, again):
+            assert torch.equal(a, b)
+
+
+def test_gradient_in_another_layout_than_x(cuda_kernels):
+    x, w, b, gy = _make((4, 8, 6, 6), torch.float32, "channels_last", 2)
+    y, mean, var = norm_act_train(x, w, b, False, 1e-5, "relu", 0.0)
+    dx_cl, _, _ = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
+    dx_nchw, _, _ = norm_act_train_backward(gy.contiguous(), x, mean, var, w, b, 1e-5, "relu", 0.0)
+    torch.testing.assert_close(dx_cl, dx_nchw, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_running_stats_update(cuda_kernels, per_sample):
+    x, _, _, _ = _make((6, 10, 5, 5), torch.float32, "contiguous", 6)
+    _, mean, var = norm_act_train(x, None, None, per_sample, 1e-5, "identity", 0.0)
+    rm, rv = torch.randn(10, device="cuda"), torch.rand(10, device="cuda") + 0.5
+    rm_ref, rv_ref = rm.cpu().double(), rv.cpu().double()
+    count = 25 if per_sample else 150
+    update_running_stats_(rm, rv, mean, var, count, 0.3)
+    ref.update_running_stats(rm_ref, rv_ref, mean.cpu().double(), var.cpu().double(), count, 0.3)
+    torch.testing.assert_close(rm.double().cpu(), rm_ref, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(rv.double().cpu(), rv_ref, rtol=1e-6, atol=1e-7)
+
+
+def test_errors_on_cuda(cuda_kernels):
+    x = torch.randn(1, 3, 1, 1, device="cuda")
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        norm_act_train(x, None, None, False, 1e-5, "relu", 0.0)
+    with pytest.raises(ValueError, match="weight must be on the same device"):
+        norm_act_train(torch.randn(2, 3, 4, 4, device="cuda"), torch.ones(3), None, False, 1e-5, "relu", 0.0)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        norm_act_train(torch.randn(2, 3, 4, 4, device="cuda"), None, None, False, 1e-5, "tanh", 0.0)
+
+
+def test_empty_batch_on_cuda(cuda_kernels):
+    y, mean, _ = norm_act_train(torch.empty(0, 3, 4, 4, device="cuda"), None, None, False, 1e-5, "relu", 0.0)
+    assert y.shape == (0, 3, 4, 4) and torch.isnan(mean).all()
+
+
+def test_opcheck_cuda(cuda_kernels):
+    x, w, b, gy = _make((2, 5, 4, 3), torch.float32, "channels_last", 1)
+    args = (x.requires_grad_(), w.requires_grad_(), b.requires_grad_())
+    for per_sample in (False, True):
+        torch.library.opcheck(norm_act_train, (*args, per_sample, 1e-5, "leaky_relu", 0.2))
+    mean, var = norm_act_stats(x.detach(), False)
+    torch.library.opcheck(norm_act_apply, (x, mean, var, w, b, 1e-5, "relu", 0.0))
+    torch.library.opcheck(update_running_stats_, (torch.zeros(5, device="cuda"), torch.ones(5, device="cuda"),
+                                                  mean, var, 24, 0.1))
+
+
+def test_cuda_graph_capture_of_a_training_step(cuda_kernels):
+    x, w, b, gy = _make((8, 32, 16, 16), torch.float32, "contiguous", 12)
+    x.requires_grad_()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            y, _, _ = norm_act_train(x, w, b, False, 1e-5, "relu", 0.0)
+            torch.autograd.grad(y, x, gy)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y, mean, var = norm_act_train(x, w, b, False, 1e-5, "relu", 0.0)
+        (dx,) = torch.autograd.grad(y, x, gy)
+    for _ in range(2):
+        with torch.no_grad():
+            x.copy_(torch.randn_like(x))
+        graph.replay()
+        torch.cuda.synchronize()
+        y2, m2, v2 = norm_act_train(x.detach(), w, b, False, 1e-5, "relu", 0.0)
+        dx2, _, _ = norm_act_train_backward(gy, x.detach(), m2, v2, w, b, 1e-5, "relu", 0.0)
+        assert torch.equal(y, y2) and torch.equal(dx, dx2)
+
+
+@pytest.mark.slow
+def test_more_than_2_pow_31_elements(cuda_kernels):
+    shape = (2, 4, 16384, 16385)  # 2^31 + 131072 elements
+    free, _ = torch.cuda.mem_get_info()
+    if free < 40 * 2**30:
+        pytest.skip("needs about 40 GiB of free GPU memory")
+    x = torch.empty(shape, dtype=torch.bfloat16, device="cuda").normal_()
+    y, mean, var = norm_act_train(x, None, None, False, 1e-5, "relu", 0.0)
+    with torch.no_grad():
+        for c in range(shape[1]):
+            plane = x[:, c].double()
+            want_mean, want_var = plane.mean(), plane.var(unbiased=False)
+            torch.testing.assert_close(mean[c].double(), want_mean, rtol=0, atol=1e-4)
+            torch.testing.assert_close(var[c].double(), want_var, rtol=1e-4, atol=0)
+            want_y = torch.relu((plane - mean[c].double()) * torch.rsqrt(var[c].double() + 1e-5))
+            torch.testing.assert_close(y[:, c].double(), want_y, rtol=1e-2, atol=1e-2)
+            del plane, want_y
