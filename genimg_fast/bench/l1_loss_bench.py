@@ -71,7 +71,8 @@ def _rotation(case: L1Case, device: torch.device) -> int:
     return max(2, min(8, -(-256 * 2**20 // set_bytes)))
 
 
-def run_case(case: L1Case, device: torch.device, fns: dict[str, LossFn], *, warmup: int, repeats: int) -> list[dict]:
+def run_case(case: L1Case, device: torch.device, *, compile_too: bool, warmup: int, repeats: int) -> list[dict]:
+    fns = variants(compile_too)
     sets = [
         (torch.randn(case.shape, device=device, dtype=case.dtype).requires_grad_(),
          torch.randn(case.shape, device=device, dtype=case.dtype))

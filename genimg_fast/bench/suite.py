@@ -7,9 +7,13 @@ from typing import Any
 
 import torch
 
-from genimg_fast.bench import l1_loss_bench
+from genimg_fast.bench import l1_loss_bench, norm_act_bench
 from genimg_fast.bench.environment import environment_record
 from genimg_fast.bench.timing import copy_bandwidth_gbs
+
+
+# Each family: cases(device, quick) and run_case(case, device, *, compile_too, warmup, repeats) -> rows.
+FAMILIES = (l1_loss_bench, norm_act_bench)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -26,10 +30,10 @@ def run_suite(device: torch.device, *, quick: bool, compile_too: bool) -> dict[s
     warmup, repeats = (10, 100) if quick else (20, 400)
     if device.type == "cuda":
         repeats *= 5  # GPU repeats are cheap and the spread is larger
-    fns = l1_loss_bench.variants(compile_too)
     rows = []
-    for case in l1_loss_bench.cases(device, quick):
-        rows += l1_loss_bench.run_case(case, device, fns, warmup=warmup, repeats=repeats)
+    for family in FAMILIES:
+        for case in family.cases(device, quick):
+            rows += family.run_case(case, device, compile_too=compile_too, warmup=warmup, repeats=repeats)
     record = environment_record(device)
     record.update({"mode": "quick" if quick else "full", "copy_bandwidth_gbs": copy_bandwidth_gbs(device),
                    "results": rows})

@@ -1,0 +1,124 @@
+"""Normalization + activation, training forward + backward (input, weight and bias grads):
+eager torch (norm module + activation module) against genimg_fast's fused module, and
+torch.compile of both."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from genimg_fast.bench.timing import time_side_by_side
+from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
+
+
+@dataclass(frozen=True)
+class NormCase:
+    norm: str  # "batch" | "instance"
+    activation: str  # "relu" | "leaky_relu"
+    shape: tuple[int, int, int, int]
+    dtype: torch.dtype
+    channels_last: bool
+    label: str
+
+    @property
+    def numel(self) -> int:
+        n, c, h, w = self.shape
+        return n * c * h * w
+
+
+def cases(device: torch.device, quick: bool) -> list[NormCase]:
+    f32 = torch.float32
+    if device.type != "cuda":  # the CPU runs the references: small shapes only
+        return [
+            NormCase("batch", "relu", (32, 256, 8, 8), f32, False, "dcgan G"),
+            NormCase("instance", "relu", (1, 64, 64, 64), f32, False, "cyclegan 64px"),
+        ]
+    found = [
+        NormCase("batch", "relu", (128, 512, 4, 4), f32, False, "dcgan G b128"),
+        NormCase("batch", "relu", (128, 256, 8, 8), f32, False, "dcgan G b128"),
+        NormCase("batch", "relu", (128, 128, 16, 16), f32, False, "dcgan G b128"),
+        NormCase("batch", "relu", (128, 64, 32, 32), f32, False, "dcgan G b128"),
+        NormCase("batch", "leaky_relu", (128, 256, 8, 8), f32, False, "dcgan D b128"),
+        NormCase("instance", "relu", (1, 64, 256, 256), f32, False, "cyclegan b1"),
+        NormCase("instance", "relu", (1, 256, 64, 64), f32, False, "cyclegan b1"),
+        NormCase("batch", "relu", (32, 64, 128, 128), f32, False, "32M elements (bandwidth)"),
+        NormCase("batch", "relu", (32, 64, 128, 128), f32, True, "32M elements (bandwidth)"),
+    ]
+    if not quick:
+        found += [
+            NormCase("batch", "leaky_relu", (128, 128, 16, 16), f32, False, "dcgan D b128"),
+            NormCase("batch", "leaky_relu", (128, 512, 4, 4), f32, False, "dcgan D b128"),
+            NormCase("instance", "relu", (1, 128, 128, 128), f32, False, "cyclegan b1"),
+            NormCase("batch", "relu", (128, 128, 16, 16), torch.bfloat16, False, "dcgan G b128"),
+            NormCase("batch", "relu", (32, 64, 128, 128), torch.bfloat16, True, "32M elements (bandwidth)"),
+        ]
+    return found
+
+
+def _eager(case: NormCase) -> nn.Module:
+    c = case.shape[1]
+    norm = nn.BatchNorm2d(c) if case.norm == "batch" else nn.InstanceNorm2d(c, affine=True)
+    act = nn.ReLU() if case.activation == "relu" else nn.LeakyReLU(0.2)
+    return nn.Sequential(norm, act)
+
+
+def _fused(eager: nn.Sequential, case: NormCase) -> nn.Module:
+    fused_type = BatchNormAct2d if case.norm == "batch" else InstanceNormAct2d
+    return fused_type.from_norm(copy.deepcopy(eager[0]), activation=case.activation, negative_slope=0.2)
+
+
+def modeled_bytes(case: NormCase) -> int:
+    """Fused traffic: forward 3N (statistics read, apply read + write), backward 5N (reduce reads
+    x and dy; apply reads x and dy, writes dx)."""
+    return 8 * case.numel * torch.empty((), dtype=case.dtype).element_size()
+
+
+def describe(case: NormCase) -> str:
+    act = "ReLU" if case.activation == "relu" else "LeakyReLU"
+    return f"{'BN' if case.norm == 'batch' else 'IN'}+{act} fwd+bwd" + (" (channels_last)" if case.channels_last else "")
+
+
+def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup: int, repeats: int) -> list[dict]:
+    eager = _eager(case).to(device)
+    variants = {"torch": eager, "genimg_fast": _fused(eager, case).to(device)}
+    if compile_too:
+        variants["torch.compile(torch)"] = torch.compile(copy.deepcopy(eager))
+        variants["torch.compile(genimg_fast)"] = torch.compile(_fused(eager, case).to(device))
+    fmt = torch.channels_last if case.channels_last else torch.contiguous_format
+    sets = [(torch.randn(case.shape, device=device, dtype=case.dtype).contiguous(memory_format=fmt).requires_grad_(),
+             torch.randn(case.shape, device=device, dtype=case.dtype).contiguous(memory_format=fmt))
+            for _ in range(2 if device.type != "cuda" else 4)]
+    # Parameters stay fp32 with bf16 activations, as under autocast.
+    # Never time a wrong answer: every variant's output must agree with eager torch.
+    x, _ = sets[0]
+    expected = eager(x)
+    for name, module in variants.items():
+        torch.testing.assert_close(module(x), expected, rtol=2e-2, atol=2e-2,
+                                   msg=lambda m, name=name: f"{name} disagrees with torch: {m}")
+
+    def make_step(module: nn.Module):
+        params = [p for p in module.parameters() if p.requires_grad]
+
+        def step(i: int) -> None:
+            x, gy = sets[i % len(sets)]
+            torch.autograd.grad(module(x), [x, *params], gy)
+        return step
+
+    timings = time_side_by_side({n: make_step(m) for n, m in variants.items()}, device, warmup=warmup,
+                                repeats=repeats)
+    baseline = timings["torch"].median_ms
+    return [{
+        "op": describe(case),
+        "case": case.label,
+        "shape": list(case.shape),
+        "dtype": str(case.dtype).removeprefix("torch."),
+        "variant": name,
+        "median_ms": t.median_ms,
+        "p10_ms": t.p10_ms,
+        "p90_ms": t.p90_ms,
+        "repeats": t.repeats,
+        "modeled_gbs": modeled_bytes(case) / (t.median_ms * 1e-3) / 1e9,
+        "speedup_vs_torch": baseline / t.median_ms,
+    } for name, t in timings.items()]

@@ -1,0 +1,85 @@
+"""BatchNormAct2d: nn.BatchNorm2d followed by an activation, in one fused op.
+
+Same parameters, buffers, state_dict keys and numbers as nn.Sequential(nn.BatchNorm2d(C), act),
+so checkpoints move both ways. With sync=True the batch statistics are shared across the
+processes of a torch.distributed group (see sync_batch_norm.py).
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from genimg_fast.nn._norm_act_base import NormActBase, empty_output
+from genimg_fast.nn.sync_batch_norm import sync_norm_act
+from genimg_fast.ops import norm_act_apply, norm_act_train, update_running_stats_
+
+
+class BatchNormAct2d(NormActBase):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, activation: str = "relu", negative_slope: float = 0.01,
+                 sync: bool = False, process_group=None, device=None, dtype=None, *, bias: bool = True) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, activation, negative_slope,
+                         device, dtype, bias=bias)
+        self.sync = sync
+        self.process_group = process_group
+
+    @classmethod
+    def from_norm(cls, norm: nn.BatchNorm2d | nn.SyncBatchNorm, activation: str = "identity",
+                  negative_slope: float = 0.01) -> BatchNormAct2d:
+        """The fused module for `norm` followed by `activation`, sharing norm's parameters and buffers."""
+        if not isinstance(norm, (nn.BatchNorm2d, nn.SyncBatchNorm)):
+            raise TypeError(f"BatchNormAct2d.from_norm expects nn.BatchNorm2d or nn.SyncBatchNorm, "
+                            f"got {type(norm).__name__}")
+        is_sync = isinstance(norm, nn.SyncBatchNorm)
+        return cls._share(norm, activation, negative_slope, sync=is_sync,
+                          process_group=norm.process_group if is_sync else None)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", sync=True" if self.sync else "")
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError(f"expected 4D input (got {x.dim()}D input)")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: input has {x.shape[1]} channels (dim 1 of shape "
+                             f"{list(x.shape)}) but the module was built with num_features={self.num_features}")
+
+    def _momentum(self) -> float:
+        """torch's exponential_average_factor; counts this batch in num_batches_tracked."""
+        if not (self.training and self.track_running_stats and self.num_batches_tracked is not None):
+            return 0.0 if self.momentum is None else self.momentum
+        self.num_batches_tracked.add_(1)
+        if self.momentum is None:  # cumulative moving average
+            return 1.0 / float(self.num_batches_tracked)
+        return self.momentum
+
+    def _sync_group(self):
+        """The process group to share statistics with, or None when there is nothing to share."""
+        if not (self.sync and self.training and dist.is_available() and dist.is_initialized()):
+            return None
+        group = self.process_group or dist.group.WORLD
+        return group if dist.get_world_size(group) > 1 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        momentum = self._momentum()
+        # like torch: batch statistics in training, and in eval when there are no running statistics
+        if not self.training and self.running_mean is not None:
+            if x.numel() == 0:
+                return empty_output(x, self.weight, self.bias)
+            return norm_act_apply(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps,
+                                  self.activation, self.negative_slope)
+        update = self.training and self.track_running_stats and self.running_mean is not None
+        running_mean, running_var = (self.running_mean, self.running_var) if update else (None, None)
+        group = self._sync_group()
+        if group is not None:
+            return sync_norm_act(x, self.weight, self.bias, running_mean, running_var, momentum, self.eps,
+                                 self.activation, self.negative_slope, group)
+        if x.numel() == 0:
+            return empty_output(x, self.weight, self.bias)  # running statistics stay as they are, like torch
+        y, mean, var = norm_act_train(x, self.weight, self.bias, False, self.eps, self.activation,
+                                      self.negative_slope)
+        if update:
+            update_running_stats_(running_mean, running_var, mean, var, x.numel() // x.shape[1], momentum)
+        return y

@@ -1,0 +1,81 @@
+"""InstanceNormAct2d: nn.InstanceNorm2d followed by an activation, in one fused op.
+
+Same parameters, buffers, state_dict keys and numbers as nn.Sequential(nn.InstanceNorm2d(C), act)
+(the CycleGAN/pix2pix `instance` norm: affine=False, no running statistics, by default).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from genimg_fast.nn._norm_act_base import NormActBase, empty_output
+from genimg_fast.ops import norm_act_apply, norm_act_train, update_running_stats_
+
+
+class InstanceNormAct2d(NormActBase):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, activation: str = "relu", negative_slope: float = 0.01,
+                 device=None, dtype=None, *, bias: bool = True) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, activation, negative_slope,
+                         device, dtype, bias=bias)
+
+    @classmethod
+    def from_norm(cls, norm: nn.InstanceNorm2d, activation: str = "identity",
+                  negative_slope: float = 0.01) -> InstanceNormAct2d:
+        """The fused module for `norm` followed by `activation`, sharing norm's parameters and buffers."""
+        if not isinstance(norm, nn.InstanceNorm2d):
+            raise TypeError(f"InstanceNormAct2d.from_norm expects nn.InstanceNorm2d, got {type(norm).__name__}")
+        return cls._share(norm, activation, negative_slope)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # torch's rule for checkpoints saved before 0.4 (no version): running statistics a module without
+        # track_running_stats does not have are dropped, with an error message naming them
+        if local_metadata.get("version", None) is None and not self.track_running_stats:
+            stale = [prefix + name for name in ("running_mean", "running_var") if prefix + name in state_dict]
+            if stale:
+                error_msgs.append(
+                    "Unexpected running stats buffer(s) {names} for {klass} with track_running_stats=False. "
+                    "If state_dict is a checkpoint saved before 0.4.0, this may be expected because {klass} does "
+                    "not track running stats by default since 0.4.0. Please remove these keys from state_dict. "
+                    "If the running stats are actually needed, instead set track_running_stats=True in {klass} "
+                    "to enable them. See the documentation of {klass} for details.".format(
+                        names=" and ".join(f'"{k}"' for k in stale), klass=type(self).__name__))
+                for key in stale:
+                    state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() not in (3, 4):
+            raise ValueError(f"expected 3D or 4D input (got {x.dim()}D input)")
+        dim = x.dim() - 3
+        if x.shape[dim] == self.num_features:
+            return
+        if self.affine:
+            raise ValueError(f"expected input's size at dim={dim} to match num_features ({self.num_features}), "
+                             f"but got: {x.shape[dim]}.")
+        # torch only warns: without affine parameters num_features is not used
+        warnings.warn(f"input's size at dim={dim} does not match num_features. You can silence this warning by "
+                      "not passing in num_features, which is not used because affine=False", stacklevel=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        if x.dim() == 3:  # unbatched (C, H, W)
+            return self._forward_batched(x.unsqueeze(0)).squeeze(0)
+        return self._forward_batched(x)
+
+    def _forward_batched(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() == 0:  # (torch itself fails on an empty batch; return the empty output)
+            return empty_output(x, self.weight, self.bias)
+        if not self.training and self.track_running_stats:
+            return norm_act_apply(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps,
+                                  self.activation, self.negative_slope)
+        y, mean, var = norm_act_train(x, self.weight, self.bias, True, self.eps, self.activation,
+                                      self.negative_slope)
+        if self.running_mean is not None:  # torch updates whatever buffers exist when using input statistics
+            momentum = 0.0 if self.momentum is None else self.momentum
+            update_running_stats_(self.running_mean, self.running_var, mean, var, x.shape[2] * x.shape[3], momentum)
+        return y
