@@ -43,8 +43,8 @@ def activation_forward(z: torch.Tensor, activation: str, slope: float) -> torch.
 def activation_grad(z: torch.Tensor, activation: str, slope: float) -> torch.Tensor | float:
     if activation == "relu":
         return (z > 0).to(z.dtype)
-    if activation == "leaky_relu":
-        return torch.where(z > 0, 1.0, slope).to(z.dtype)
+    if activation == "leaky_relu":  # built in z's dtype: a Python-scalar where() would round slope to fp32
+        return torch.full_like(z, slope).masked_fill_(z > 0, 1.0)
     return 1.0
 
 
