@@ -1,6 +1,9 @@
 """Helpers for the CUDA kernel tests."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import torch
 
 
@@ -12,3 +15,14 @@ def poison_allocator(nbytes: int, copies: int = 4) -> None:
     torch.cuda.empty_cache()
     blocks = [torch.full((max(nbytes, 1),), 255, dtype=torch.uint8, device="cuda") for _ in range(copies)]
     del blocks
+
+
+def assert_raises_in_child(call: str, error: str, message: str) -> None:
+    """Run `call` (after importing torch and genimg_fast.ops as ops) in a child process and
+    check it raises `error` with `message`: a crash fails this check instead of the whole run."""
+    code = ("import torch, genimg_fast\nfrom genimg_fast import ops\n"
+            f"try:\n    {call}\nexcept {error} as e:\n    print('{error}:', e)\n")
+    out = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, f"crashed (rc {out.returncode}):\n{out.stderr[-3000:]}"
+    assert f"{error}:" in out.stdout and message in out.stdout, out.stdout + out.stderr

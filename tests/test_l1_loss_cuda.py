@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from cuda_helpers import poison_allocator
+from cuda_helpers import assert_raises_in_child, poison_allocator
 from layouts import LAYOUTS, make_layout
 
 from genimg_fast.ops import l1_loss
@@ -123,6 +123,20 @@ def test_mismatched_devices_raise(cuda_kernels):
     a = torch.randn(4, device="cuda")
     with pytest.raises(ValueError, match="target must be on the same device"):
         l1_loss(a, torch.randn(4))
+
+
+@pytest.mark.parametrize("call,error,message", [
+    ("ops.l1_loss(torch.randn(3, device='cuda'), torch.randn(4, device='cuda'))", "ValueError",
+     "target must have the same shape"),
+    ("ops.l1_loss(torch.randn(3, device='cuda'), torch.randn(3, device='cuda').double())", "TypeError",
+     "target must have the same dtype"),
+    ("ops.l1_loss(torch.ones(3, device='cuda', dtype=torch.int32), torch.ones(3, device='cuda', dtype=torch.int32))",
+     "TypeError", "input must be float32"),
+    ("ops.scale_stored_grad(torch.randn(3, device='cuda'), torch.ones(2, device='cuda'), 1.0)", "ValueError",
+     "grad_output must hold exactly one value"),
+])
+def test_bad_input_raises_not_crashes(cuda_kernels, call, error, message):
+    assert_raises_in_child(call, error, message)
 
 
 def test_opcheck_cuda(cuda_kernels):

@@ -3,12 +3,9 @@ output, all activations x layouts x dtypes x training/eval, batch and instance s
 odd channel counts, spatial 1x1 to 256x256, bit-identical repeats, NaN-poisoned outputs."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
-from cuda_helpers import poison_allocator
+from cuda_helpers import assert_raises_in_child, poison_allocator
 
 from genimg_fast.ops import (norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce, norm_act_stats,
                              norm_act_train, norm_act_train_backward, update_running_stats_)
@@ -181,31 +178,23 @@ def test_running_stats_update(cuda_kernels, per_sample):
 
 
 BAD_CALLS = {  # each must raise a ValueError with this text, never crash
-    "one value per channel": ("norm_act_train(torch.randn(1, 3, 1, 1, device='cuda'), None, None, False, 1e-5, "
+    "one value per channel": ("ops.norm_act_train(torch.randn(1, 3, 1, 1, device='cuda'), None, None, False, 1e-5, "
                               "'relu', 0.0)", "Expected more than 1 value per channel when training"),
-    "one spatial element": ("norm_act_train(torch.randn(2, 3, 1, 1, device='cuda'), None, None, True, 1e-5, "
+    "one spatial element": ("ops.norm_act_train(torch.randn(2, 3, 1, 1, device='cuda'), None, None, True, 1e-5, "
                             "'relu', 0.0)", "Expected more than 1 spatial element when training"),
-    "weight on the cpu": ("norm_act_train(torch.randn(2, 3, 4, 4, device='cuda'), torch.ones(3), None, False, 1e-5, "
-                          "'relu', 0.0)", "weight must be on the same device"),
-    "unknown activation": ("norm_act_train(torch.randn(2, 3, 4, 4, device='cuda'), None, None, False, 1e-5, 'tanh', "
-                           "0.0)", "activation must be one of"),
-    "wrong stats shape": ("norm_act_apply(torch.randn(2, 3, 4, 4, device='cuda'), torch.zeros(4, device='cuda'), "
+    "weight on the cpu": ("ops.norm_act_train(torch.randn(2, 3, 4, 4, device='cuda'), torch.ones(3), None, False, "
+                          "1e-5, 'relu', 0.0)", "weight must be on the same device"),
+    "unknown activation": ("ops.norm_act_train(torch.randn(2, 3, 4, 4, device='cuda'), None, None, False, 1e-5, "
+                           "'tanh', 0.0)", "activation must be one of"),
+    "wrong stats shape": ("ops.norm_act_apply(torch.randn(2, 3, 4, 4, device='cuda'), torch.zeros(4, device='cuda'), "
                           "torch.ones(4, device='cuda'), None, None, 1e-5, 'relu', 0.0)", "mean must have shape"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_CALLS))
 def test_bad_input_raises_not_crashes(cuda_kernels, case):
-    """In a child process, so that a crash is reported as this test's failure (with the
-    faulthandler trace) instead of ending the whole run."""
     call, message = BAD_CALLS[case]
-    code = ("import torch, genimg_fast\n"
-            "from genimg_fast.ops import norm_act_train, norm_act_apply\n"
-            f"try:\n    {call}\nexcept ValueError as e:\n    print('ValueError:', e)\n")
-    out = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, f"crashed (rc {out.returncode}):\n{out.stderr[-3000:]}"
-    assert "ValueError:" in out.stdout and message in out.stdout, out.stdout + out.stderr
+    assert_raises_in_child(call, "ValueError", message)
 
 
 def test_empty_batch_on_cuda(cuda_kernels):

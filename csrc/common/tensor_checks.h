@@ -6,7 +6,20 @@
 
 #include <c10/util/string_view.h>
 
+#include <string>
+
 namespace genimg_fast {
+
+// Shapes and dtypes in error messages are formatted here, not streamed as IntArrayRef /
+// ScalarType: on the GPU machine (torch 2.11) every thrown check whose message streamed
+// sizes crashed with SIGSEGV, while checks printing only strings and devices raised cleanly.
+inline std::string shape_str(c10::IntArrayRef sizes) {
+  std::string out = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
+  return out + "]";
+}
+
+inline std::string dtype_str(c10::ScalarType type) { return c10::toString(type); }
 
 inline bool is_supported_float(c10::ScalarType t) {
   return t == at::kFloat || t == at::kHalf || t == at::kBFloat16 || t == at::kDouble;
@@ -15,14 +28,14 @@ inline bool is_supported_float(c10::ScalarType t) {
 // input/target pair of a loss: same shape, dtype and device; a floating dtype we support.
 inline void check_loss_pair(const at::Tensor& input, const at::Tensor& target, const char* op) {
   TORCH_CHECK_TYPE(is_supported_float(input.scalar_type()), op,
-                   ": input must be float32, float16, bfloat16 or float64, got ", input.scalar_type());
+                   ": input must be float32, float16, bfloat16 or float64, got ", dtype_str(input.scalar_type()));
   TORCH_CHECK_TYPE(target.scalar_type() == input.scalar_type(), op,
-                   ": target must have the same dtype as input (", input.scalar_type(), "), got ",
-                   target.scalar_type());
+                   ": target must have the same dtype as input (", dtype_str(input.scalar_type()), "), got ",
+                   dtype_str(target.scalar_type()));
   TORCH_CHECK_VALUE(target.device() == input.device(), op, ": target must be on the same device as input (",
                     input.device(), "), got ", target.device());
   TORCH_CHECK_VALUE(target.sizes() == input.sizes(), op, ": target must have the same shape as input ",
-                    input.sizes(), ", got ", target.sizes());
+                    shape_str(input.sizes()), ", got ", shape_str(target.sizes()));
 }
 
 // "mean" -> true, "sum" -> false.

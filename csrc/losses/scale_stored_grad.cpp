@@ -18,9 +18,9 @@ namespace {
 at::Tensor scale_stored_grad_cuda(const at::Tensor& stored, const at::Tensor& grad_output, double scale) {
   constexpr const char* kOp = "genimg_fast.scale_stored_grad";
   TORCH_CHECK_TYPE(is_supported_float(stored.scalar_type()), kOp,
-                   ": stored must be float32, float16, bfloat16 or float64, got ", stored.scalar_type());
+                   ": stored must be float32, float16, bfloat16 or float64, got ", dtype_str(stored.scalar_type()));
   TORCH_CHECK_VALUE(grad_output.numel() == 1, kOp, ": grad_output must hold exactly one value, got shape ",
-                    grad_output.sizes());
+                    shape_str(grad_output.sizes()));
   TORCH_CHECK_VALUE(grad_output.device() == stored.device(), kOp, ": grad_output must be on ", stored.device(),
                     ", got ", grad_output.device());
   const c10::cuda::CUDAGuard device_guard(stored.device());

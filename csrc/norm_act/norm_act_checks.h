@@ -13,29 +13,29 @@ namespace genimg_fast {
 
 inline void check_norm_input(const at::Tensor& x, const char* op) {
   TORCH_CHECK_TYPE(is_supported_float(x.scalar_type()), op, ": x must be float32, float16, bfloat16 or float64, got ",
-                   x.scalar_type());
+                   dtype_str(x.scalar_type()));
   TORCH_CHECK_VALUE(x.dim() == 4, op, ": x must be 4-D (N, C, H, W), got ", x.dim(), "-D input of shape ",
-                    x.sizes());
+                    shape_str(x.sizes()));
 }
 
 inline void check_norm_param(const std::optional<at::Tensor>& param, const char* name, const at::Tensor& x,
                              const char* op) {
   if (!param.has_value()) return;
   TORCH_CHECK_TYPE(is_supported_float(param->scalar_type()), op, ": ", name,
-                   " must be float32, float16, bfloat16 or float64, got ", param->scalar_type());
+                   " must be float32, float16, bfloat16 or float64, got ", dtype_str(param->scalar_type()));
   TORCH_CHECK_VALUE(param->dim() == 1 && param->size(0) == x.size(1), op, ": ", name, " must have shape [",
-                    x.size(1), "] (one value per channel of x), got ", param->sizes());
+                    x.size(1), "] (one value per channel of x), got ", shape_str(param->sizes()));
   TORCH_CHECK_VALUE(param->device() == x.device(), op, ": ", name, " must be on the same device as x (",
                     x.device(), "), got ", param->device());
 }
 
 inline void check_norm_stat(const at::Tensor& stat, const char* name, const at::Tensor& x, const char* op) {
   TORCH_CHECK_TYPE(is_supported_float(stat.scalar_type()), op, ": ", name,
-                   " must be float32, float16, bfloat16 or float64, got ", stat.scalar_type());
+                   " must be float32, float16, bfloat16 or float64, got ", dtype_str(stat.scalar_type()));
   const bool per_channel = stat.dim() == 1 && stat.size(0) == x.size(1);
   const bool per_sample = stat.dim() == 2 && stat.size(0) == x.size(0) && stat.size(1) == x.size(1);
   TORCH_CHECK_VALUE(per_channel || per_sample, op, ": ", name, " must have shape [", x.size(1), "] or [", x.size(0),
-                    ", ", x.size(1), "], got ", stat.sizes());
+                    ", ", x.size(1), "], got ", shape_str(stat.sizes()));
   TORCH_CHECK_VALUE(stat.device() == x.device(), op, ": ", name, " must be on the same device as x (", x.device(),
                     "), got ", stat.device());
 }
@@ -43,15 +43,15 @@ inline void check_norm_stat(const at::Tensor& stat, const char* name, const at::
 inline void check_norm_stats(const at::Tensor& mean, const at::Tensor& var, const at::Tensor& x, const char* op) {
   check_norm_stat(mean, "mean", x, op);
   check_norm_stat(var, "var", x, op);
-  TORCH_CHECK_VALUE(mean.sizes() == var.sizes(), op, ": mean and var must have the same shape, got ", mean.sizes(),
-                    " and ", var.sizes());
+  TORCH_CHECK_VALUE(mean.sizes() == var.sizes(), op, ": mean and var must have the same shape, got ", shape_str(mean.sizes()),
+                    " and ", shape_str(var.sizes()));
 }
 
 inline void check_norm_grad(const at::Tensor& grad_y, const at::Tensor& x, const char* op) {
   TORCH_CHECK_TYPE(is_supported_float(grad_y.scalar_type()), op,
-                   ": grad_y must be float32, float16, bfloat16 or float64, got ", grad_y.scalar_type());
-  TORCH_CHECK_VALUE(grad_y.sizes() == x.sizes(), op, ": grad_y must have the shape of x ", x.sizes(), ", got ",
-                    grad_y.sizes());
+                   ": grad_y must be float32, float16, bfloat16 or float64, got ", dtype_str(grad_y.scalar_type()));
+  TORCH_CHECK_VALUE(grad_y.sizes() == x.sizes(), op, ": grad_y must have the shape of x ", shape_str(x.sizes()), ", got ",
+                    shape_str(grad_y.sizes()));
   TORCH_CHECK_VALUE(grad_y.device() == x.device(), op, ": grad_y must be on the same device as x (", x.device(),
                     "), got ", grad_y.device());
 }
@@ -69,7 +69,7 @@ inline void check_training_count(const at::Tensor& x, bool per_sample) {
   const int64_t spatial = x.size(2) * x.size(3);
   const int64_t count = per_sample ? spatial : x.size(0) * spatial;
   TORCH_CHECK_VALUE(count != 1, "Expected more than 1 ", per_sample ? "spatial element" : "value per channel",
-                    " when training, got input size ", x.sizes());
+                    " when training, got input size ", shape_str(x.sizes()));
 }
 
 }  // namespace genimg_fast

@@ -227,7 +227,7 @@ at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tens
                     ": pass both sum_dz and sum_dz_xhat (batch statistics) or neither (fixed statistics)");
   if (sum_dz.has_value()) {
     TORCH_CHECK_VALUE(sum_dz->sizes() == mean.sizes() && sum_dz_xhat->sizes() == mean.sizes(), kOp,
-                      ": sum_dz and sum_dz_xhat must have the shape of mean ", mean.sizes());
+                      ": sum_dz and sum_dz_xhat must have the shape of mean ", shape_str(mean.sizes()));
   }
   const Activation act = parse_activation(activation, kOp);
   const c10::cuda::CUDAGuard guard(x.device());
@@ -301,7 +301,7 @@ void update_running_stats_cuda(at::Tensor& running_mean, at::Tensor& running_var
   for (const at::Tensor* t : {&running_mean, &running_var}) {
     TORCH_CHECK_TYPE(is_supported_float(t->scalar_type()), kOp, ": running statistics must be floating point");
     TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == channels, kOp, ": running statistics must have shape [",
-                      channels, "], got ", t->sizes());
+                      channels, "], got ", shape_str(t->sizes()));
     TORCH_CHECK_VALUE(t->device() == mean.device(), kOp, ": running statistics must be on ", mean.device());
   }
   const c10::cuda::CUDAGuard guard(mean.device());
