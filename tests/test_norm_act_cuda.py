@@ -186,6 +186,13 @@ BAD_CALLS = {  # each must raise a ValueError with this text, never crash
                           "1e-5, 'relu', 0.0)", "weight must be on the same device"),
     "unknown activation": ("ops.norm_act_train(torch.randn(2, 3, 4, 4, device='cuda'), None, None, False, 1e-5, "
                            "'tanh', 0.0)", "activation must be one of"),
+    "3-D input": ("ops.norm_act_train(torch.randn(3, 4, 4, device='cuda'), None, None, False, 1e-5, 'relu', 0.0)",
+                  "x must be 4-D"),
+    "wrong weight shape": ("ops.norm_act_train(torch.randn(2, 3, 4, 4, device='cuda'), torch.ones(4, device='cuda'), "
+                           "None, False, 1e-5, 'relu', 0.0)", "weight must have shape [3]"),
+    "wrong running stats": ("ops.update_running_stats_(torch.zeros(4, device='cuda'), torch.ones(4, device='cuda'), "
+                            "torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), 10, 0.1)",
+                            "must have shape [3]"),
     "wrong stats shape": ("ops.norm_act_apply(torch.randn(2, 3, 4, 4, device='cuda'), torch.zeros(4, device='cuda'), "
                           "torch.ones(4, device='cuda'), None, None, 1e-5, 'relu', 0.0)", "mean must have shape"),
 }

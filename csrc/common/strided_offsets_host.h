@@ -35,7 +35,7 @@ StridedOffsets<NumTensors> make_strided_offsets(const std::array<const at::Tenso
       result.sizes[k - 1] *= lead.size(d);
       continue;
     }
-    TORCH_CHECK(k < kMaxStridedDims, "genimg_fast: tensors with more than ", kMaxStridedDims,
+    TORCH_CHECK(k < kMaxStridedDims, "genimg_fast: tensors with more than ", std::to_string(kMaxStridedDims),
                 " non-mergeable dimensions are not supported; call .contiguous() first");
     result.sizes[k] = lead.size(d);
     for (int t = 0; t < NumTensors; ++t) result.strides[t][k] = tensors[t]->stride(d);

@@ -10,9 +10,9 @@
 
 namespace genimg_fast {
 
-// Shapes and dtypes in error messages are formatted here, not streamed as IntArrayRef /
-// ScalarType: on the GPU machine (torch 2.11) every thrown check whose message streamed
-// sizes crashed with SIGSEGV, while checks printing only strings and devices raised cleanly.
+// Error messages pass only strings (and devices) to the TORCH_CHECK macros; shapes, dtypes
+// and numbers are formatted here. On the GPU machine (torch 2.11) thrown checks whose
+// messages streamed sizes or integers crashed with SIGSEGV, while string-only ones raised.
 inline std::string shape_str(c10::IntArrayRef sizes) {
   std::string out = "[";
   for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);

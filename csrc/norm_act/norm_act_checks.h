@@ -14,7 +14,7 @@ namespace genimg_fast {
 inline void check_norm_input(const at::Tensor& x, const char* op) {
   TORCH_CHECK_TYPE(is_supported_float(x.scalar_type()), op, ": x must be float32, float16, bfloat16 or float64, got ",
                    dtype_str(x.scalar_type()));
-  TORCH_CHECK_VALUE(x.dim() == 4, op, ": x must be 4-D (N, C, H, W), got ", x.dim(), "-D input of shape ",
+  TORCH_CHECK_VALUE(x.dim() == 4, op, ": x must be 4-D (N, C, H, W), got ", std::to_string(x.dim()), "-D input of shape ",
                     shape_str(x.sizes()));
 }
 
@@ -24,7 +24,7 @@ inline void check_norm_param(const std::optional<at::Tensor>& param, const char*
   TORCH_CHECK_TYPE(is_supported_float(param->scalar_type()), op, ": ", name,
                    " must be float32, float16, bfloat16 or float64, got ", dtype_str(param->scalar_type()));
   TORCH_CHECK_VALUE(param->dim() == 1 && param->size(0) == x.size(1), op, ": ", name, " must have shape [",
-                    x.size(1), "] (one value per channel of x), got ", shape_str(param->sizes()));
+                    std::to_string(x.size(1)), "] (one value per channel of x), got ", shape_str(param->sizes()));
   TORCH_CHECK_VALUE(param->device() == x.device(), op, ": ", name, " must be on the same device as x (",
                     x.device(), "), got ", param->device());
 }
@@ -34,8 +34,8 @@ inline void check_norm_stat(const at::Tensor& stat, const char* name, const at::
                    " must be float32, float16, bfloat16 or float64, got ", dtype_str(stat.scalar_type()));
   const bool per_channel = stat.dim() == 1 && stat.size(0) == x.size(1);
   const bool per_sample = stat.dim() == 2 && stat.size(0) == x.size(0) && stat.size(1) == x.size(1);
-  TORCH_CHECK_VALUE(per_channel || per_sample, op, ": ", name, " must have shape [", x.size(1), "] or [", x.size(0),
-                    ", ", x.size(1), "], got ", shape_str(stat.sizes()));
+  TORCH_CHECK_VALUE(per_channel || per_sample, op, ": ", name, " must have shape ", shape_str({x.size(1)}), " or ",
+                    shape_str({x.size(0), x.size(1)}), ", got ", shape_str(stat.sizes()));
   TORCH_CHECK_VALUE(stat.device() == x.device(), op, ": ", name, " must be on the same device as x (", x.device(),
                     "), got ", stat.device());
 }

@@ -301,7 +301,7 @@ void update_running_stats_cuda(at::Tensor& running_mean, at::Tensor& running_var
   for (const at::Tensor* t : {&running_mean, &running_var}) {
     TORCH_CHECK_TYPE(is_supported_float(t->scalar_type()), kOp, ": running statistics must be floating point");
     TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == channels, kOp, ": running statistics must have shape [",
-                      channels, "], got ", shape_str(t->sizes()));
+                      std::to_string(channels), "], got ", shape_str(t->sizes()));
     TORCH_CHECK_VALUE(t->device() == mean.device(), kOp, ": running statistics must be on ", mean.device());
   }
   const c10::cuda::CUDAGuard guard(mean.device());
