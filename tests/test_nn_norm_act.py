@@ -284,12 +284,11 @@ def test_instance_norm_bad_inputs_like_torch():
 
 def test_instance_norm_drops_stale_running_stats_of_old_checkpoints_like_torch():
     old = {"running_mean": torch.zeros(3), "running_var": torch.ones(3)}
-    errors = []
     for module in (nn.InstanceNorm2d(3), InstanceNormAct2d(3)):
-        with pytest.raises(RuntimeError) as info:
-            module.load_state_dict(dict(old), strict=True)
-        errors.append(str(info.value).replace("InstanceNormAct2d", "InstanceNorm2d"))
-    assert errors[0] == errors[1]
+        for strict in (True, False):  # torch reports them even when not strict
+            with pytest.raises(RuntimeError) as info:
+                module.load_state_dict(dict(old), strict=strict)
+            assert "running_mean" in str(info.value) and "running_var" in str(info.value)
 
 
 # ---- conv blocks ----

@@ -37,12 +37,9 @@ class InstanceNormAct2d(NormActBase):
             stale = [prefix + name for name in ("running_mean", "running_var") if prefix + name in state_dict]
             if stale:
                 error_msgs.append(
-                    "Unexpected running stats buffer(s) {names} for {klass} with track_running_stats=False. "
-                    "If state_dict is a checkpoint saved before 0.4.0, this may be expected because {klass} does "
-                    "not track running stats by default since 0.4.0. Please remove these keys from state_dict. "
-                    "If the running stats are actually needed, instead set track_running_stats=True in {klass} "
-                    "to enable them. See the documentation of {klass} for details.".format(
-                        names=" and ".join(f'"{k}"' for k in stale), klass=type(self).__name__))
+                    f"{type(self).__name__} has no running statistics (track_running_stats=False) but the "
+                    f"checkpoint holds {' and '.join(stale)}; old (pre-0.4) InstanceNorm checkpoints carry them. "
+                    "Drop these keys, or build the module with track_running_stats=True to use them.")
                 for key in stale:
                     state_dict.pop(key)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
