@@ -160,6 +160,16 @@ void check_params(const at::Tensor& x, const OptTensor& weight, const OptTensor&
   check_norm_param(bias, "bias", x, op);
 }
 
+// The arguments every backward op shares; returns the parsed activation.
+Activation check_backward_args(const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& mean,
+                               const at::Tensor& var, const OptTensor& weight, const OptTensor& bias,
+                               c10::string_view activation, const char* op) {
+  check_params(x, weight, bias, op);
+  check_norm_stats(mean, var, x, op);
+  check_norm_grad(grad_y, x, op);
+  return parse_activation(activation, op);
+}
+
 // ---- ops ----
 
 std::tuple<at::Tensor, at::Tensor> norm_act_stats_cuda(const at::Tensor& x, bool per_sample) {
@@ -199,10 +209,7 @@ std::tuple<at::Tensor, at::Tensor> norm_act_backward_reduce_cuda(const at::Tenso
                                                                  double eps, c10::string_view activation,
                                                                  double slope) {
   constexpr const char* kOp = "genimg_fast.norm_act_backward_reduce";
-  check_params(x, weight, bias, kOp);
-  check_norm_stats(mean, var, x, kOp);
-  check_norm_grad(grad_y, x, kOp);
-  const Activation act = parse_activation(activation, kOp);
+  const Activation act = check_backward_args(grad_y, x, mean, var, weight, bias, activation, kOp);
   const c10::cuda::CUDAGuard guard(x.device());
   const auto acc = acc_scalar_type(x);
   if (x.numel() == 0) {
@@ -220,16 +227,13 @@ at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tens
                                         const OptTensor& sum_dz, const OptTensor& sum_dz_xhat, double count,
                                         double eps, c10::string_view activation, double slope) {
   constexpr const char* kOp = "genimg_fast.norm_act_backward_apply";
-  check_params(x, weight, bias, kOp);
-  check_norm_stats(mean, var, x, kOp);
-  check_norm_grad(grad_y, x, kOp);
+  const Activation act = check_backward_args(grad_y, x, mean, var, weight, bias, activation, kOp);
   TORCH_CHECK_VALUE(sum_dz.has_value() == sum_dz_xhat.has_value(), kOp,
                     ": pass both sum_dz and sum_dz_xhat (batch statistics) or neither (fixed statistics)");
   if (sum_dz.has_value()) {
     TORCH_CHECK_VALUE(sum_dz->sizes() == mean.sizes() && sum_dz_xhat->sizes() == mean.sizes(), kOp,
                       ": sum_dz and sum_dz_xhat must have the shape of mean ", shape_str(mean.sizes()));
   }
-  const Activation act = parse_activation(activation, kOp);
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.numel() == 0) return at::empty_like(x);
   const DenseInput in = dense_input(x);
@@ -269,10 +273,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
     const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& mean, const at::Tensor& var,
     const OptTensor& weight, const OptTensor& bias, double eps, c10::string_view activation, double slope) {
   constexpr const char* kOp = "genimg_fast.norm_act_train_backward";
-  check_params(x, weight, bias, kOp);
-  check_norm_stats(mean, var, x, kOp);
-  check_norm_grad(grad_y, x, kOp);
-  const Activation act = parse_activation(activation, kOp);
+  const Activation act = check_backward_args(grad_y, x, mean, var, weight, bias, activation, kOp);
   const c10::cuda::CUDAGuard guard(x.device());
   const auto acc = acc_scalar_type(x);
   const bool per_sample = mean.dim() == 2;

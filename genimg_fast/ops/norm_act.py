@@ -125,9 +125,7 @@ def norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tenso
                              bias: Tensor | None, eps: float, activation: str, slope: float) -> tuple[Tensor, Tensor]:
     """Per-group (sum(dz), sum(dz * xhat)) with dz = grad_y * act'(z); shape of mean."""
     op = "genimg_fast.norm_act_backward_reduce"
-    _check_common(x, weight, bias, activation, op)
-    _check_stats(mean, var, x, op)
-    _check_grad(grad_y, x, op)
+    _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _note_cuda(x, "norm_act_backward_reduce")
     return math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
 
@@ -135,9 +133,7 @@ def norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tenso
 @norm_act_backward_reduce.register_fake
 def _(grad_y, x, mean, var, weight, bias, eps, activation, slope):
     op = "genimg_fast.norm_act_backward_reduce"
-    _check_common(x, weight, bias, activation, op)
-    _check_stats(mean, var, x, op)
-    _check_grad(grad_y, x, op)
+    _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     return torch.empty_like(mean), torch.empty_like(mean)
 
 
@@ -148,9 +144,7 @@ def norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor
     """dx, with the per-group sums of batch statistics (over `count` values per group, all
     processes together for synchronized batch norm), or without them for fixed statistics."""
     op = "genimg_fast.norm_act_backward_apply"
-    _check_common(x, weight, bias, activation, op)
-    _check_stats(mean, var, x, op)
-    _check_grad(grad_y, x, op)
+    _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _check_sums(sum_dz, sum_dz_xhat, mean, op)
     _note_cuda(x, "norm_act_backward_apply")
     return math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope)
@@ -159,11 +153,16 @@ def norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor
 @norm_act_backward_apply.register_fake
 def _(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope):
     op = "genimg_fast.norm_act_backward_apply"
+    _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
+    _check_sums(sum_dz, sum_dz_xhat, mean, op)
+    return torch.empty_like(x)
+
+
+def _check_backward(grad_y, x, mean, var, weight, bias, activation, op) -> None:
+    """The arguments every backward op shares."""
     _check_common(x, weight, bias, activation, op)
     _check_stats(mean, var, x, op)
     _check_grad(grad_y, x, op)
-    _check_sums(sum_dz, sum_dz_xhat, mean, op)
-    return torch.empty_like(x)
 
 
 def _check_grad(grad_y: Tensor, x: Tensor, op: str) -> None:
@@ -210,9 +209,7 @@ def norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor
                             slope: float) -> tuple[Tensor, Tensor, Tensor]:
     """(dx, dweight, dbias) of norm_act_train; dweight/dbias per channel in the accumulation dtype."""
     op = "genimg_fast.norm_act_train_backward"
-    _check_common(x, weight, bias, activation, op)
-    _check_stats(mean, var, x, op)
-    _check_grad(grad_y, x, op)
+    _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _note_cuda(x, "norm_act_train_backward")
     sum_dz, sum_dz_xhat = math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
     count = math.group_count(x, mean.dim() == 2)
@@ -224,9 +221,7 @@ def norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor
 @norm_act_train_backward.register_fake
 def _(grad_y, x, mean, var, weight, bias, eps, activation, slope):
     op = "genimg_fast.norm_act_train_backward"
-    _check_common(x, weight, bias, activation, op)
-    _check_stats(mean, var, x, op)
-    _check_grad(grad_y, x, op)
+    _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     acc = accumulation_dtype(x.dtype)
     c = x.shape[1]
     return torch.empty_like(x), x.new_empty((c,), dtype=acc), x.new_empty((c,), dtype=acc)
