@@ -1,0 +1,72 @@
+"""Where a norm + activation training step spends its time: host time per step, kernel
+launches per step and GPU kernel time per step, eager torch against genimg_fast's fused module.
+
+    python benchmarks/profile_norm_act.py [--device cuda] [--steps 20]
+
+When host time per step exceeds GPU kernel time, the step is launch/overhead-bound and fewer
+launches or less Python per call is what will make it faster, not faster kernels.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from genimg_fast.nn import BatchNormAct2d
+
+SHAPES = [(128, 512, 4, 4), (128, 64, 32, 32), (32, 64, 128, 128)]
+
+
+def _step_fn(module: nn.Module, x: torch.Tensor, gy: torch.Tensor):
+    params = list(module.parameters())
+    return lambda: torch.autograd.grad(module(x), [x, *params], gy)
+
+
+def _profile(step, device: torch.device, steps: int) -> dict[str, float]:
+    for _ in range(5):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        begin = time.perf_counter()
+        for _ in range(steps):
+            step()
+        host = time.perf_counter() - begin
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - begin
+    events = prof.events()
+    launches = sum(1 for e in events if e.name in ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel",
+                                                   "cudaMemsetAsync"))
+    kernel_us = sum(e.device_time_total for e in events
+                    if e.device_type == torch.autograd.DeviceType.CUDA) if device.type == "cuda" else 0.0
+    return {"host_us": host / steps * 1e6, "wall_us": wall / steps * 1e6, "launches": launches / steps,
+            "kernel_us": kernel_us / steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"{'shape':<18} {'variant':<12} {'host us/step':>12} {'wall us/step':>12} {'launches/step':>14} "
+          f"{'kernel us/step':>15}")
+    for shape in SHAPES if device.type == "cuda" else [(8, 16, 8, 8)]:
+        eager = nn.Sequential(nn.BatchNorm2d(shape[1]), nn.ReLU()).to(device)
+        fused = BatchNormAct2d.from_norm(copy.deepcopy(eager[0]), activation="relu").to(device)
+        x = torch.randn(shape, device=device, requires_grad=True)
+        gy = torch.randn(shape, device=device)
+        for name, module in (("torch", eager), ("genimg_fast", fused)):
+            r = _profile(_step_fn(module, x, gy), device, args.steps)
+            print(f"{'x'.join(map(str, shape)):<18} {name:<12} {r['host_us']:>12.1f} {r['wall_us']:>12.1f} "
+                  f"{r['launches']:>14.1f} {r['kernel_us']:>15.1f}")
+
+
+if __name__ == "__main__":
+    main()
