@@ -20,7 +20,8 @@ struct GroupConstants {
   using acc_t = acc_type_t<scalar_t>;
   NormActArgs<scalar_t> args;
 
-  __device__ GroupAffine<acc_t> load(int64_t group, int64_t channel) const {
+  // The per-tile context of the ops built on these constants.
+  __device__ GroupAffine<acc_t> context(int64_t group, int64_t channel) const {
     return {args.mean[group], reciprocal_sqrt(args.var[group] + args.eps),
             args.weight != nullptr ? args.weight[channel] : acc_t(1),
             args.bias != nullptr ? args.bias[channel] : acc_t(0)};
@@ -54,35 +55,27 @@ struct StatsFinish {
 };
 
 template <typename scalar_t>
-struct ApplyOp {
+struct ApplyOp : GroupConstants<scalar_t> {
   using acc_t = acc_type_t<scalar_t>;
-  GroupConstants<scalar_t> constants;
   scalar_t* y;
 
-  __device__ GroupAffine<acc_t> context(int64_t group, int64_t channel) const {
-    return constants.load(group, channel);
-  }
   __device__ void apply(const GroupAffine<acc_t>& a, int64_t offset) const {
-    const auto& args = constants.args;
-    const acc_t z = constants.pre_activation(a, a.xhat(static_cast<acc_t>(args.x[offset])));
+    const auto& args = this->args;
+    const acc_t z = this->pre_activation(a, a.xhat(static_cast<acc_t>(args.x[offset])));
     y[offset] = static_cast<scalar_t>(activation_forward(z, args.activation, args.slope));
   }
 };
 
 template <typename scalar_t>
-struct BackwardReducer {
+struct BackwardReducer : GroupConstants<scalar_t> {
   using acc_t = acc_type_t<scalar_t>;
   using Value = SumPair<acc_t>;
-  GroupConstants<scalar_t> constants;
   const scalar_t* dy;
 
-  __device__ GroupAffine<acc_t> context(int64_t group, int64_t channel) const {
-    return constants.load(group, channel);
-  }
   __device__ void add(Value& v, const GroupAffine<acc_t>& a, int64_t offset) const {
-    const auto& args = constants.args;
+    const auto& args = this->args;
     const acc_t xhat = a.xhat(static_cast<acc_t>(args.x[offset]));
-    const acc_t z = constants.pre_activation(a, xhat);
+    const acc_t z = this->pre_activation(a, xhat);
     const acc_t dz = static_cast<acc_t>(dy[offset]) * activation_grad(z, args.activation, args.slope);
     v.first += dz;
     v.second += dz * xhat;
@@ -117,7 +110,7 @@ struct BackwardApplyOp {
 
   __device__ Context context(int64_t group, int64_t channel) const {
     Context c;
-    c.affine = constants.load(group, channel);
+    c.affine = constants.context(group, channel);
     c.mean_dz = sum_dz != nullptr ? sum_dz[group] * inv_count : acc_t(0);
     c.mean_dz_xhat = sum_dz != nullptr ? sum_dz_xhat[group] * inv_count : acc_t(0);
     c.scale = c.affine.invstd * c.affine.weight;
