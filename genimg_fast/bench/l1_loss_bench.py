@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import genimg_fast
+from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -95,21 +96,5 @@ def run_case(case: L1Case, device: torch.device, *, compile_too: bool, warmup: i
 
     timings = time_side_by_side({name: make_step(fn) for name, fn in fns.items()}, device, warmup=warmup,
                                 repeats=repeats)
-    rows = []
-    for name, timing in timings.items():
-        rows.append({
-            "op": "l1_loss fwd+bwd",
-            "case": case.label,
-            "shape": list(case.shape),
-            "dtype": str(case.dtype).removeprefix("torch."),
-            "variant": name,
-            "median_ms": timing.median_ms,
-            "p10_ms": timing.p10_ms,
-            "p90_ms": timing.p90_ms,
-            "repeats": timing.repeats,
-            "modeled_gbs": modeled_bytes(case) / (timing.median_ms * 1e-3) / 1e9,
-        })
-    baseline = next(r["median_ms"] for r in rows if r["variant"] == "torch")
-    for row in rows:
-        row["speedup_vs_torch"] = baseline / row["median_ms"]
-    return rows
+    return timing_rows(timings, op="l1_loss fwd+bwd", case=case.label, shape=case.shape, dtype=case.dtype,
+                       modeled_bytes=modeled_bytes(case))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
 
@@ -108,17 +109,5 @@ def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup:
 
     timings = time_side_by_side({n: make_step(m) for n, m in variants.items()}, device, warmup=warmup,
                                 repeats=repeats)
-    baseline = timings["torch"].median_ms
-    return [{
-        "op": describe(case),
-        "case": case.label,
-        "shape": list(case.shape),
-        "dtype": str(case.dtype).removeprefix("torch."),
-        "variant": name,
-        "median_ms": t.median_ms,
-        "p10_ms": t.p10_ms,
-        "p90_ms": t.p90_ms,
-        "repeats": t.repeats,
-        "modeled_gbs": modeled_bytes(case) / (t.median_ms * 1e-3) / 1e9,
-        "speedup_vs_torch": baseline / t.median_ms,
-    } for name, t in timings.items()]
+    return timing_rows(timings, op=describe(case), case=case.label, shape=case.shape, dtype=case.dtype,
+                       modeled_bytes=modeled_bytes(case))

@@ -1,0 +1,25 @@
+"""One result row per timed variant, the format every benchmark family reports."""
+from __future__ import annotations
+
+import torch
+
+from genimg_fast.bench.timing import Timing
+
+
+def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[int, ...], dtype: torch.dtype,
+                modeled_bytes: int) -> list[dict]:
+    """Rows for the variants of one case; `timings` must hold the eager "torch" baseline."""
+    baseline = timings["torch"].median_ms
+    return [{
+        "op": op,
+        "case": case,
+        "shape": list(shape),
+        "dtype": str(dtype).removeprefix("torch."),
+        "variant": name,
+        "median_ms": t.median_ms,
+        "p10_ms": t.p10_ms,
+        "p90_ms": t.p90_ms,
+        "repeats": t.repeats,
+        "modeled_gbs": modeled_bytes / (t.median_ms * 1e-3) / 1e9,
+        "speedup_vs_torch": baseline / t.median_ms,
+    } for name, t in timings.items()]
