@@ -49,7 +49,7 @@ GENIMG_FAST_IMPL=cuda timeout 100 "$PY" -m genimg_fast.cli bench --quick --devic
   --json "$OUT/bench_quick_gpu.json" 2>&1 | tee -a "$LOG" || failures+=("bench")
 
 step "profile: host time, launches and kernel time per norm training step"
-GENIMG_FAST_IMPL=cuda timeout 60 "$PY" benchmarks/profile_norm_act.py 2>&1 | grep -v "USDT" > "$OUT/profile_norm_act.log" \
+GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profile_norm_act.py 2>&1 | grep -v "USDT" > "$OUT/profile_norm_act.log" \
   || failures+=("profile")
 cat "$OUT/profile_norm_act.log" | tee -a "$LOG"
 
