@@ -177,6 +177,46 @@ def test_running_stats_update(cuda_kernels, per_sample):
     torch.testing.assert_close(rv.double().cpu(), rv_ref, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("buffers", ["float32", "float16"])  # fp16 buffers (model.half()) take the tensor-math path
+def test_running_stats_with_batch_counter(cuda_kernels, momentum, buffers):
+    dtype = getattr(torch, buffers)
+    rm, rv = torch.randn(10, device="cuda").to(dtype), (torch.rand(10, device="cuda") + 0.5).to(dtype)
+    tracked = torch.tensor(3, device="cuda")
+    rm_ref, rv_ref, tracked_ref = rm.cpu().double(), rv.cpu().double(), tracked.cpu()
+    for seed in (7, 8):
+        x, _, _, _ = _make((6, 10, 5, 5), torch.float32, "contiguous", seed)
+        _, mean, var = norm_act_train(x, None, None, False, 1e-5, "identity", 0.0)
+        update_running_stats_(rm, rv, mean, var, 150, momentum, tracked)
+        ref.update_running_stats(rm_ref, rv_ref, mean.cpu().double(), var.cpu().double(), 150, momentum, tracked_ref)
+    assert tracked.item() == tracked_ref.item() == 5
+    tol = 1e-6 if buffers == "float32" else 2e-3
+    torch.testing.assert_close(rm.double().cpu(), rm_ref, rtol=tol, atol=tol)
+    torch.testing.assert_close(rv.double().cpu(), rv_ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_training_step_never_syncs_with_the_host(cuda_kernels, momentum):
+    """A fused BN training step (momentum=None included) queues work without waiting for the GPU."""
+    from genimg_fast.nn import BatchNormAct2d
+    module = BatchNormAct2d(16, momentum=momentum).cuda()
+    x = torch.randn(8, 16, 8, 8, device="cuda", requires_grad=True)
+    module(x).sum().backward()  # warm up (first calls may allocate and look up kernels)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        module(x).sum().backward()
+        module.eval()(x).sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_cuda_training_step_uses_the_cpp_autograd(cuda_kernels):
+    from genimg_fast.nn import BatchNormAct2d
+    x = torch.randn(2, 3, 4, 4, device="cuda", requires_grad=True)
+    assert "NormActTrainFunction" in BatchNormAct2d(3).cuda()(x).grad_fn.name()
+
+
 BAD_CALLS = {  # each must raise a ValueError with this text, never crash
     "one value per channel": ("ops.norm_act_train(torch.randn(1, 3, 1, 1, device='cuda'), None, None, False, 1e-5, "
                               "'relu', 0.0)", "Expected more than 1 value per channel when training"),
@@ -193,6 +233,9 @@ BAD_CALLS = {  # each must raise a ValueError with this text, never crash
     "wrong running stats": ("ops.update_running_stats_(torch.zeros(4, device='cuda'), torch.ones(4, device='cuda'), "
                             "torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), 10, 0.1)",
                             "must have shape [3]"),
+    "counter not int64": ("ops.update_running_stats_(torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "
+                          "torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), 10, None, "
+                          "torch.tensor(1.0, device='cuda'))", "num_batches_tracked must be a one-element int64"),
     "wrong stats shape": ("ops.norm_act_apply(torch.randn(2, 3, 4, 4, device='cuda'), torch.zeros(4, device='cuda'), "
                           "torch.ones(4, device='cuda'), None, None, 1e-5, 'relu', 0.0)", "mean must have shape"),
 }
@@ -218,6 +261,8 @@ def test_opcheck_cuda(cuda_kernels):
     torch.library.opcheck(norm_act_apply, (x, mean, var, w, b, 1e-5, "relu", 0.0))
     torch.library.opcheck(update_running_stats_, (torch.zeros(5, device="cuda"), torch.ones(5, device="cuda"),
                                                   mean, var, 24, 0.1))
+    torch.library.opcheck(update_running_stats_, (torch.zeros(5, device="cuda"), torch.ones(5, device="cuda"),
+                                                  mean, var, 24, None, torch.tensor(1, device="cuda")))
 
 
 def test_cuda_graph_capture_of_a_training_step(cuda_kernels):

@@ -101,6 +101,26 @@ def test_update_running_stats_matches_torch():
     torch.testing.assert_close(rv, ref_rv)
 
 
+def test_update_running_stats_counts_batches_and_averages_cumulatively():
+    """momentum=None: num_batches_tracked += 1, then factor 1 / num_batches_tracked, like
+    nn.BatchNorm2d(momentum=None); with a fixed momentum the counter still counts."""
+    ref = torch.nn.BatchNorm2d(4, momentum=None, dtype=torch.float64)
+    rm, rv, tracked = ref.running_mean.clone(), ref.running_var.clone(), ref.num_batches_tracked.clone()
+    for step in range(3):
+        x, _, _ = _inputs((6, 4, 3, 3), seed=20 + step)
+        ref(x)
+        _, mean, var = norm_act_train(x, None, None, False, 1e-5, "identity", 0.0)
+        update_running_stats_(rm, rv, mean, var, 6 * 9, None, tracked)
+        torch.testing.assert_close(rm, ref.running_mean)
+        torch.testing.assert_close(rv, ref.running_var)
+        assert tracked.item() == ref.num_batches_tracked.item() == step + 1
+    update_running_stats_(rm, rv, mean, var, 6 * 9, 0.1, tracked)
+    assert tracked.item() == 4
+    before = rm.clone()
+    update_running_stats_(rm, rv, mean, var, 6 * 9, None)  # no counter: torch's factor is 0
+    torch.testing.assert_close(rm, before, rtol=0, atol=0)
+
+
 def test_low_precision_input_keeps_fp32_stats_and_its_dtype():
     x, w, b = _inputs((4, 3, 8, 8), torch.float32)
     y, mean, var = norm_act_train(x.to(torch.bfloat16), w, b, False, 1e-5, "relu", 0.0)
@@ -168,3 +188,5 @@ def test_opcheck(per_sample):
     torch.library.opcheck(norm_act_backward_apply, (gy, x.detach(), mean, var, None, None, None, None, 1.0, 1e-5,
                                                     "identity", 0.0))
     torch.library.opcheck(update_running_stats_, (torch.zeros(3), torch.ones(3), mean, var, 20, 0.1))
+    torch.library.opcheck(update_running_stats_, (torch.zeros(3), torch.ones(3), mean, var, 20, None,
+                                                  torch.tensor(2)))

@@ -5,6 +5,8 @@
 #include <c10/util/string_view.h>
 
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "common/tensor_checks.h"
 #include "norm_act/norm_act_math.h"
@@ -62,6 +64,29 @@ inline Activation parse_activation(c10::string_view name, const char* op) {
   if (name == "leaky_relu") return Activation::kLeakyRelu;
   TORCH_CHECK_VALUE(false, op, ": activation must be one of identity, relu, leaky_relu, got '", name, "'");
   return Activation::kIdentity;  // unreachable: the check throws
+}
+
+// Running statistics (and the optional batch counter) of `channels` values on `device`.
+inline void check_running_stats(const at::Tensor& running_mean, const at::Tensor& running_var,
+                                const std::optional<at::Tensor>& num_batches_tracked, int64_t channels,
+                                const c10::Device& device, const char* op) {
+  const std::pair<const at::Tensor*, const char*> stats[] = {{&running_mean, "running_mean"},
+                                                             {&running_var, "running_var"}};
+  for (const auto& [t, name] : stats) {
+    TORCH_CHECK_TYPE(is_supported_float(t->scalar_type()), op, ": ", name,
+                     " must be float32, float16, bfloat16 or float64, got ", dtype_str(t->scalar_type()));
+    TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == channels, op, ": ", name, " must have shape [",
+                      std::to_string(channels), "], got ", shape_str(t->sizes()));
+    TORCH_CHECK_VALUE(t->device() == device, op, ": ", name, " must be on the same device as the statistics (",
+                      device, "), got ", t->device());
+  }
+  if (!num_batches_tracked.has_value()) return;
+  TORCH_CHECK_VALUE(num_batches_tracked->scalar_type() == at::kLong && num_batches_tracked->numel() == 1, op,
+                    ": num_batches_tracked must be a one-element int64 tensor, got ",
+                    dtype_str(num_batches_tracked->scalar_type()), " of shape ", shape_str(num_batches_tracked->sizes()));
+  TORCH_CHECK_VALUE(num_batches_tracked->device() == device, op,
+                    ": num_batches_tracked must be on the same device as the statistics (", device, "), got ",
+                    num_batches_tracked->device());
 }
 
 // torch's errors for batch statistics of a single value.

@@ -53,11 +53,21 @@ void launch_norm_act_backward_apply(const NormTiling& tiling, const NormActArgs<
                                     const acc_type_t<scalar_t>* sum_dz_xhat, double count, scalar_t* dx,
                                     cudaStream_t stream);
 
-// running = (1 - momentum) * running + momentum * stat, stats averaged over `stat_rows` rows of
-// C values (the samples of instance norm; 1 for batch norm), variance times `unbias`.
+// torch.nn.BatchNorm2d's rule: num_batches_tracked += 1 (when not null), then
+// running = (1 - f) * running + f * stat with f = momentum, or 1 / num_batches_tracked when
+// cumulative (momentum=None; 0 without a counter). Variance times `unbias`.
+struct RunningStatsRule {
+  double unbias;
+  double momentum;
+  bool cumulative;
+  int64_t* num_batches_tracked;  // nullable
+};
+
+// The update with stats averaged over `stat_rows` rows of C values (the samples of instance
+// norm; 1 for batch norm).
 template <typename stat_t>
 void launch_update_running_stats(stat_t* running_mean, stat_t* running_var, const stat_t* mean, const stat_t* var,
-                                 int64_t stat_rows, int64_t channels, double unbias, double momentum,
+                                 int64_t stat_rows, int64_t channels, const RunningStatsRule& rule,
                                  cudaStream_t stream);
 
 }  // namespace genimg_fast

@@ -170,6 +170,41 @@ Activation check_backward_args(const at::Tensor& grad_y, const at::Tensor& x, co
   return parse_activation(activation, op);
 }
 
+// torch's running-statistics rule (see RunningStatsRule) for statistics of `count` values per group.
+void update_running(at::Tensor& running_mean, at::Tensor& running_var, const OptTensor& num_batches_tracked,
+                    const at::Tensor& mean, const at::Tensor& var, int64_t count, std::optional<double> momentum) {
+  const double unbias = count > 1 ? static_cast<double>(count) / static_cast<double>(count - 1) : 1.0;
+  const bool kernel_types = running_mean.scalar_type() == mean.scalar_type() &&
+                            running_var.scalar_type() == mean.scalar_type() && var.scalar_type() == mean.scalar_type() &&
+                            (mean.scalar_type() == at::kFloat || mean.scalar_type() == at::kDouble) &&
+                            running_mean.is_contiguous() && running_var.is_contiguous() &&
+                            (!num_batches_tracked.has_value() || num_batches_tracked->is_contiguous());
+  if (!kernel_types) {  // half-precision buffers (model.half()) or views: plain tensor math, still no host read
+    at::Tensor factor = at::full({}, momentum.value_or(0.0), mean.options().dtype(at::kDouble));
+    if (num_batches_tracked.has_value()) {
+      num_batches_tracked->add_(1);
+      if (!momentum.has_value()) factor = num_batches_tracked->reshape({}).to(at::kDouble).reciprocal();
+    }
+    const at::Tensor m = mean.dim() == 2 ? mean.mean(0) : mean;
+    const at::Tensor v = var.dim() == 2 ? var.mean(0) : var;
+    const at::Tensor keep = factor.neg().add(1);
+    running_mean.copy_(running_mean.mul(keep).add(m.to(running_mean.scalar_type()).mul(factor)));
+    running_var.copy_(running_var.mul(keep).add(v.mul(unbias).to(running_var.scalar_type()).mul(factor)));
+    return;
+  }
+  const at::Tensor m = mean.contiguous(), v = var.contiguous();
+  const int64_t rows = mean.dim() == 2 ? mean.size(0) : 1;
+  const RunningStatsRule rule{unbias, momentum.value_or(0.0), !momentum.has_value(),
+                              num_batches_tracked.has_value() ? num_batches_tracked->mutable_data_ptr<int64_t>()
+                                                              : nullptr};
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(mean.scalar_type(), "genimg_fast_update_running_stats", [&] {
+    launch_update_running_stats<scalar_t>(running_mean.mutable_data_ptr<scalar_t>(),
+                                          running_var.mutable_data_ptr<scalar_t>(), m.const_data_ptr<scalar_t>(),
+                                          v.const_data_ptr<scalar_t>(), rows, mean.size(-1), rule, stream);
+  });
+}
+
 // ---- ops ----
 
 std::tuple<at::Tensor, at::Tensor> norm_act_stats_cuda(const at::Tensor& x, bool per_sample) {
@@ -296,36 +331,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
 }
 
 void update_running_stats_cuda(at::Tensor& running_mean, at::Tensor& running_var, const at::Tensor& mean,
-                               const at::Tensor& var, int64_t count, double momentum) {
-  constexpr const char* kOp = "genimg_fast.update_running_stats_";
-  const int64_t channels = mean.size(-1);
-  for (const at::Tensor* t : {&running_mean, &running_var}) {
-    TORCH_CHECK_TYPE(is_supported_float(t->scalar_type()), kOp, ": running statistics must be floating point");
-    TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == channels, kOp, ": running statistics must have shape [",
-                      std::to_string(channels), "], got ", shape_str(t->sizes()));
-    TORCH_CHECK_VALUE(t->device() == mean.device(), kOp, ": running statistics must be on ", mean.device());
-  }
+                               const at::Tensor& var, int64_t count, std::optional<double> momentum,
+                               const OptTensor& num_batches_tracked) {
+  check_running_stats(running_mean, running_var, num_batches_tracked, mean.size(-1), mean.device(),
+                      "genimg_fast.update_running_stats_");
   const c10::cuda::CUDAGuard guard(mean.device());
-  const double unbias = count > 1 ? static_cast<double>(count) / static_cast<double>(count - 1) : 1.0;
-  const bool kernel_types = running_mean.scalar_type() == mean.scalar_type() &&
-                            running_var.scalar_type() == mean.scalar_type() && var.scalar_type() == mean.scalar_type() &&
-                            (mean.scalar_type() == at::kFloat || mean.scalar_type() == at::kDouble) &&
-                            running_mean.is_contiguous() && running_var.is_contiguous();
-  if (!kernel_types) {  // half-precision buffers (model.half()) or views: plain tensor math
-    const at::Tensor m = mean.dim() == 2 ? mean.mean(0) : mean;
-    const at::Tensor v = var.dim() == 2 ? var.mean(0) : var;
-    running_mean.copy_(running_mean.mul(1 - momentum).add(m.to(running_mean.scalar_type()).mul(momentum)));
-    running_var.copy_(running_var.mul(1 - momentum).add(v.mul(unbias).to(running_var.scalar_type()).mul(momentum)));
-    return;
-  }
-  const at::Tensor m = mean.contiguous(), v = var.contiguous();
-  const int64_t rows = mean.dim() == 2 ? mean.size(0) : 1;
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(mean.scalar_type(), "genimg_fast_update_running_stats", [&] {
-    launch_update_running_stats<scalar_t>(running_mean.mutable_data_ptr<scalar_t>(),
-                                          running_var.mutable_data_ptr<scalar_t>(), m.const_data_ptr<scalar_t>(),
-                                          v.const_data_ptr<scalar_t>(), rows, channels, unbias, momentum, stream);
-  });
+  update_running(running_mean, running_var, num_batches_tracked, mean, var, count, momentum);
 }
 
 }  // namespace

@@ -45,15 +45,6 @@ class BatchNormAct2d(NormActBase):
             raise ValueError(f"{type(self).__name__}: input has {x.shape[1]} channels (dim 1 of shape "
                              f"{list(x.shape)}) but the module was built with num_features={self.num_features}")
 
-    def _momentum(self) -> float:
-        """torch's exponential_average_factor; counts this batch in num_batches_tracked."""
-        if not (self.training and self.track_running_stats and self.num_batches_tracked is not None):
-            return 0.0 if self.momentum is None else self.momentum
-        self.num_batches_tracked.add_(1)
-        if self.momentum is None:  # cumulative moving average
-            return 1.0 / float(self.num_batches_tracked)
-        return self.momentum
-
     def _sync_group(self):
         """The process group to share statistics with, or None when there is nothing to share."""
         if not (self.sync and self.training and dist.is_available() and dist.is_initialized()):
@@ -63,7 +54,6 @@ class BatchNormAct2d(NormActBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        momentum = self._momentum()
         # like torch: batch statistics in training, and in eval when there are no running statistics
         if not self.training and self.running_mean is not None:
             if x.numel() == 0:
@@ -71,15 +61,19 @@ class BatchNormAct2d(NormActBase):
             return norm_act_apply(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps,
                                   self.activation, self.negative_slope)
         update = self.training and self.track_running_stats and self.running_mean is not None
-        running_mean, running_var = (self.running_mean, self.running_var) if update else (None, None)
+        # the update counts the batch and, for momentum=None, averages cumulatively on the device (no host read)
+        running = (self.running_mean, self.running_var, self.num_batches_tracked) if update else (None, None, None)
         group = self._sync_group()
         if group is not None:
-            return sync_norm_act(x, self.weight, self.bias, running_mean, running_var, momentum, self.eps,
-                                 self.activation, self.negative_slope, group)
-        if x.numel() == 0:
-            return empty_output(x, self.weight, self.bias)  # running statistics stay as they are, like torch
+            return sync_norm_act(x, self.weight, self.bias, *running, self.momentum, self.eps, self.activation,
+                                 self.negative_slope, group)
+        if x.numel() == 0:  # torch counts the batch but leaves the running statistics as they are
+            if running[2] is not None:
+                running[2].add_(1)
+            return empty_output(x, self.weight, self.bias)
         y, mean, var = norm_act_train(x, self.weight, self.bias, False, self.eps, self.activation,
                                       self.negative_slope)
         if update:
-            update_running_stats_(running_mean, running_var, mean, var, x.numel() // x.shape[1], momentum)
+            update_running_stats_(self.running_mean, self.running_var, mean, var, x.numel() // x.shape[1],
+                                  self.momentum, self.num_batches_tracked)
         return y

@@ -110,11 +110,20 @@ def param_grads(sum_dz: torch.Tensor, sum_dz_xhat: torch.Tensor) -> tuple[torch.
     return sum_dz_xhat.clone(), sum_dz.clone()
 
 
-def update_running_stats(running_mean, running_var, mean, var, count, momentum) -> None:
-    """torch's rule: r = (1 - momentum) * r + momentum * batch value, with the unbiased variance;
-    per-sample statistics (instance norm) are averaged over the batch first."""
+def update_running_stats(running_mean, running_var, mean, var, count, momentum, num_batches_tracked=None) -> None:
+    """torch's rule: num_batches_tracked += 1, then r = (1 - f) * r + f * batch value with the
+    unbiased variance, f = momentum or, for momentum=None, 1 / num_batches_tracked (0 without a
+    counter). Per-sample statistics (instance norm) are averaged over the batch first."""
+    if num_batches_tracked is not None:
+        num_batches_tracked.add_(1)
+    if momentum is not None:
+        factor = momentum
+    elif num_batches_tracked is not None:  # a 0-dim tensor: no host sync on a GPU
+        factor = 1.0 / num_batches_tracked.reshape(()).double()
+    else:
+        factor = 0.0
     if mean.dim() == 2:
         mean, var = mean.mean(0), var.mean(0)
     unbiased = var * (count / (count - 1)) if count > 1 else var
-    running_mean.copy_(running_mean * (1 - momentum) + mean.to(running_mean.dtype) * momentum)
-    running_var.copy_(running_var * (1 - momentum) + unbiased.to(running_var.dtype) * momentum)
+    running_mean.copy_(running_mean * (1 - factor) + mean.to(running_mean.dtype) * factor)
+    running_var.copy_(running_var * (1 - factor) + unbiased.to(running_var.dtype) * factor)

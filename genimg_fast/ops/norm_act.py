@@ -13,6 +13,11 @@ impl, and a CUDA kernel registered from csrc/norm_act/:
 - norm_act_stats, norm_act_backward_reduce, norm_act_backward_apply: the pieces the two ops
   are made of, exposed so synchronized batch norm can all-reduce between them.
 - update_running_stats_: the in-place running-statistics update of torch.nn.BatchNorm2d.
+
+Where the kernels are loaded, the autograd of norm_act_train, norm_act_apply and
+update_running_stats_ on CPU and CUDA tensors is the C++ one in csrc/norm_act/norm_act_autograd.cpp
+(no Python between a module's call and the kernels); the Python formulas registered here serve
+other devices and installs without the extension.
 """
 from __future__ import annotations
 
@@ -278,27 +283,37 @@ norm_act_apply.register_autograd(_apply_backward, setup_context=_apply_setup_con
 
 # ---- running statistics ----
 
-@torch.library.custom_op("genimg_fast::update_running_stats_", mutates_args=("running_mean", "running_var"))
+@torch.library.custom_op("genimg_fast::update_running_stats_",
+                         mutates_args=("running_mean", "running_var", "num_batches_tracked"))
 def update_running_stats_(running_mean: Tensor, running_var: Tensor, mean: Tensor, var: Tensor, count: int,
-                          momentum: float) -> None:
-    """running = (1 - momentum) * running + momentum * batch statistic (unbiased variance over
-    `count` values per group); per-sample statistics are averaged over the batch first."""
-    _check_running(running_mean, running_var, mean, var)
+                          momentum: float | None, num_batches_tracked: Tensor | None = None) -> None:
+    """torch.nn.BatchNorm2d's update: num_batches_tracked += 1 (when given), then
+    running = (1 - f) * running + f * batch statistic (unbiased variance over `count` values per
+    group), f = momentum, or 1 / num_batches_tracked for momentum=None (a cumulative average,
+    computed on the device: no host sync). Per-sample statistics are averaged over the batch first."""
+    _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device,
+                   "genimg_fast.update_running_stats_")
     _note_cuda(mean, "update_running_stats_")
-    math.update_running_stats(running_mean, running_var, mean, var, count, momentum)
+    math.update_running_stats(running_mean, running_var, mean, var, count, momentum, num_batches_tracked)
 
 
 @update_running_stats_.register_fake
-def _(running_mean, running_var, mean, var, count, momentum):
-    _check_running(running_mean, running_var, mean, var)
+def _(running_mean, running_var, mean, var, count, momentum, num_batches_tracked=None):
+    _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device,
+                   "genimg_fast.update_running_stats_")
 
 
-def _check_running(running_mean, running_var, mean, var) -> None:
-    op = "genimg_fast.update_running_stats_"
-    c = mean.shape[-1]
+def _check_running(running_mean, running_var, num_batches_tracked, channels, device, op) -> None:
     for name, t in (("running_mean", running_mean), ("running_var", running_var)):
         check_float_tensor(t, name, op)
-        if t.shape != (c,):
-            raise ValueError(f"{op}: {name} must have shape [{c}], got {list(t.shape)}")
-        if t.device != mean.device:
-            raise ValueError(f"{op}: {name} must be on the same device as the statistics ({mean.device})")
+        if t.shape != (channels,):
+            raise ValueError(f"{op}: {name} must have shape [{channels}], got {list(t.shape)}")
+        if t.device != device:
+            raise ValueError(f"{op}: {name} must be on the same device as the statistics ({device}), got {t.device}")
+    if num_batches_tracked is not None:
+        if num_batches_tracked.dtype != torch.long or num_batches_tracked.numel() != 1:
+            raise ValueError(f"{op}: num_batches_tracked must be a one-element int64 tensor, got "
+                             f"{num_batches_tracked.dtype} of shape {list(num_batches_tracked.shape)}")
+        if num_batches_tracked.device != device:
+            raise ValueError(f"{op}: num_batches_tracked must be on the same device as the statistics ({device}), "
+                             f"got {num_batches_tracked.device}")

@@ -1,0 +1,213 @@
+// Autograd of norm_act_train, norm_act_apply and update_running_stats_ in C++, registered for
+// CPU and CUDA tensors (AutogradCPU / AutogradCUDA take precedence over the Python formulas that
+// genimg_fast/ops/norm_act.py registers for every device). The formulas are the same; running
+// them here keeps Python off the training step: the Python autograd wrapper of a custom op cost
+// more host time than the kernels of a DCGAN-sized norm layer take on the GPU.
+//
+// Both functions call the forward op below autograd, and the backward ops below autograd too,
+// unless the backward itself is being recorded (create_graph=True); then the call goes through
+// autograd, which reports that double backward is not supported instead of returning a zero.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
+
+namespace genimg_fast {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using OptTensor = std::optional<at::Tensor>;
+using Tensor3 = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+}
+
+using TrainSignature = Tensor3(const at::Tensor&, const OptTensor&, const OptTensor&, bool, double, c10::string_view,
+                               double);
+using TrainBackwardSignature = Tensor3(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                       const OptTensor&, const OptTensor&, double, c10::string_view, double);
+using ApplySignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
+                                  const OptTensor&, double, c10::string_view, double);
+using BackwardReduceSignature = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                                   const at::Tensor&, const at::Tensor&,
+                                                                   const OptTensor&, const OptTensor&, double,
+                                                                   c10::string_view, double);
+using BackwardApplySignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                          const OptTensor&, const OptTensor&, const OptTensor&, const OptTensor&,
+                                          double, double, c10::string_view, double);
+
+// Calls a backward op: straight to its kernel, unless grad mode asks for a graph of the backward.
+template <typename Signature, typename... Args>
+auto call_backward_op(const c10::TypedOperatorHandle<Signature>& op, Args&&... args) {
+  if (at::GradMode::is_enabled()) return op.call(std::forward<Args>(args)...);
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return op.call(std::forward<Args>(args)...);
+}
+
+OptTensor optional_of(const at::Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
+
+// The forward's tensor inputs become autograd edges only when present: the edge of each.
+struct ParamEdges {
+  int weight = -1, bias = -1;
+  ParamEdges(int first, bool has_weight, bool has_bias) {
+    if (has_weight) weight = first++;
+    if (has_bias) bias = first;
+  }
+};
+
+bool needs_grad(AutogradContext* ctx, int edge) { return edge >= 0 && ctx->needs_input_grad(edge); }
+
+at::Tensor param_grad(AutogradContext* ctx, int edge, const at::Tensor& grad, const at::Tensor& param) {
+  return needs_grad(ctx, edge) ? grad.to(param.scalar_type()) : at::Tensor();
+}
+
+void save_options(AutogradContext* ctx, double eps, c10::string_view activation, double slope) {
+  ctx->saved_data["eps"] = eps;
+  ctx->saved_data["activation"] = std::string(activation);
+  ctx->saved_data["slope"] = slope;
+}
+
+struct Options {
+  double eps;
+  std::string activation;
+  double slope;
+};
+
+Options saved_options(AutogradContext* ctx) {
+  return {ctx->saved_data["eps"].toDouble(), ctx->saved_data["activation"].toStringRef(),
+          ctx->saved_data["slope"].toDouble()};
+}
+
+class NormActTrainFunction : public torch::autograd::Function<NormActTrainFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const OptTensor& weight,
+                               const OptTensor& bias, bool per_sample, double eps, c10::string_view activation,
+                               double slope) {
+    static const auto op = typed_op<TrainSignature>("genimg_fast::norm_act_train");
+    at::Tensor y, mean, var;
+    {
+      const at::AutoDispatchBelowADInplaceOrView below_autograd;
+      std::tie(y, mean, var) = op.call(x, weight, bias, per_sample, eps, activation, slope);
+    }
+    ctx->mark_non_differentiable({mean, var});
+    ctx->save_for_backward({x, weight.value_or(at::Tensor()), bias.value_or(at::Tensor()), mean, var});
+    save_options(ctx, eps, activation, slope);
+    return {y, mean, var};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto op = typed_op<TrainBackwardSignature>("genimg_fast::norm_act_train_backward");
+    variable_list result(7);  // one per forward argument
+    const at::Tensor& grad_y = grads[0];
+    if (!grad_y.defined()) return result;  // y took no part in the loss
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1], &bias = saved[2], &mean = saved[3], &var = saved[4];
+    const Options o = saved_options(ctx);
+    auto [dx, dweight, dbias] = call_backward_op(op, grad_y, x, mean, var, optional_of(weight), optional_of(bias),
+                                                 o.eps, o.activation, o.slope);
+    const ParamEdges edges(1, weight.defined(), bias.defined());
+    if (ctx->needs_input_grad(0)) result[0] = dx;
+    result[1] = param_grad(ctx, edges.weight, dweight, weight);
+    result[2] = param_grad(ctx, edges.bias, dbias, bias);
+    return result;
+  }
+};
+
+class NormActApplyFunction : public torch::autograd::Function<NormActApplyFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& mean, const at::Tensor& var,
+                            const OptTensor& weight, const OptTensor& bias, double eps, c10::string_view activation,
+                            double slope) {
+    static const auto op = typed_op<ApplySignature>("genimg_fast::norm_act_apply");
+    at::Tensor y;
+    {
+      const at::AutoDispatchBelowADInplaceOrView below_autograd;
+      y = op.call(x, mean, var, weight, bias, eps, activation, slope);
+    }
+    ctx->save_for_backward({x, mean, var, weight.value_or(at::Tensor()), bias.value_or(at::Tensor())});
+    save_options(ctx, eps, activation, slope);
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto reduce_op = typed_op<BackwardReduceSignature>("genimg_fast::norm_act_backward_reduce");
+    static const auto apply_op = typed_op<BackwardApplySignature>("genimg_fast::norm_act_backward_apply");
+    TORCH_CHECK(!ctx->needs_input_grad(1) && !ctx->needs_input_grad(2),
+                "genimg_fast.norm_act_apply: gradients with respect to mean and var are not supported "
+                "(they are treated as constants, like running statistics)");
+    variable_list result(8);  // one per forward argument
+    const at::Tensor& grad_y = grads[0];
+    if (!grad_y.defined()) return result;
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &mean = saved[1], &var = saved[2], &weight = saved[3], &bias = saved[4];
+    const Options o = saved_options(ctx);
+    const ParamEdges edges(3, weight.defined(), bias.defined());
+    if (ctx->needs_input_grad(0)) {
+      result[0] = call_backward_op(apply_op, grad_y, x, mean, var, optional_of(weight), optional_of(bias),
+                                   std::nullopt, std::nullopt, 1.0, o.eps, o.activation, o.slope);
+    }
+    if (needs_grad(ctx, edges.weight) || needs_grad(ctx, edges.bias)) {
+      auto [sum_dz, sum_dz_xhat] = call_backward_op(reduce_op, grad_y, x, mean, var, optional_of(weight),
+                                                    optional_of(bias), o.eps, o.activation, o.slope);
+      if (mean.dim() == 2) {  // per-sample statistics: parameters are per channel
+        sum_dz = sum_dz.sum(0);
+        sum_dz_xhat = sum_dz_xhat.sum(0);
+      }
+      result[3] = param_grad(ctx, edges.weight, sum_dz_xhat, weight);
+      result[4] = param_grad(ctx, edges.bias, sum_dz, bias);
+    }
+    return result;
+  }
+};
+
+Tensor3 norm_act_train_autograd(const at::Tensor& x, const OptTensor& weight, const OptTensor& bias, bool per_sample,
+                                double eps, c10::string_view activation, double slope) {
+  const variable_list out = NormActTrainFunction::apply(x, weight, bias, per_sample, eps, activation, slope);
+  return {out[0], out[1], out[2]};
+}
+
+at::Tensor norm_act_apply_autograd(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& var,
+                                   const OptTensor& weight, const OptTensor& bias, double eps,
+                                   c10::string_view activation, double slope) {
+  return NormActApplyFunction::apply(x, mean, var, weight, bias, eps, activation, slope);
+}
+
+}  // namespace
+
+using UpdateRunningSignature = void(at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t,
+                                    std::optional<double>, const OptTensor&);
+
+// The running-statistics update has nothing to differentiate. It goes on to the ADInplaceOrView
+// kernel, which bumps the buffers' versions: a graph that saved them (eval mode saves the running
+// statistics) then refuses a backward after they changed instead of using the new values.
+void update_running_stats_autograd(c10::DispatchKeySet keys, at::Tensor& running_mean, at::Tensor& running_var,
+                                   const at::Tensor& mean, const at::Tensor& var, int64_t count,
+                                   std::optional<double> momentum, const OptTensor& num_batches_tracked) {
+  static const auto op = typed_op<UpdateRunningSignature>("genimg_fast::update_running_stats_");
+  TORCH_CHECK(!at::GradMode::is_enabled() || !(mean.requires_grad() || var.requires_grad() ||
+                                                running_mean.requires_grad() || running_var.requires_grad()),
+              "genimg_fast.update_running_stats_ is not differentiable: detach mean, var and the running "
+              "statistics (they are buffers, not parameters)");
+  op.redispatch(keys & c10::after_autograd_keyset, running_mean, running_var, mean, var, count, momentum,
+                num_batches_tracked);
+}
+
+#define GENIMG_REGISTER_NORM_ACT_AUTOGRAD(key)                                          \
+  TORCH_LIBRARY_IMPL(genimg_fast, key, m) {                                             \
+    m.impl("norm_act_train", TORCH_FN(norm_act_train_autograd));                        \
+    m.impl("norm_act_apply", TORCH_FN(norm_act_apply_autograd));                        \
+    m.impl("update_running_stats_", TORCH_FN(update_running_stats_autograd));           \
+  }
+GENIMG_REGISTER_NORM_ACT_AUTOGRAD(AutogradCUDA)
+GENIMG_REGISTER_NORM_ACT_AUTOGRAD(AutogradCPU)
+#undef GENIMG_REGISTER_NORM_ACT_AUTOGRAD
+
+}  // namespace genimg_fast
