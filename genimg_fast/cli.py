@@ -19,7 +19,7 @@ def _bench(args: argparse.Namespace) -> int:
     from genimg_fast.bench.suite import resolve_device, run_suite, write_record
 
     device = resolve_device(args.device)
-    record = run_suite(device, quick=args.quick, compile_too=args.compile)
+    record = run_suite(device, quick=args.quick, compile_too=args.compile, only=args.only)
     backend = record["backend"]
     print(f"genimg_fast bench ({record['mode']}) on {record['device']}; torch {record['torch']}; "
           f"impl={backend['impl']}" + (f" ({backend['reason']})" if backend["reason"] else ""))
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer cases and repeats (about a minute on CPU)")
     bench.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
     bench.add_argument("--compile", action="store_true", help="also time torch.compile of both variants")
+    bench.add_argument("--only", metavar="TEXT", help="only the cases whose label contains TEXT, e.g. 'dcgan'")
     bench.add_argument("--json", metavar="PATH", help="write the results record (device, versions, commit) here")
     bench.set_defaults(func=_bench)
     return parser

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot check for a lent GPU machine (H100/H200, its own python3 with torch, no internet):
 # build the kernels in place for sm_90, run the test suite with the kernels required
-# (GENIMG_FAST_IMPL=cuda), run the quick GPU benchmark. Logs and the results JSON go to $OUT
+# (GENIMG_FAST_IMPL=cuda), run the quick GPU benchmark, profile the norm step, and time
+# torch.compile at the DCGAN norm shapes. Logs and the results JSON go to $OUT
 # (or benchmarks/results/gpu-check-<time>/). Finishes well under 8 minutes on an H100.
 # A copied tree has no .git: pass the commit for the results record, e.g.
 #   GENIMG_FAST_COMMIT=$(git rev-parse --short=12 HEAD) bash scripts/gpu_check.sh
@@ -52,6 +53,10 @@ step "profile: host time, launches and kernel time per norm training step"
 GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profile_norm_act.py 2>&1 | grep -v "USDT" > "$OUT/profile_norm_act.log" \
   || failures+=("profile")
 cat "$OUT/profile_norm_act.log" | tee -a "$LOG"
+
+step "torch.compile comparison at the DCGAN batch-128 norm shapes"
+GENIMG_FAST_IMPL=cuda timeout 150 "$PY" -m genimg_fast.cli bench --quick --device cuda --compile --only "dcgan G b128" \
+  --json "$OUT/bench_compile_dcgan.json" 2>&1 | grep -v "USDT" | tee -a "$LOG" || failures+=("bench_compile")
 
 if ((${#failures[@]})); then
   step "FAILED: ${failures[*]}"

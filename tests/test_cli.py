@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from genimg_fast import cli
@@ -30,3 +31,11 @@ def test_bench_quick_prints_a_table_and_writes_a_record(tmp_path, capsys):
     assert variants == {"torch", "genimg_fast"}
     for row in record["results"]:
         assert row["median_ms"] > 0 and row["speedup_vs_torch"] > 0
+
+
+def test_bench_only_filters_cases_by_label(capsys):
+    assert cli.main(["bench", "--quick", "--device", "cpu", "--only", "DCGAN G"]) == 0
+    table = capsys.readouterr().out
+    assert "dcgan G" in table and "cyclegan" not in table
+    with pytest.raises(SystemExit, match="no case label contains"):
+        cli.main(["bench", "--quick", "--device", "cpu", "--only", "no such case"])

@@ -3,6 +3,8 @@ output, all activations x layouts x dtypes x training/eval, batch and instance s
 odd channel counts, spatial 1x1 to 256x256, bit-identical repeats, NaN-poisoned outputs."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from cuda_helpers import assert_raises_in_child, poison_allocator
@@ -177,13 +179,35 @@ def test_running_stats_update(cuda_kernels, per_sample):
     torch.testing.assert_close(rv.double().cpu(), rv_ref, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("shape", [(3, 40, 9, 7), (2, 5, 96, 96)])  # one and several partials per group
+def test_fused_training_ops_equal_their_pieces_bitwise(cuda_kernels, layout, per_sample, shape):
+    """The training ops merge the reduction partials inside the elementwise pass; the merge is the
+    same code in the same order as the separate merge kernel of the pieces, so results match
+    bit for bit, and every group's statistics and sums are published."""
+    x, w, b, gy = _make(shape, torch.float32, layout, 13)
+    poison_allocator(x.numel() * 4)
+    y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "leaky_relu", 0.2)
+    mean_p, var_p = norm_act_stats(x, per_sample)
+    y_p = norm_act_apply(x, mean_p, var_p, w, b, 1e-5, "leaky_relu", 0.2)
+    assert torch.equal(mean, mean_p) and torch.equal(var, var_p) and torch.equal(y, y_p)
+    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.2)
+    sum_dz, sum_dz_xhat = norm_act_backward_reduce(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.2)
+    count = float(shape[2] * shape[3] * (1 if per_sample else shape[0]))
+    dx_p = norm_act_backward_apply(gy, x, mean, var, w, b, sum_dz, sum_dz_xhat, count, 1e-5, "leaky_relu", 0.2)
+    assert torch.equal(dx, dx_p)
+    want_dw, want_db = (sum_dz_xhat.sum(0), sum_dz.sum(0)) if per_sample else (sum_dz_xhat, sum_dz)
+    assert torch.equal(dw, want_dw) and torch.equal(db, want_db)
+
+
 @pytest.mark.parametrize("momentum", [0.1, None])
 @pytest.mark.parametrize("buffers", ["float32", "float16"])  # fp16 buffers (model.half()) take the tensor-math path
 def test_running_stats_with_batch_counter(cuda_kernels, momentum, buffers):
     dtype = getattr(torch, buffers)
     rm, rv = torch.randn(10, device="cuda").to(dtype), (torch.rand(10, device="cuda") + 0.5).to(dtype)
     tracked = torch.tensor(3, device="cuda")
-    rm_ref, rv_ref, tracked_ref = rm.cpu().double(), rv.cpu().double(), tracked.cpu()
+    rm_ref, rv_ref, tracked_ref = rm.cpu().double(), rv.cpu().double(), tracked.clone().cpu()
     for seed in (7, 8):
         x, _, _, _ = _make((6, 10, 5, 5), torch.float32, "contiguous", seed)
         _, mean, var = norm_act_train(x, None, None, False, 1e-5, "identity", 0.0)
@@ -306,3 +330,65 @@ def test_more_than_2_pow_31_elements(cuda_kernels):
             want_y = torch.relu((plane - mean[c].double()) * torch.rsqrt(var[c].double() + 1e-5))
             torch.testing.assert_close(y[:, c].double(), want_y, rtol=1e-2, atol=1e-2)
             del plane, want_y
+
+
+# ---- the modules on the GPU (C++ autograd, running statistics, torch.compile) ----
+
+def _module_pair(torch_cls, cls, channels, momentum):
+    ref_norm = torch_cls(channels, momentum=momentum, affine=True, track_running_stats=True).cuda()
+    ref = torch.nn.Sequential(ref_norm, torch.nn.LeakyReLU(0.2))
+    fused = cls.from_norm(copy.deepcopy(ref_norm), activation="leaky_relu", negative_slope=0.2)
+    return ref, fused
+
+
+def _step(module, x, gy):
+    x = x.clone().requires_grad_()
+    y = module(x)
+    y.backward(gy)
+    return y.detach(), x.grad
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_module_training_then_eval_matches_torch(cuda_kernels, momentum, norm, layout):
+    from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
+    torch_cls, cls = ((torch.nn.BatchNorm2d, BatchNormAct2d) if norm == "batch"
+                      else (torch.nn.InstanceNorm2d, InstanceNormAct2d))
+    ref, fused = _module_pair(torch_cls, cls, 24, momentum)
+    for step in range(3):
+        x, _, _, gy = _make((4, 24, 10, 12), torch.float32, layout, 30 + step)
+        y_ref, dx_ref = _step(ref, x, gy)
+        y, dx = _step(fused, x, gy)
+        torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(dx, dx_ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fused.weight.grad, ref[0].weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fused.bias.grad, ref[0].bias.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fused.running_mean, ref[0].running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fused.running_var, ref[0].running_var, rtol=1e-5, atol=1e-6)
+    if norm == "batch":
+        assert torch.equal(fused.num_batches_tracked, ref[0].num_batches_tracked)
+    ref.eval(), fused.eval()
+    x, _, _, gy = _make((4, 24, 10, 12), torch.float32, layout, 40)
+    y_ref, dx_ref = _step(ref, x, gy)
+    y, dx = _step(fused, x, gy)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dx, dx_ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compile_fullgraph_training_step(cuda_kernels, backend):
+    """torch.compile traces through the C++ autograd (AutogradCUDA) and the mutating update."""
+    from genimg_fast.nn import BatchNormAct2d
+    ref, fused = _module_pair(torch.nn.BatchNorm2d, BatchNormAct2d, 16, 0.1)
+    compiled = torch.compile(fused, fullgraph=True, backend=backend)
+    for step in range(2):
+        x, _, _, gy = _make((8, 16, 6, 6), torch.float32, "contiguous", 50 + step)
+        y_ref, dx_ref = _step(ref, x, gy)
+        y, dx = _step(compiled, x, gy)
+        torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(dx, dx_ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fused.weight.grad, ref[0].weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fused.running_mean, ref[0].running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fused.running_var, ref[0].running_var, rtol=1e-5, atol=1e-6)
+    assert torch.equal(fused.num_batches_tracked, ref[0].num_batches_tracked)

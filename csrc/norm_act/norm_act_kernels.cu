@@ -20,11 +20,14 @@ struct GroupConstants {
   using acc_t = acc_type_t<scalar_t>;
   NormActArgs<scalar_t> args;
 
+  __device__ GroupAffine<acc_t> affine(acc_t mean, acc_t var, int64_t channel) const {
+    return {mean, reciprocal_sqrt(var + args.eps), args.weight != nullptr ? args.weight[channel] : acc_t(1),
+            args.bias != nullptr ? args.bias[channel] : acc_t(0)};
+  }
+
   // The per-tile context of the ops built on these constants.
   __device__ GroupAffine<acc_t> context(int64_t group, int64_t channel) const {
-    return {args.mean[group], reciprocal_sqrt(args.var[group] + args.eps),
-            args.weight != nullptr ? args.weight[channel] : acc_t(1),
-            args.bias != nullptr ? args.bias[channel] : acc_t(0)};
+    return affine(args.mean[group], args.var[group], channel);
   }
 
   // z = xhat * weight + bias: the one formula of forward and backward.
@@ -44,13 +47,19 @@ struct StatsReducer {
   __device__ void add(Value& v, const Context&, int64_t offset) const { v.push(static_cast<acc_t>(x[offset])); }
 };
 
+// Biased variance of a merged Welford value: the one formula of both forward paths.
+template <typename acc_t>
+__device__ __forceinline__ acc_t welford_variance(const WelfordValue<acc_t>& v) {
+  return v.m2 / v.count;
+}
+
 template <typename acc_t>
 struct StatsFinish {
   acc_t* mean;
   acc_t* var;
   __device__ void operator()(int64_t group, const WelfordValue<acc_t>& v) const {
     mean[group] = v.mean;
-    var[group] = v.m2 / v.count;
+    var[group] = welford_variance(v);
   }
 };
 
@@ -63,6 +72,19 @@ struct ApplyOp : GroupConstants<scalar_t> {
     const auto& args = this->args;
     const acc_t z = this->pre_activation(a, a.xhat(static_cast<acc_t>(args.x[offset])));
     y[offset] = static_cast<scalar_t>(activation_forward(z, args.activation, args.slope));
+  }
+};
+
+// The training forward's second launch: merge the statistics' partials, publish mean/var, apply.
+template <typename scalar_t>
+struct StatsThenApplyOp : ApplyOp<scalar_t> {
+  using acc_t = acc_type_t<scalar_t>;
+  using Value = WelfordValue<acc_t>;
+  StatsFinish<acc_t> stats;
+
+  __device__ void publish(int64_t group, const Value& v) const { stats(group, v); }
+  __device__ GroupAffine<acc_t> context(int64_t, int64_t channel, const Value& v) const {
+    return this->affine(v.mean, welford_variance(v), channel);
   }
 };
 
@@ -108,13 +130,19 @@ struct BackwardApplyOp {
   acc_t inv_count;
   scalar_t* dx;
 
-  __device__ Context context(int64_t group, int64_t channel) const {
+  __device__ Context context_with(int64_t group, int64_t channel, bool batch_stats, acc_t group_sum_dz,
+                                  acc_t group_sum_dz_xhat) const {
     Context c;
     c.affine = constants.context(group, channel);
-    c.mean_dz = sum_dz != nullptr ? sum_dz[group] * inv_count : acc_t(0);
-    c.mean_dz_xhat = sum_dz != nullptr ? sum_dz_xhat[group] * inv_count : acc_t(0);
+    c.mean_dz = batch_stats ? group_sum_dz * inv_count : acc_t(0);
+    c.mean_dz_xhat = batch_stats ? group_sum_dz_xhat * inv_count : acc_t(0);
     c.scale = c.affine.invstd * c.affine.weight;
     return c;
+  }
+  __device__ Context context(int64_t group, int64_t channel) const {
+    const bool batch_stats = sum_dz != nullptr;
+    return context_with(group, channel, batch_stats, batch_stats ? sum_dz[group] : acc_t(0),
+                        batch_stats ? sum_dz_xhat[group] : acc_t(0));
   }
   __device__ void apply(const Context& c, int64_t offset) const {
     const auto& args = constants.args;
@@ -126,17 +154,57 @@ struct BackwardApplyOp {
   }
 };
 
-template <typename Reducer, typename Finish>
-void run_grouped_reduction(const NormTiling& t, const Reducer& reducer, const Finish& finish, void* workspace,
-                           cudaStream_t stream) {
-  using V = typename Reducer::Value;
-  auto* partials = static_cast<V*>(workspace);
+// The training backward's second launch: merge the sums' partials, publish them (per-group
+// dweight/dbias), apply with batch statistics.
+template <typename scalar_t>
+struct SumsThenBackwardApplyOp : BackwardApplyOp<scalar_t> {
+  using acc_t = acc_type_t<scalar_t>;
+  using Value = SumPair<acc_t>;
+  SumsFinish<acc_t> sums;
+
+  __device__ void publish(int64_t group, const Value& v) const { sums(group, v); }
+  __device__ typename BackwardApplyOp<scalar_t>::Context context(int64_t group, int64_t channel,
+                                                                 const Value& v) const {
+    return this->context_with(group, channel, true, v.first, v.second);
+  }
+};
+
+template <typename V>
+V* partials_in(void* workspace) {
+  return static_cast<V*>(workspace);
+}
+
+template <typename Reducer>
+void launch_reduce(const NormTiling& t, const Reducer& reducer, void* workspace, cudaStream_t stream) {
+  auto* partials = partials_in<typename Reducer::Value>(workspace);
   if (t.channels_last) {
     reduce_nhwc_kernel<<<t.num_tiles, dim3(kNormTileChannels, kNormTileRows), 0, stream>>>(t, reducer, partials);
   } else {
     reduce_nchw_kernel<<<t.num_tiles, kNormThreads, 0, stream>>>(t, reducer, partials);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// Reduce, then merge into the elementwise pass: two launches.
+template <typename Reducer, typename MergingOp>
+void run_reduce_then_merging_elementwise(const NormTiling& t, const Reducer& reducer, const MergingOp& op,
+                                         void* workspace, cudaStream_t stream) {
+  launch_reduce(t, reducer, workspace, stream);
+  const auto* partials = partials_in<typename MergingOp::Value>(workspace);
+  if (t.channels_last) {
+    merge_elementwise_nhwc_kernel<<<t.num_tiles, dim3(kNormTileChannels, kNormTileRows), 0, stream>>>(t, op,
+                                                                                                      partials);
+  } else {
+    merge_elementwise_nchw_kernel<<<t.num_tiles, kNormThreads, 0, stream>>>(t, op, partials);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename Reducer, typename Finish>
+void run_grouped_reduction(const NormTiling& t, const Reducer& reducer, const Finish& finish, void* workspace,
+                           cudaStream_t stream) {
+  launch_reduce(t, reducer, workspace, stream);
+  const auto* partials = partials_in<typename Reducer::Value>(workspace);
   const int64_t blocks = ceil_div(t.groups, kNormThreads / kWarpLanes);
   merge_partials_kernel<<<blocks, kNormThreads, 0, stream>>>(partials, t.groups, t.partials_per_group, finish);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -188,6 +256,33 @@ void launch_norm_act_backward_apply(const NormTiling& t, const NormActArgs<scala
   run_elementwise(t, op, stream);
 }
 
+template <typename scalar_t>
+void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& args, acc_type_t<scalar_t>* mean,
+                           acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream) {
+  using acc_t = acc_type_t<scalar_t>;
+  StatsThenApplyOp<scalar_t> op;
+  op.args = args;
+  op.y = y;
+  op.stats = StatsFinish<acc_t>{mean, var};
+  run_reduce_then_merging_elementwise(t, StatsReducer<scalar_t>{args.x}, op, workspace, stream);
+}
+
+template <typename scalar_t>
+void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scalar_t>& args, const scalar_t* dy,
+                                    acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat, double count,
+                                    scalar_t* dx, void* workspace, cudaStream_t stream) {
+  using acc_t = acc_type_t<scalar_t>;
+  SumsThenBackwardApplyOp<scalar_t> op;
+  op.constants = GroupConstants<scalar_t>{args};
+  op.dy = dy;
+  op.sum_dz = sum_dz;
+  op.sum_dz_xhat = sum_dz_xhat;
+  op.inv_count = static_cast<acc_t>(1.0 / count);
+  op.dx = dx;
+  op.sums = SumsFinish<acc_t>{sum_dz, sum_dz_xhat};
+  run_reduce_then_merging_elementwise(t, BackwardReducer<scalar_t>{{args}, dy}, op, workspace, stream);
+}
+
 #define GENIMG_INSTANTIATE_NORM_ACT(T)                                                                             \
   template void launch_norm_stats<T>(const NormTiling&, const T*, acc_type_t<T>*, acc_type_t<T>*, void*,           \
                                      cudaStream_t);                                                                \
@@ -196,7 +291,11 @@ void launch_norm_act_backward_apply(const NormTiling& t, const NormActArgs<scala
                                                    acc_type_t<T>*, acc_type_t<T>*, void*, cudaStream_t);          \
   template void launch_norm_act_backward_apply<T>(const NormTiling&, const NormActArgs<T>&, const T*,             \
                                                   const acc_type_t<T>*, const acc_type_t<T>*, double, T*,         \
-                                                  cudaStream_t);
+                                                  cudaStream_t);                                                  \
+  template void launch_norm_act_train<T>(const NormTiling&, const NormActArgs<T>&, acc_type_t<T>*, acc_type_t<T>*, \
+                                         T*, void*, cudaStream_t);                                                \
+  template void launch_norm_act_train_backward<T>(const NormTiling&, const NormActArgs<T>&, const T*,             \
+                                                  acc_type_t<T>*, acc_type_t<T>*, double, T*, void*, cudaStream_t);
 GENIMG_INSTANTIATE_NORM_ACT(float)
 GENIMG_INSTANTIATE_NORM_ACT(double)
 GENIMG_INSTANTIATE_NORM_ACT(c10::Half)

@@ -53,6 +53,20 @@ void launch_norm_act_backward_apply(const NormTiling& tiling, const NormActArgs<
                                     const acc_type_t<scalar_t>* sum_dz_xhat, double count, scalar_t* dx,
                                     cudaStream_t stream);
 
+// The training forward in two launches: statistics partials, then one pass that merges them,
+// writes mean/var (biased) and y = act(xhat * weight + bias). args.mean/var are not read.
+template <typename scalar_t>
+void launch_norm_act_train(const NormTiling& tiling, const NormActArgs<scalar_t>& args, acc_type_t<scalar_t>* mean,
+                           acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream);
+
+// The training backward in two launches: partials of sum(dz) and sum(dz * xhat), then one pass
+// that merges them, writes the per-group sums and dx (batch statistics over `count` values).
+template <typename scalar_t>
+void launch_norm_act_train_backward(const NormTiling& tiling, const NormActArgs<scalar_t>& args,
+                                    const scalar_t* dy, acc_type_t<scalar_t>* sum_dz,
+                                    acc_type_t<scalar_t>* sum_dz_xhat, double count, scalar_t* dx, void* workspace,
+                                    cudaStream_t stream);
+
 // torch.nn.BatchNorm2d's rule: num_batches_tracked += 1 (when not null), then
 // running = (1 - f) * running + f * stat with f = momentum, or 1 / num_batches_tracked when
 // cumulative (momentum=None; 0 without a counter). Variance times `unbias`.

@@ -154,6 +154,11 @@ void backward_apply_into(const DenseInput& in, const NormTiling& t, const at::Te
   });
 }
 
+// (N, C) per-sample sums -> (C,) per-channel sums.
+at::Tensor per_channel(const at::Tensor& per_sample_sums) {
+  return per_sample_sums.size(0) == 1 ? per_sample_sums.view({per_sample_sums.size(1)}) : per_sample_sums.sum(0);
+}
+
 void check_params(const at::Tensor& x, const OptTensor& weight, const OptTensor& bias, const char* op) {
   check_norm_input(x, op);
   check_norm_param(weight, "weight", x, op);
@@ -298,9 +303,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_cuda(const at::Ten
   const DenseInput in = dense_input(x);
   const NormTiling t = tiling_for(in, per_sample);
   const auto acc = acc_scalar_type(x);
-  compute_stats(in, t, mean, var);
+  const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
+  at::Tensor workspace = workspace_for(t, in.x);
   Output y = output_like(x, in);
-  apply_into(in, t, mean, var, as_acc(weight, acc), as_acc(bias, acc), eps, act, slope, y.work);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_train", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    launch_norm_act_train<scalar_t>(t, make_args<scalar_t>(in.x, mean, var, weight_acc, bias_acc, eps, act, slope),
+                                    mean.mutable_data_ptr<acc_t>(), var.mutable_data_ptr<acc_t>(),
+                                    y.work.mutable_data_ptr<scalar_t>(), workspace.mutable_data_ptr(), stream);
+  });
   return {y.finish(), mean, var};
 }
 
@@ -321,12 +333,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
   const at::Tensor dy = in_layout(grad_y.to(x.scalar_type()), in);
   const at::Tensor mean_acc = mean.to(acc).contiguous(), var_acc = var.to(acc).contiguous();
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
-  auto [sum_dz, sum_dz_xhat] = backward_sums(in, t, dy, mean_acc, var_acc, weight_acc, bias_acc, eps, act, slope);
+  at::Tensor sum_dz = at::empty_like(mean_acc), sum_dz_xhat = at::empty_like(mean_acc);
+  at::Tensor workspace = workspace_for(t, in.x);
   Output dx = output_like(x, in);
   const double count = static_cast<double>(per_sample ? t.S : t.N * t.S);
-  backward_apply_into(in, t, dy, mean_acc, var_acc, weight_acc, bias_acc, sum_dz, sum_dz_xhat, count, eps, act, slope,
-                      dx.work);
-  if (per_sample) return {dx.finish(), sum_dz_xhat.sum(0), sum_dz.sum(0)};
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_train_backward", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    launch_norm_act_train_backward<scalar_t>(
+        t, make_args<scalar_t>(in.x, mean_acc, var_acc, weight_acc, bias_acc, eps, act, slope),
+        dy.const_data_ptr<scalar_t>(), sum_dz.mutable_data_ptr<acc_t>(), sum_dz_xhat.mutable_data_ptr<acc_t>(), count,
+        dx.work.mutable_data_ptr<scalar_t>(), workspace.mutable_data_ptr(), stream);
+  });
+  if (per_sample) {  // parameters are per channel: sum over the samples (a view when there is one)
+    return {dx.finish(), per_channel(sum_dz_xhat), per_channel(sum_dz)};
+  }
   return {dx.finish(), sum_dz_xhat, sum_dz};
 }
 

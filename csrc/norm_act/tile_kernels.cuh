@@ -2,10 +2,15 @@
 // Generic kernels over the tiles of a NormTiling (see norm_act_tiling.h):
 // - reduce_*_kernel: each tile folds its elements into one partial Value per group;
 // - merge_partials_kernel: one warp per group combines that group's partials in order;
-// - elementwise_*_kernel: each element is transformed with its group's constants.
+// - elementwise_*_kernel: each element is transformed with its group's constants;
+// - merge_elementwise_*_kernel: the two before in one launch: each tile first merges its
+//   group's partials (the tile with partial 0 also publishes the merged value), then transforms
+//   its elements with constants derived from it. Every merge runs warp_merge_partials, so a
+//   merged value is bit-identical wherever it is computed.
 // A Reducer provides Value, context(group, channel) and add(value, context, offset); an
-// Elementwise op provides context(group, channel) and apply(context, offset). Offsets are
-// element indices of the dense tensor (64-bit).
+// Elementwise op provides context(group, channel) and apply(context, offset); a merging one
+// provides Value, publish(group, merged) and context(group, channel, merged) instead of the
+// first. Offsets are element indices of the dense tensor (64-bit).
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -58,15 +63,23 @@ __global__ void __launch_bounds__(kNormThreads)
   }
 }
 
+// One warp combines a group's partials: lane-strided, then across lanes in a fixed order.
+// The result is in lane 0.
+template <typename V>
+__device__ __forceinline__ V warp_merge_partials(const V* __restrict__ partials, int64_t group, int64_t per_group,
+                                                 int lane) {
+  V v = V::identity();
+  for (int64_t p = lane; p < per_group; p += kWarpLanes) v = V::combine(v, partials[group * per_group + p]);
+  return warp_combine(v);
+}
+
 template <typename V, typename Finish>
 __global__ void __launch_bounds__(kNormThreads)
     merge_partials_kernel(const V* __restrict__ partials, int64_t groups, int64_t per_group, Finish finish) {
   const int lane = threadIdx.x % kWarpLanes;
   const int64_t group = static_cast<int64_t>(blockIdx.x) * (kNormThreads / kWarpLanes) + threadIdx.x / kWarpLanes;
   if (group >= groups) return;  // the whole warp leaves together
-  V v = V::identity();
-  for (int64_t p = lane; p < per_group; p += kWarpLanes) v = V::combine(v, partials[group * per_group + p]);
-  v = warp_combine(v);
+  const V v = warp_merge_partials(partials, group, per_group, lane);
   if (lane == 0) finish(group, v);
 }
 
@@ -83,6 +96,49 @@ __global__ void __launch_bounds__(kNormThreads) elementwise_nhwc_kernel(NormTili
   const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
   if (!tile.valid) return;
   const auto context = op.context(tile.group, tile.channel);
+  for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
+    op.apply(context, row * t.C + tile.channel);
+  }
+}
+
+template <typename Op>
+__global__ void __launch_bounds__(kNormThreads)
+    merge_elementwise_nchw_kernel(NormTiling t, Op op, const typename Op::Value* __restrict__ partials) {
+  using V = typename Op::Value;
+  const NchwTile tile = decode_nchw_tile(t, blockIdx.x);
+  __shared__ V merged;
+  if (threadIdx.x < kWarpLanes) {
+    const V v = warp_merge_partials(partials, tile.group, t.partials_per_group, threadIdx.x);
+    if (threadIdx.x == 0) {
+      merged = v;
+      if (tile.partial == 0) op.publish(tile.group, v);
+    }
+  }
+  __syncthreads();
+  const auto context = op.context(tile.group, tile.channel, merged);
+  const uint32_t total = tile.runs * tile.run_length;
+  for (uint32_t e = threadIdx.x; e < total; e += blockDim.x) op.apply(context, nchw_offset(t, tile, e));
+}
+
+template <typename Op>
+__global__ void __launch_bounds__(kNormThreads)
+    merge_elementwise_nhwc_kernel(NormTiling t, Op op, const typename Op::Value* __restrict__ partials) {
+  using V = typename Op::Value;
+  __shared__ V merged[kNormTileChannels];
+  // Row y of the (32, 8) block is one warp: warp y merges the groups of columns y, y + 8, ...
+  for (int column = threadIdx.y; column < kNormTileChannels; column += kNormTileRows) {
+    const NhwcTile owner = decode_nhwc_tile(t, blockIdx.x, column);
+    if (!owner.valid) continue;  // the same for the whole warp
+    const V v = warp_merge_partials(partials, owner.group, t.partials_per_group, threadIdx.x);
+    if (threadIdx.x == 0) {
+      merged[column] = v;
+      if (owner.partial == 0) op.publish(owner.group, v);
+    }
+  }
+  __syncthreads();
+  const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
+  if (!tile.valid) return;
+  const auto context = op.context(tile.group, tile.channel, merged[threadIdx.x]);
   for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
     op.apply(context, row * t.C + tile.channel);
   }

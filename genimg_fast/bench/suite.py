@@ -25,7 +25,8 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def run_suite(device: torch.device, *, quick: bool, compile_too: bool) -> dict[str, Any]:
+def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str | None = None) -> dict[str, Any]:
+    """Every family's cases, or with `only` those whose label contains it (case-insensitive)."""
     torch.manual_seed(0)
     warmup, repeats = (10, 100) if quick else (20, 400)
     if device.type == "cuda":
@@ -33,9 +34,13 @@ def run_suite(device: torch.device, *, quick: bool, compile_too: bool) -> dict[s
     rows = []
     for family in FAMILIES:
         for case in family.cases(device, quick):
+            if only and only.lower() not in case.label.lower():
+                continue
             rows += family.run_case(case, device, compile_too=compile_too, warmup=warmup, repeats=repeats)
     record = environment_record(device)
-    record.update({"mode": "quick" if quick else "full", "copy_bandwidth_gbs": copy_bandwidth_gbs(device),
+    if not rows:
+        raise SystemExit(f"genimg-fast bench: no case label contains {only!r}")
+    record.update({"mode": "quick" if quick else "full", "only": only, "copy_bandwidth_gbs": copy_bandwidth_gbs(device),
                    "results": rows})
     return record
 
