@@ -44,9 +44,14 @@ def test_built_kernels_load_and_register_for_cuda():
     assert info["kernels_loaded"], info["reason"]
     assert info["compiled_archs"], "the binary reports no device code"
     ops = ("l1_loss", "scale_stored_grad", "norm_act_stats", "norm_act_apply", "norm_act_backward_reduce",
-           "norm_act_backward_apply", "norm_act_train", "norm_act_train_backward", "update_running_stats_")
+           "norm_act_backward_apply", "norm_act_train", "norm_act_train_backward", "update_running_stats_",
+           "update_tracked_running_stats_")
     for op in (f"genimg_fast::{name}" for name in ops):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA"), op
+    cpp_autograd = ("norm_act_train", "norm_act_apply", "update_running_stats_", "update_tracked_running_stats_")
+    for op in (f"genimg_fast::{name}" for name in cpp_autograd):
+        for key in ("AutogradCPU", "AutogradCUDA"):
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(op, key), (op, key)
     if not torch.cuda.is_available():
         assert info["impl"] == "reference" and info["reason"].startswith("no GPU")
 

@@ -14,7 +14,8 @@ from torch import nn
 
 from genimg_fast import _backend
 from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
-from genimg_fast.ops import norm_act_apply, norm_act_stats, norm_act_train, update_running_stats_
+from genimg_fast.ops import (norm_act_apply, norm_act_stats, norm_act_train, update_running_stats_,
+                             update_tracked_running_stats_)
 
 needs_kernels = pytest.mark.skipif(not _backend.kernels_loaded(), reason="the extension is not loaded")
 
@@ -118,7 +119,7 @@ def test_running_stats_update_bumps_versions_and_refuses_grad():
     _, mean, var = norm_act_train(x, None, None, False, 1e-5, "identity", 0.0)
     rm, rv, tracked = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64), torch.tensor(0)
     versions = (rm._version, rv._version, tracked._version)
-    update_running_stats_(rm, rv, mean, var, 75, None, tracked)
+    update_tracked_running_stats_(rm, rv, tracked, mean, var, 75, None)
     assert all(t._version > v for t, v in zip((rm, rv, tracked), versions))
     with pytest.raises(RuntimeError):
         update_running_stats_(rm, rv, mean.clone().requires_grad_(), var, 75, 0.1)

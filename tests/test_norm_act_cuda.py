@@ -10,7 +10,8 @@ import torch
 from cuda_helpers import assert_raises_in_child, poison_allocator
 
 from genimg_fast.ops import (norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce, norm_act_stats,
-                             norm_act_train, norm_act_train_backward, update_running_stats_)
+                             norm_act_train, norm_act_train_backward, update_running_stats_,
+                             update_tracked_running_stats_)
 from genimg_fast.ops import _norm_act_math as ref
 
 pytestmark = pytest.mark.cuda
@@ -211,7 +212,7 @@ def test_running_stats_with_batch_counter(cuda_kernels, momentum, buffers):
     for seed in (7, 8):
         x, _, _, _ = _make((6, 10, 5, 5), torch.float32, "contiguous", seed)
         _, mean, var = norm_act_train(x, None, None, False, 1e-5, "identity", 0.0)
-        update_running_stats_(rm, rv, mean, var, 150, momentum, tracked)
+        update_tracked_running_stats_(rm, rv, tracked, mean, var, 150, momentum)
         ref.update_running_stats(rm_ref, rv_ref, mean.cpu().double(), var.cpu().double(), 150, momentum, tracked_ref)
     assert tracked.item() == tracked_ref.item() == 5
     tol = 1e-6 if buffers == "float32" else 2e-3
@@ -257,9 +258,9 @@ BAD_CALLS = {  # each must raise a ValueError with this text, never crash
     "wrong running stats": ("ops.update_running_stats_(torch.zeros(4, device='cuda'), torch.ones(4, device='cuda'), "
                             "torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), 10, 0.1)",
                             "must have shape [3]"),
-    "counter not int64": ("ops.update_running_stats_(torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "
-                          "torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), 10, None, "
-                          "torch.tensor(1.0, device='cuda'))", "num_batches_tracked must be a one-element int64"),
+    "counter not int64": ("ops.update_tracked_running_stats_(torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "
+                          "torch.tensor(1.0, device='cuda'), torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "
+                          "10, None)", "num_batches_tracked must be a one-element int64"),
     "wrong stats shape": ("ops.norm_act_apply(torch.randn(2, 3, 4, 4, device='cuda'), torch.zeros(4, device='cuda'), "
                           "torch.ones(4, device='cuda'), None, None, 1e-5, 'relu', 0.0)", "mean must have shape"),
 }
@@ -285,8 +286,8 @@ def test_opcheck_cuda(cuda_kernels):
     torch.library.opcheck(norm_act_apply, (x, mean, var, w, b, 1e-5, "relu", 0.0))
     torch.library.opcheck(update_running_stats_, (torch.zeros(5, device="cuda"), torch.ones(5, device="cuda"),
                                                   mean, var, 24, 0.1))
-    torch.library.opcheck(update_running_stats_, (torch.zeros(5, device="cuda"), torch.ones(5, device="cuda"),
-                                                  mean, var, 24, None, torch.tensor(1, device="cuda")))
+    torch.library.opcheck(update_tracked_running_stats_, (torch.zeros(5, device="cuda"), torch.ones(5, device="cuda"),
+                                                          torch.tensor(1, device="cuda"), mean, var, 24, None))
 
 
 def test_cuda_graph_capture_of_a_training_step(cuda_kernels):

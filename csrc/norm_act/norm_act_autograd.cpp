@@ -182,22 +182,36 @@ at::Tensor norm_act_apply_autograd(const at::Tensor& x, const at::Tensor& mean, 
 
 }  // namespace
 
-using UpdateRunningSignature = void(at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t,
-                                    std::optional<double>, const OptTensor&);
+using UpdateRunningSignature = void(at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, double);
+using UpdateTrackedSignature = void(at::Tensor&, at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                    int64_t, std::optional<double>);
 
-// The running-statistics update has nothing to differentiate. It goes on to the ADInplaceOrView
+// The running-statistics updates have nothing to differentiate. They go on to the ADInplaceOrView
 // kernel, which bumps the buffers' versions: a graph that saved them (eval mode saves the running
 // statistics) then refuses a backward after they changed instead of using the new values.
-void update_running_stats_autograd(c10::DispatchKeySet keys, at::Tensor& running_mean, at::Tensor& running_var,
-                                   const at::Tensor& mean, const at::Tensor& var, int64_t count,
-                                   std::optional<double> momentum, const OptTensor& num_batches_tracked) {
-  static const auto op = typed_op<UpdateRunningSignature>("genimg_fast::update_running_stats_");
+void check_not_differentiated(const at::Tensor& running_mean, const at::Tensor& running_var, const at::Tensor& mean,
+                              const at::Tensor& var, const char* op) {
   TORCH_CHECK(!at::GradMode::is_enabled() || !(mean.requires_grad() || var.requires_grad() ||
                                                 running_mean.requires_grad() || running_var.requires_grad()),
-              "genimg_fast.update_running_stats_ is not differentiable: detach mean, var and the running "
-              "statistics (they are buffers, not parameters)");
-  op.redispatch(keys & c10::after_autograd_keyset, running_mean, running_var, mean, var, count, momentum,
-                num_batches_tracked);
+              op, " is not differentiable: detach mean, var and the running statistics (they are buffers, "
+              "not parameters)");
+}
+
+void update_running_stats_autograd(c10::DispatchKeySet keys, at::Tensor& running_mean, at::Tensor& running_var,
+                                   const at::Tensor& mean, const at::Tensor& var, int64_t count, double momentum) {
+  static const auto op = typed_op<UpdateRunningSignature>("genimg_fast::update_running_stats_");
+  check_not_differentiated(running_mean, running_var, mean, var, "genimg_fast.update_running_stats_");
+  op.redispatch(keys & c10::after_autograd_keyset, running_mean, running_var, mean, var, count, momentum);
+}
+
+void update_tracked_running_stats_autograd(c10::DispatchKeySet keys, at::Tensor& running_mean,
+                                           at::Tensor& running_var, at::Tensor& num_batches_tracked,
+                                           const at::Tensor& mean, const at::Tensor& var, int64_t count,
+                                           std::optional<double> momentum) {
+  static const auto op = typed_op<UpdateTrackedSignature>("genimg_fast::update_tracked_running_stats_");
+  check_not_differentiated(running_mean, running_var, mean, var, "genimg_fast.update_tracked_running_stats_");
+  op.redispatch(keys & c10::after_autograd_keyset, running_mean, running_var, num_batches_tracked, mean, var, count,
+                momentum);
 }
 
 #define GENIMG_REGISTER_NORM_ACT_AUTOGRAD(key)                                          \
@@ -205,6 +219,7 @@ void update_running_stats_autograd(c10::DispatchKeySet keys, at::Tensor& running
     m.impl("norm_act_train", TORCH_FN(norm_act_train_autograd));                        \
     m.impl("norm_act_apply", TORCH_FN(norm_act_apply_autograd));                        \
     m.impl("update_running_stats_", TORCH_FN(update_running_stats_autograd));           \
+    m.impl("update_tracked_running_stats_", TORCH_FN(update_tracked_running_stats_autograd)); \
   }
 GENIMG_REGISTER_NORM_ACT_AUTOGRAD(AutogradCUDA)
 GENIMG_REGISTER_NORM_ACT_AUTOGRAD(AutogradCPU)

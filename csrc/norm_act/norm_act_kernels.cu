@@ -185,7 +185,8 @@ void launch_reduce(const NormTiling& t, const Reducer& reducer, void* workspace,
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// Reduce, then merge into the elementwise pass: two launches.
+// Reduce, then merge into the elementwise pass: two launches. (Callers fall back to reduce,
+// merge, elementwise when the tiling says the merge would cost more than a launch.)
 template <typename Reducer, typename MergingOp>
 void run_reduce_then_merging_elementwise(const NormTiling& t, const Reducer& reducer, const MergingOp& op,
                                          void* workspace, cudaStream_t stream) {
@@ -260,6 +261,14 @@ template <typename scalar_t>
 void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& args, acc_type_t<scalar_t>* mean,
                            acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream) {
   using acc_t = acc_type_t<scalar_t>;
+  if (!t.merge_in_elementwise) {
+    launch_norm_stats(t, args.x, mean, var, workspace, stream);
+    NormActArgs<scalar_t> with_stats = args;
+    with_stats.mean = mean;
+    with_stats.var = var;
+    launch_norm_act_apply(t, with_stats, y, stream);
+    return;
+  }
   StatsThenApplyOp<scalar_t> op;
   op.args = args;
   op.y = y;
@@ -272,6 +281,11 @@ void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scala
                                     acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat, double count,
                                     scalar_t* dx, void* workspace, cudaStream_t stream) {
   using acc_t = acc_type_t<scalar_t>;
+  if (!t.merge_in_elementwise) {
+    launch_norm_act_backward_reduce(t, args, dy, sum_dz, sum_dz_xhat, workspace, stream);
+    launch_norm_act_backward_apply(t, args, dy, sum_dz, sum_dz_xhat, count, dx, stream);
+    return;
+  }
   SumsThenBackwardApplyOp<scalar_t> op;
   op.constants = GroupConstants<scalar_t>{args};
   op.dy = dy;

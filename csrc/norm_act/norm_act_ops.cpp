@@ -352,10 +352,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
 }
 
 void update_running_stats_cuda(at::Tensor& running_mean, at::Tensor& running_var, const at::Tensor& mean,
-                               const at::Tensor& var, int64_t count, std::optional<double> momentum,
-                               const OptTensor& num_batches_tracked) {
-  check_running_stats(running_mean, running_var, num_batches_tracked, mean.size(-1), mean.device(),
+                               const at::Tensor& var, int64_t count, double momentum) {
+  check_running_stats(running_mean, running_var, std::nullopt, mean.size(-1), mean.device(),
                       "genimg_fast.update_running_stats_");
+  const c10::cuda::CUDAGuard guard(mean.device());
+  update_running(running_mean, running_var, std::nullopt, mean, var, count, momentum);
+}
+
+void update_tracked_running_stats_cuda(at::Tensor& running_mean, at::Tensor& running_var,
+                                       at::Tensor& num_batches_tracked, const at::Tensor& mean, const at::Tensor& var,
+                                       int64_t count, std::optional<double> momentum) {
+  check_running_stats(running_mean, running_var, num_batches_tracked, mean.size(-1), mean.device(),
+                      "genimg_fast.update_tracked_running_stats_");
   const c10::cuda::CUDAGuard guard(mean.device());
   update_running(running_mean, running_var, num_batches_tracked, mean, var, count, momentum);
 }
@@ -370,6 +378,7 @@ TORCH_LIBRARY_IMPL(genimg_fast, CUDA, m) {
   m.impl("norm_act_train", TORCH_FN(norm_act_train_cuda));
   m.impl("norm_act_train_backward", TORCH_FN(norm_act_train_backward_cuda));
   m.impl("update_running_stats_", TORCH_FN(update_running_stats_cuda));
+  m.impl("update_tracked_running_stats_", TORCH_FN(update_tracked_running_stats_cuda));
 }
 
 }  // namespace genimg_fast

@@ -10,7 +10,9 @@
 //   channels (coalesced across a warp) and `chunk` rows; for instance norm the rows of a tile
 //   stay within one sample. One block of 32 x 8 threads.
 // Reductions write one partial per (group, tile) into a workspace; a second kernel merges each
-// group's partials in a fixed order, so results are deterministic.
+// group's partials in a fixed order, so results are deterministic. The training ops fold that
+// merge into their elementwise pass (every tile merges its groups' partials) when a tile's merge
+// reads little next to its elements: `merge_in_elementwise`.
 #include <algorithm>
 #include <cstdint>
 
@@ -26,6 +28,9 @@ constexpr int kNormTileElements = 4096;
 constexpr int kNormThreads = 256;
 constexpr int kNormTileChannels = 32;
 constexpr int kNormTileRows = kNormThreads / kNormTileChannels;
+// Partials one tile may merge (over all its groups) in the fused pass: 128 Welford values are
+// 1.5 KB against a tile's 16 KB or more of elements.
+constexpr int64_t kMaxMergedPartialsPerTile = 128;
 
 struct NormTiling {
   int64_t N, C, S;
@@ -39,6 +44,7 @@ struct NormTiling {
   int64_t channel_tiles;     // NHWC only (1 for NCHW)
   int64_t partials_per_group;
   int64_t num_tiles;
+  bool merge_in_elementwise;  // the training ops' elementwise pass merges the partials itself
 };
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -71,6 +77,8 @@ inline NormTiling plan_norm_tiling(int64_t N, int64_t C, int64_t S, bool channel
     t.partials_per_group = t.chunks;
     t.num_tiles = t.channel_tiles * (per_sample ? N : 1) * t.chunks;
   }
+  const int64_t groups_per_tile = channels_last ? kNormTileChannels : 1;
+  t.merge_in_elementwise = groups_per_tile * t.partials_per_group <= kMaxMergedPartialsPerTile;
   return t;
 }
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from genimg_fast.nn._norm_act_base import NormActBase, empty_output
 from genimg_fast.nn.sync_batch_norm import sync_norm_act
-from genimg_fast.ops import norm_act_apply, norm_act_train, update_running_stats_
+from genimg_fast.ops import norm_act_apply, norm_act_train, update_running_stats_, update_tracked_running_stats_
 
 
 class BatchNormAct2d(NormActBase):
@@ -45,6 +45,20 @@ class BatchNormAct2d(NormActBase):
             raise ValueError(f"{type(self).__name__}: input has {x.shape[1]} channels (dim 1 of shape "
                              f"{list(x.shape)}) but the module was built with num_features={self.num_features}")
 
+    def _update_running_stats(self, mean: torch.Tensor | None, var: torch.Tensor | None, count: int) -> None:
+        """torch's update after a batch of `count` values per channel; with none, torch only counts
+        the batch. The counted update averages cumulatively (momentum=None) on the device."""
+        if count == 0:
+            if self.num_batches_tracked is not None:
+                self.num_batches_tracked.add_(1)
+            return
+        if self.num_batches_tracked is not None:
+            update_tracked_running_stats_(self.running_mean, self.running_var, self.num_batches_tracked, mean, var,
+                                          count, self.momentum)
+        else:  # torch: without a counter, momentum=None leaves the running statistics as they are
+            update_running_stats_(self.running_mean, self.running_var, mean, var, count,
+                                  0.0 if self.momentum is None else self.momentum)
+
     def _sync_group(self):
         """The process group to share statistics with, or None when there is nothing to share."""
         if not (self.sync and self.training and dist.is_available() and dist.is_initialized()):
@@ -61,19 +75,16 @@ class BatchNormAct2d(NormActBase):
             return norm_act_apply(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps,
                                   self.activation, self.negative_slope)
         update = self.training and self.track_running_stats and self.running_mean is not None
-        # the update counts the batch and, for momentum=None, averages cumulatively on the device (no host read)
-        running = (self.running_mean, self.running_var, self.num_batches_tracked) if update else (None, None, None)
         group = self._sync_group()
         if group is not None:
-            return sync_norm_act(x, self.weight, self.bias, *running, self.momentum, self.eps, self.activation,
-                                 self.negative_slope, group)
-        if x.numel() == 0:  # torch counts the batch but leaves the running statistics as they are
-            if running[2] is not None:
-                running[2].add_(1)
+            return sync_norm_act(x, self.weight, self.bias, self._update_running_stats if update else None, self.eps,
+                                 self.activation, self.negative_slope, group)
+        if x.numel() == 0:
+            if update:
+                self._update_running_stats(None, None, 0)
             return empty_output(x, self.weight, self.bias)
         y, mean, var = norm_act_train(x, self.weight, self.bias, False, self.eps, self.activation,
                                       self.negative_slope)
         if update:
-            update_running_stats_(self.running_mean, self.running_var, mean, var, x.numel() // x.shape[1],
-                                  self.momentum, self.num_batches_tracked)
+            self._update_running_stats(mean, var, x.numel() // x.shape[1])
         return y

@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from genimg_fast.ops import (norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce, norm_act_stats,
-                             update_running_stats_)
+from genimg_fast.ops import norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce, norm_act_stats
 from genimg_fast.ops._checks import accumulation_dtype
 
 
@@ -53,16 +52,13 @@ def _global_stats(x: torch.Tensor, group) -> tuple[torch.Tensor, torch.Tensor, i
 
 class SyncNormAct(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, num_batches_tracked, momentum, eps, activation, slope,
-                group):
+    def forward(ctx, x, weight, bias, update_running, eps, activation, slope, group):
         mean, var, count = _global_stats(x, group)
         if count == 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape} "
                              "(1 value per channel over all processes)")
-        if running_mean is not None and count > 0:
-            update_running_stats_(running_mean, running_var, mean, var, count, momentum, num_batches_tracked)
-        elif num_batches_tracked is not None:  # no values anywhere: torch still counts the batch
-            num_batches_tracked.add_(1)
+        if update_running is not None:  # with the global count (0 when every rank is empty)
+            update_running(mean, var, count)
         ctx.save_for_backward(x, weight, bias, mean, var)
         ctx.options = (eps, activation, slope)
         ctx.group, ctx.count = group, count
@@ -86,10 +82,9 @@ class SyncNormAct(torch.autograd.Function):
             dist.all_reduce(sums, group=ctx.group)
             dx = (norm_act_backward_apply(grad_y, x, mean, var, weight, bias, sums[0], sums[1], float(ctx.count),
                                           *ctx.options) if x.numel() > 0 else torch.zeros_like(x))
-        return dx, dweight, dbias, None, None, None, None, None, None, None, None
+        return dx, dweight, dbias, None, None, None, None, None
 
 
-def sync_norm_act(x, weight, bias, running_mean, running_var, num_batches_tracked, momentum, eps, activation, slope,
-                  group):
-    return SyncNormAct.apply(x, weight, bias, running_mean, running_var, num_batches_tracked, momentum, eps,
-                             activation, slope, group)
+def sync_norm_act(x, weight, bias, update_running, eps, activation, slope, group):
+    """update_running(mean, var, count): the module's running-statistics update, or None."""
+    return SyncNormAct.apply(x, weight, bias, update_running, eps, activation, slope, group)

@@ -12,10 +12,11 @@ impl, and a CUDA kernel registered from csrc/norm_act/:
   (eval mode: running stats). Differentiable in x, weight, bias; the statistics are constants.
 - norm_act_stats, norm_act_backward_reduce, norm_act_backward_apply: the pieces the two ops
   are made of, exposed so synchronized batch norm can all-reduce between them.
-- update_running_stats_: the in-place running-statistics update of torch.nn.BatchNorm2d.
+- update_running_stats_, update_tracked_running_stats_: the in-place running-statistics updates
+  of torch.nn.InstanceNorm2d and torch.nn.BatchNorm2d (which also counts batches).
 
-Where the kernels are loaded, the autograd of norm_act_train, norm_act_apply and
-update_running_stats_ on CPU and CUDA tensors is the C++ one in csrc/norm_act/norm_act_autograd.cpp
+Where the kernels are loaded, the autograd of norm_act_train, norm_act_apply and the running-
+statistics updates on CPU and CUDA tensors is the C++ one in csrc/norm_act/norm_act_autograd.cpp
 (no Python between a module's call and the kernels); the Python formulas registered here serve
 other devices and installs without the extension.
 """
@@ -283,24 +284,42 @@ norm_act_apply.register_autograd(_apply_backward, setup_context=_apply_setup_con
 
 # ---- running statistics ----
 
-@torch.library.custom_op("genimg_fast::update_running_stats_",
-                         mutates_args=("running_mean", "running_var", "num_batches_tracked"))
+# No op takes an optional mutable tensor: custom ops' in-place bookkeeping (version bumps) fails on
+# one passed as None (torch 2.14) or left at its default (torch 2.11). Hence two ops.
+
+@torch.library.custom_op("genimg_fast::update_running_stats_", mutates_args=("running_mean", "running_var"))
 def update_running_stats_(running_mean: Tensor, running_var: Tensor, mean: Tensor, var: Tensor, count: int,
-                          momentum: float | None, num_batches_tracked: Tensor | None = None) -> None:
-    """torch.nn.BatchNorm2d's update: num_batches_tracked += 1 (when given), then
-    running = (1 - f) * running + f * batch statistic (unbiased variance over `count` values per
-    group), f = momentum, or 1 / num_batches_tracked for momentum=None (a cumulative average,
-    computed on the device: no host sync). Per-sample statistics are averaged over the batch first."""
-    _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device,
-                   "genimg_fast.update_running_stats_")
+                          momentum: float) -> None:
+    """running = (1 - momentum) * running + momentum * batch statistic (unbiased variance over
+    `count` values per group); per-sample statistics are averaged over the batch first. Instance
+    norm's rule (no batch counter)."""
+    _check_running(running_mean, running_var, None, mean.shape[-1], mean.device, "genimg_fast.update_running_stats_")
     _note_cuda(mean, "update_running_stats_")
-    math.update_running_stats(running_mean, running_var, mean, var, count, momentum, num_batches_tracked)
+    math.update_running_stats(running_mean, running_var, mean, var, count, momentum)
 
 
 @update_running_stats_.register_fake
-def _(running_mean, running_var, mean, var, count, momentum, num_batches_tracked=None):
+def _(running_mean, running_var, mean, var, count, momentum):
+    _check_running(running_mean, running_var, None, mean.shape[-1], mean.device, "genimg_fast.update_running_stats_")
+
+
+@torch.library.custom_op("genimg_fast::update_tracked_running_stats_",
+                         mutates_args=("running_mean", "running_var", "num_batches_tracked"))
+def update_tracked_running_stats_(running_mean: Tensor, running_var: Tensor, num_batches_tracked: Tensor,
+                                  mean: Tensor, var: Tensor, count: int, momentum: float | None) -> None:
+    """torch.nn.BatchNorm2d's rule: num_batches_tracked += 1, then the update above with factor
+    momentum, or 1 / num_batches_tracked for momentum=None (a cumulative average, computed on the
+    device: no host sync)."""
+    op = "genimg_fast.update_tracked_running_stats_"
+    _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device, op)
+    _note_cuda(mean, "update_tracked_running_stats_")
+    math.update_running_stats(running_mean, running_var, mean, var, count, momentum, num_batches_tracked)
+
+
+@update_tracked_running_stats_.register_fake
+def _(running_mean, running_var, num_batches_tracked, mean, var, count, momentum):
     _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device,
-                   "genimg_fast.update_running_stats_")
+                   "genimg_fast.update_tracked_running_stats_")
 
 
 def _check_running(running_mean, running_var, num_batches_tracked, channels, device, op) -> None:
