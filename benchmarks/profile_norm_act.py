@@ -9,6 +9,7 @@ launches or less Python per call is what will make it faster, not faster kernels
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
 import time
 
@@ -43,10 +44,11 @@ def _profile(step, device: torch.device, steps: int) -> dict[str, float]:
     events = prof.events()
     launches = sum(1 for e in events if e.name in ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel",
                                                    "cudaMemsetAsync"))
-    kernel_us = sum(e.device_time_total for e in events
-                    if e.device_type == torch.autograd.DeviceType.CUDA) if device.type == "cuda" else 0.0
+    gpu_events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    kernel_us = sum(e.device_time_total for e in gpu_events)
+    per_kernel = collections.Counter(e.name[:90] for e in gpu_events)
     return {"host_us": host / steps * 1e6, "wall_us": wall / steps * 1e6, "launches": launches / steps,
-            "kernel_us": kernel_us / steps}
+            "kernel_us": kernel_us / steps, "kernels": {name: n / steps for name, n in per_kernel.items()}}
 
 
 def main() -> None:
@@ -57,6 +59,7 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"{'shape':<18} {'variant':<12} {'host us/step':>12} {'wall us/step':>12} {'launches/step':>14} "
           f"{'kernel us/step':>15}")
+    kernel_lists: dict[str, dict[str, float]] = {}
     for shape in SHAPES if device.type == "cuda" else [(8, 16, 8, 8)]:
         eager = nn.Sequential(nn.BatchNorm2d(shape[1]), nn.ReLU()).to(device)
         fused = BatchNormAct2d.from_norm(copy.deepcopy(eager[0]), activation="relu").to(device)
@@ -66,6 +69,11 @@ def main() -> None:
             r = _profile(_step_fn(module, x, gy), device, args.steps)
             print(f"{'x'.join(map(str, shape)):<18} {name:<12} {r['host_us']:>12.1f} {r['wall_us']:>12.1f} "
                   f"{r['launches']:>14.1f} {r['kernel_us']:>15.1f}")
+            kernel_lists.setdefault(name, r["kernels"])
+    for name, kernels in kernel_lists.items():  # which kernels one step runs (first shape)
+        print(f"\n{name}: GPU kernels per step")
+        for kernel, count in sorted(kernels.items(), key=lambda item: -item[1]):
+            print(f"  {count:4.1f}  {kernel}")
 
 
 if __name__ == "__main__":

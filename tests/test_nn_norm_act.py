@@ -315,9 +315,12 @@ def test_conv_blocks_match_conv_norm_act(norm, torch_norm, transposed):
 
 # ---- torch.compile ----
 
-@pytest.mark.parametrize("cls,torch_cls", [(BatchNormAct2d, nn.BatchNorm2d), (InstanceNormAct2d, nn.InstanceNorm2d)])
-def test_compile_fullgraph_in_training_mode(cls, torch_cls):
-    ref, fused = pair(torch_cls, cls, 3, "relu", 0.01, affine=True, track_running_stats=True)
+@pytest.mark.parametrize("cls,torch_cls,momentum", [(BatchNormAct2d, nn.BatchNorm2d, 0.1),
+                                                    (BatchNormAct2d, nn.BatchNorm2d, None),
+                                                    (InstanceNormAct2d, nn.InstanceNorm2d, 0.1)])
+def test_compile_fullgraph_in_training_mode(cls, torch_cls, momentum):
+    # momentum=None included: the cumulative average reads num_batches_tracked on the device only
+    ref, fused = pair(torch_cls, cls, 3, "relu", 0.01, affine=True, track_running_stats=True, momentum=momentum)
     compiled = torch.compile(fused, fullgraph=True, backend="aot_eager")
     for step in range(2):
         x = random_input((2, 3, 4, 5), step)
