@@ -4,6 +4,7 @@ Each module defines one op family: schema, PyTorch reference (every device witho
 kernel), fake impl (torch.compile), autograd; the CUDA kernels register from csrc/.
 """
 from genimg_fast.ops.l1_loss import l1_loss
+from genimg_fast.ops.loss_terms import LossTerm, loss_terms, scale_stored_grads
 from genimg_fast.ops.norm_act import (norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
                                       norm_act_stats, norm_act_train, norm_act_train_backward,
                                       update_running_stats_, update_tracked_running_stats_)
@@ -12,5 +13,5 @@ from genimg_fast.ops.stored_grad import scale_stored_grad
 __all__ = [
     "l1_loss", "scale_stored_grad", "norm_act_train", "norm_act_train_backward", "norm_act_apply",
     "norm_act_stats", "norm_act_backward_reduce", "norm_act_backward_apply", "update_running_stats_",
-    "update_tracked_running_stats_",
+    "update_tracked_running_stats_", "LossTerm", "loss_terms", "scale_stored_grads",
 ]

@@ -336,3 +336,20 @@ def _check_running(running_mean, running_var, num_batches_tracked, channels, dev
         if num_batches_tracked.device != device:
             raise ValueError(f"{op}: num_batches_tracked must be on the same device as the statistics ({device}), "
                              f"got {num_batches_tracked.device}")
+
+
+# ---- double backward: refused with the way out ----
+
+DOUBLE_BACKWARD_MESSAGE = (
+    "genimg_fast: double backward through the fused norm + activation ops is not supported (a gradient "
+    "penalty such as WGAN-GP's differentiates the discriminator's input gradient). Keep torch's norm layers in "
+    "that network: apply genimg_fast.convert() to the generator only, or build the critic with nn.BatchNorm2d / "
+    "nn.InstanceNorm2d (or no norm, as WGAN-GP recommends).")
+
+
+def _refuse_double_backward(ctx, *grads):
+    raise RuntimeError(DOUBLE_BACKWARD_MESSAGE)
+
+
+for _backward_op in (norm_act_train_backward, norm_act_backward_reduce, norm_act_backward_apply):
+    _backward_op.register_autograd(_refuse_double_backward, setup_context=lambda ctx, inputs, output: None)

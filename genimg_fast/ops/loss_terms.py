@@ -1,0 +1,220 @@
+"""genimg_fast::loss_terms — a sum of weighted loss terms in one pass, gradients included.
+
+A term is (input, target, kind, weight, reduction): weight * reduce(f(input, target)) with f one
+of _loss_math.KINDS and the target a tensor or a constant (a Python number, never
+materialized). One op call (one kernel launch on a GPU) computes every term, their total and
+each input's stored gradient `weight * df/da`; backward is one more launch
+(scale_stored_grads) that multiplies each stored gradient by the incoming gradient and the 1/n
+of a mean in fp32. Objectives such as CycleGAN's six-term generator loss are one call.
+
+The op's arguments are lists plus a spec string "kind:reduction,..." (one entry per term), so
+that its schema stays within what torch.library supports. Use `loss_terms(terms)` with
+`LossTerm` values instead of calling it directly.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+from genimg_fast import _backend
+from genimg_fast.ops import _loss_math as math
+from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor
+
+Tensor = torch.Tensor
+_OP = "genimg_fast.loss_terms"
+MAX_TERMS = 8  # the kernel carries the term table in its launch arguments
+
+
+def parse_spec(spec: str, count: int, op: str = _OP) -> list[tuple[str, bool]]:
+    """[(kind, is_mean)] from "kind:reduction,..."; raises naming the bad entry."""
+    entries = spec.split(",") if spec else []
+    if len(entries) != count:
+        raise ValueError(f"{op}: spec must have one 'kind:reduction' entry per input ({count}), got {spec!r}")
+    parsed = []
+    for entry in entries:
+        kind, _, reduction = entry.partition(":")
+        if kind not in math.KINDS:
+            raise ValueError(f"{op}: loss kind must be one of {', '.join(math.KINDS)}, got {kind!r}")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"{op}: reduction must be 'mean' or 'sum', got {reduction!r} (term {kind!r})")
+        parsed.append((kind, reduction == "mean"))
+    return parsed
+
+
+def _check(inputs, targets, target_values, spec, weights) -> list[tuple[str, bool]]:
+    count = len(inputs)
+    if not 1 <= count <= MAX_TERMS:
+        raise ValueError(f"{_OP}: between 1 and {MAX_TERMS} terms, got {count}")
+    if not len(targets) == len(target_values) == len(weights) == count:
+        raise ValueError(f"{_OP}: inputs, targets, target_values and weights must have one entry per term")
+    parsed = parse_spec(spec, count)
+    first = inputs[0]
+    for i, (x, t, (kind, _)) in enumerate(zip(inputs, targets, parsed)):
+        check_float_tensor(x, f"inputs[{i}]", _OP)
+        if x.dtype != first.dtype:
+            raise TypeError(f"{_OP}: every input must have the dtype of inputs[0] ({first.dtype}), "
+                            f"inputs[{i}] is {x.dtype}")
+        if x.device != first.device:
+            raise ValueError(f"{_OP}: every input must be on the device of inputs[0] ({first.device}), "
+                             f"inputs[{i}] is on {x.device}")
+        if t is None:
+            continue
+        if not math.KINDS[kind]:
+            raise ValueError(f"{_OP}: a {kind!r} term takes no target, but targets[{i}] is a tensor")
+        if t.dtype != x.dtype or t.device != x.device or t.shape != x.shape:
+            raise ValueError(f"{_OP}: targets[{i}] must match inputs[{i}] in shape, dtype and device "
+                             f"({list(x.shape)}, {x.dtype}, {x.device}), got ({list(t.shape)}, {t.dtype}, {t.device})")
+    return parsed
+
+
+def _refuse_target_grads(targets, kinds) -> None:
+    """Targets are data or labels in every objective here; a target that requires grad would
+    silently get none, so it is an error (genimg_fast.ops.l1_loss does differentiate its target)."""
+    for i, (t, kind) in enumerate(zip(targets, kinds)):
+        if t is not None and t.requires_grad and torch.is_grad_enabled():
+            raise RuntimeError(f"{_OP}: targets[{i}] (a {kind!r} term) requires grad, but gradients with respect "
+                               "to targets are not computed; detach it, or use genimg_fast.ops.l1_loss / torch's "
+                               "loss for that term")
+
+
+def _grad_like(x: Tensor, compute_grad: bool) -> Tensor:
+    return torch.empty_like(x) if compute_grad else x.new_empty((0,))
+
+
+@torch.library.custom_op("genimg_fast::loss_terms", mutates_args=())
+def loss_terms_op(inputs: list[Tensor], targets: list[Tensor | None], target_values: list[float], spec: str,
+                  weights: list[float], compute_grad: bool) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """Reference. Returns (per-term values [T], total, stored gradients weight * df/da per input
+    (empty tensors without compute_grad)); values in the inputs' dtype."""
+    parsed = _check(inputs, targets, target_values, spec, weights)
+    if inputs[0].is_cuda:
+        _backend.note_reference_on_cuda("loss_terms")
+    acc = accumulation_dtype(inputs[0].dtype)
+    values, grads = [], []
+    for x, t, t_value, (kind, mean), weight in zip(inputs, targets, target_values, parsed, weights):
+        b = t.to(acc) if t is not None else t_value
+        value, grad = math.element(kind, x.to(acc), b)
+        n = x.numel()
+        if n == 0:  # like torch: the mean of nothing is NaN, the sum 0
+            values.append(torch.tensor(float("nan") if mean else 0.0, dtype=acc, device=x.device))
+        else:
+            values.append(value.sum() * (weight / n if mean else weight))
+        out = _grad_like(x, compute_grad)
+        if compute_grad:
+            out.copy_(grad * weight)
+        grads.append(out)
+    terms = torch.stack(values)
+    return terms.to(inputs[0].dtype), terms.sum().to(inputs[0].dtype), grads
+
+
+@loss_terms_op.register_fake
+def _(inputs, targets, target_values, spec, weights, compute_grad):
+    _check(inputs, targets, target_values, spec, weights)
+    x = inputs[0]
+    return x.new_empty((len(inputs),)), x.new_empty(()), [_grad_like(t, compute_grad) for t in inputs]
+
+
+def _setup_context(ctx, inputs, output):
+    inputs_, targets, _values, spec, _weights, compute_grad = inputs
+    _terms, _total, stored = output
+    ctx.mark_non_differentiable(*stored)
+    ctx.compute_grad = compute_grad
+    parsed = parse_spec(spec, len(inputs_))
+    ctx.kinds = [kind for kind, _ in parsed]
+    ctx.scales = [1.0 / x.numel() if mean and x.numel() > 0 else 1.0 for x, (_, mean) in zip(inputs_, parsed)]
+    _refuse_target_grads(targets, ctx.kinds)
+    # custom_op's autograd treats a list of tensors as tensors, any other list as one constant
+    ctx.target_grads = [None] * len(targets) if all(t is not None for t in targets) else None
+    ctx.save_for_backward(*stored)
+
+
+def _backward(ctx, grad_terms, grad_total, _grad_stored):
+    if not ctx.compute_grad:
+        raise RuntimeError(f"{_OP} was called with compute_grad=False, so it stored no gradient; call "
+                           "genimg_fast.ops.loss_terms, which sets it when a gradient is needed")
+    grads = scale_stored_grads(list(ctx.saved_tensors), grad_total, grad_terms, ctx.scales)
+    return grads, ctx.target_grads, None, None, None, None
+
+
+loss_terms_op.register_autograd(_backward, setup_context=_setup_context)
+for _device in ("cuda", "cpu"):  # like torch's losses under autocast: compute in fp32
+    torch.library.register_autocast("genimg_fast::loss_terms", _device, torch.float32)
+
+
+# ---- backward: every stored gradient times its incoming gradient, one launch ----
+
+def _check_scale(stored, grad_total, grad_terms, scales) -> None:
+    op = "genimg_fast.scale_stored_grads"
+    if len(stored) != len(scales) or grad_terms.shape != (len(stored),):
+        raise ValueError(f"{op}: one scale and one grad_terms entry per stored gradient ({len(stored)}), got "
+                         f"{len(scales)} scales and grad_terms of shape {list(grad_terms.shape)}")
+    if grad_total.numel() != 1:
+        raise ValueError(f"{op}: grad_total must hold one value, got shape {list(grad_total.shape)}")
+    for i, s in enumerate(stored):
+        check_float_tensor(s, f"stored[{i}]", op)
+        if s.device != grad_total.device or grad_terms.device != grad_total.device:
+            raise ValueError(f"{op}: stored[{i}], grad_total and grad_terms must share a device")
+
+
+@torch.library.custom_op("genimg_fast::scale_stored_grads", mutates_args=())
+def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Tensor,
+                       scales: list[float]) -> list[Tensor]:
+    """out[i] = stored[i] * (grad_total + grad_terms[i]) * scales[i], in fp32 (fp64 for fp64),
+    rounded once: a tiny 1/n never has to survive fp16/bf16 storage."""
+    _check_scale(stored, grad_total, grad_terms, scales)
+    outs = []
+    for i, (s, scale) in enumerate(zip(stored, scales)):
+        acc = accumulation_dtype(s.dtype)
+        factor = (grad_total.reshape(()).to(acc) + grad_terms[i].to(acc)) * scale
+        out = torch.empty_like(s)
+        out.copy_(s.to(acc) * factor)
+        outs.append(out)
+    return outs
+
+
+@scale_stored_grads.register_fake
+def _(stored, grad_total, grad_terms, scales):
+    _check_scale(stored, grad_total, grad_terms, scales)
+    return [torch.empty_like(s) for s in stored]
+
+
+# ---- the Python API ----
+
+@dataclass(frozen=True)
+class LossTerm:
+    """weight * reduction(f(input, target)); target a tensor, a number, or None for the kinds
+    without one (linear, half_square, kl_logvar)."""
+    input: Tensor
+    kind: str
+    target: Tensor | float | None = None
+    weight: float = 1.0
+    reduction: str = "mean"
+
+
+def loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
+    """(total, per-term values [T]) of up to 8 terms, in one fused op. The per-term values are for
+    logging; gradients flow through both."""
+    if not terms:
+        raise ValueError(f"{_OP}: no terms")
+    inputs, targets, values, weights, spec = [], [], [], [], []
+    for i, term in enumerate(terms):
+        if not isinstance(term.input, Tensor):
+            raise TypeError(f"{_OP}: term {i} ({term.kind}): input must be a torch.Tensor, "
+                            f"got {type(term.input).__name__}")
+        if isinstance(term.weight, bool) or not isinstance(term.weight, numbers.Real):
+            raise TypeError(f"{_OP}: term {i} ({term.kind}): weight must be a real number")
+        target = term.target
+        if isinstance(target, bool) or (target is not None and not isinstance(target, (Tensor, numbers.Real))):
+            raise TypeError(f"{_OP}: term {i} ({term.kind}): target must be a tensor, a number or None, "
+                            f"got {type(target).__name__}")
+        inputs.append(term.input)
+        targets.append(target if isinstance(target, Tensor) else None)
+        values.append(float(target) if isinstance(target, numbers.Real) else 0.0)
+        weights.append(float(term.weight))
+        spec.append(f"{term.kind}:{term.reduction}")
+    _refuse_target_grads(targets, [term.kind for term in terms])
+    grad_needed = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+    term_values, total, _stored = loss_terms_op(inputs, targets, values, ",".join(spec), weights, grad_needed)
+    return total, term_values

@@ -1,0 +1,106 @@
+"""The training objectives of the reference recipes (../shared/reference-models.md) as single
+fused loss_terms calls: GAN losses, the CycleGAN / pix2pix generator and discriminator
+objectives, the VAE objective. Each returns (total, {term name: value}) with the terms as
+their recipes log them.
+"""
+from __future__ import annotations
+
+import torch
+
+from genimg_fast.ops.loss_terms import LossTerm, loss_terms
+
+Tensor = torch.Tensor
+GAN_MODES = ("lsgan", "vanilla", "wgangp", "bce")
+
+
+def check_gan_mode(mode: str) -> str:
+    if mode not in GAN_MODES:
+        raise ValueError(f"gan_mode must be one of {', '.join(GAN_MODES)} (bce: sigmoid outputs, like the DCGAN "
+                         f"example's BCELoss), got {mode!r}")
+    return mode
+
+
+def gan_term(prediction: Tensor, mode: str, target_is_real: bool, weight: float = 1.0, real_label: float = 1.0,
+             fake_label: float = 0.0) -> LossTerm:
+    """The GAN loss of a discriminator output against a constant label, as junyanz's GANLoss:
+    lsgan = MSE, vanilla = BCE with logits, bce = BCE on probabilities (means);
+    wgangp = -mean(prediction) for real, +mean for fake."""
+    check_gan_mode(mode)
+    if not isinstance(target_is_real, bool):
+        raise TypeError(f"target_is_real must be a bool, got {type(target_is_real).__name__}")
+    if mode == "wgangp":
+        return LossTerm(prediction, "linear", None, -weight if target_is_real else weight)
+    label = real_label if target_is_real else fake_label
+    kind = {"lsgan": "mse", "vanilla": "bce_logits", "bce": "bce"}[mode]
+    return LossTerm(prediction, kind, label, weight)
+
+
+def gan_loss(prediction: Tensor, mode: str, target_is_real: bool, real_label: float = 1.0,
+             fake_label: float = 0.0) -> Tensor:
+    total, _ = loss_terms([gan_term(prediction, mode, target_is_real, 1.0, real_label, fake_label)])
+    return total
+
+
+def _named(total: Tensor, values: Tensor, names: list[str]) -> tuple[Tensor, dict[str, Tensor]]:
+    return total, dict(zip(names, values.unbind()))
+
+
+def discriminator_loss(pred_real: Tensor, pred_fake: Tensor, mode: str) -> tuple[Tensor, dict[str, Tensor]]:
+    """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)): the CycleGAN (per D) and pix2pix D step."""
+    total, values = loss_terms([gan_term(pred_real, mode, True, 0.5), gan_term(pred_fake, mode, False, 0.5)])
+    return _named(total, values, ["D_real", "D_fake"])
+
+
+def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Tensor, real_A: Tensor, rec_B: Tensor,
+                            real_B: Tensor, idt_A: Tensor | None = None, idt_B: Tensor | None = None, *,
+                            mode: str = "lsgan", lambda_A: float = 10.0, lambda_B: float = 10.0,
+                            lambda_identity: float = 0.5) -> tuple[Tensor, dict[str, Tensor]]:
+    """The six-term CycleGAN generator objective: GAN(D_A(G_A(A)), real) + GAN(D_B(G_B(B)), real)
+    + lambda_A * L1(G_B(G_A(A)), A) + lambda_B * L1(G_A(G_B(B)), B)
+    + lambda_B * lambda_identity * L1(G_A(B), B) + lambda_A * lambda_identity * L1(G_B(A), A).
+    pred_fake_B = D_A(G_A(A)), pred_fake_A = D_B(G_B(B)), idt_A = G_A(B), idt_B = G_B(A); the
+    identity terms are left out (logged as 0) when lambda_identity is 0."""
+    terms = [gan_term(pred_fake_B, mode, True), gan_term(pred_fake_A, mode, True),
+             LossTerm(rec_A, "l1", real_A, lambda_A), LossTerm(rec_B, "l1", real_B, lambda_B)]
+    names = ["G_A", "G_B", "cycle_A", "cycle_B"]
+    if lambda_identity > 0:
+        if idt_A is None or idt_B is None:
+            raise ValueError("lambda_identity > 0 needs idt_A = G_A(real_B) and idt_B = G_B(real_A)")
+        terms += [LossTerm(idt_A, "l1", real_B, lambda_B * lambda_identity),
+                  LossTerm(idt_B, "l1", real_A, lambda_A * lambda_identity)]
+        names += ["idt_A", "idt_B"]
+    total, values = loss_terms(terms)
+    total, named = _named(total, values, names)
+    if lambda_identity <= 0:
+        named["idt_A"] = named["idt_B"] = torch.zeros((), dtype=total.dtype, device=total.device)
+    return total, named
+
+
+def pix2pix_generator_loss(pred_fake: Tensor, fake_B: Tensor, real_B: Tensor, *, mode: str = "vanilla",
+                           lambda_L1: float = 100.0) -> tuple[Tensor, dict[str, Tensor]]:
+    """GAN(D(cat(A, G(A))), real) + lambda_L1 * L1(G(A), B)."""
+    total, values = loss_terms([gan_term(pred_fake, mode, True), LossTerm(fake_B, "l1", real_B, lambda_L1)])
+    return _named(total, values, ["G_GAN", "G_L1"])
+
+
+def vae_loss(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, *, recon_loss: str = "bce",
+             recon_reduction: str = "sum", kld_weight: float = 1.0,
+             kld_reduction: str = "sum") -> tuple[Tensor, dict[str, Tensor]]:
+    """reconstruction + kld_weight * KL(N(mu, exp(logvar)) || N(0, 1)).
+
+    pytorch/examples: recon_loss='bce', recon_reduction='sum', kld_reduction='sum'. The
+    convolutional (AntixK-style) VAE: recon_loss='mse', recon_reduction='mean',
+    kld_reduction='batchmean' (the per-sample sum averaged over the batch)."""
+    if recon_loss not in ("bce", "mse"):
+        raise ValueError(f"recon_loss must be 'bce' or 'mse', got {recon_loss!r}")
+    if kld_reduction not in ("sum", "batchmean"):
+        raise ValueError(f"kld_reduction must be 'sum' or 'batchmean', got {kld_reduction!r}")
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {list(mu.shape)} and {list(logvar.shape)}")
+    kl_weight = kld_weight / (mu.shape[0] if kld_reduction == "batchmean" and mu.dim() > 0 and mu.shape[0] else 1)
+    # KL = sum(mu^2 / 2) + sum((exp(logvar) - 1 - logvar) / 2): two separable terms
+    total, values = loss_terms([LossTerm(recon, recon_loss, x, 1.0, recon_reduction),
+                                LossTerm(mu, "half_square", None, kl_weight, "sum"),
+                                LossTerm(logvar, "kl_logvar", None, kl_weight, "sum")])
+    recon_value, kl_mu, kl_logvar = values.unbind()
+    return total, {"recon": recon_value, "kld": kl_mu + kl_logvar}

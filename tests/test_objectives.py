@@ -1,0 +1,144 @@
+"""The recipes' objectives as fused loss modules: each equals the sum of the reference recipe's
+terms (written here with torch's own losses, as junyanz's GANLoss and the VAE examples compute
+them), with the same gradients; and a gradient penalty through fused norms is refused clearly."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import genimg_fast
+from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss, GANLoss, Pix2PixGeneratorLoss, VAELoss
+
+
+def _rand(*shape, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=dtype)
+
+
+def reference_gan_loss(prediction, mode, target_is_real):
+    """junyanz's GANLoss: labels 1.0 / 0.0 expanded to the prediction's shape."""
+    if mode == "wgangp":
+        return -prediction.mean() if target_is_real else prediction.mean()
+    target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
+    if mode == "lsgan":
+        return F.mse_loss(prediction, target)
+    if mode == "vanilla":
+        return F.binary_cross_entropy_with_logits(prediction, target)
+    return F.binary_cross_entropy(prediction, target)
+
+
+def _assert_same_gradients(ours, theirs, tensors):
+    for a, e in zip(torch.autograd.grad(ours, tensors, retain_graph=True),
+                    torch.autograd.grad(theirs, tensors, retain_graph=True)):
+        torch.testing.assert_close(a, e)
+
+
+@pytest.mark.parametrize("mode", ["lsgan", "vanilla", "wgangp", "bce"])
+@pytest.mark.parametrize("target_is_real", [True, False])
+def test_gan_loss_is_junyanz_s(mode, target_is_real):
+    pred = _rand(2, 1, 30, 30)
+    if mode == "bce":
+        pred = torch.sigmoid(pred)
+    pred.requires_grad_()
+    ours, theirs = GANLoss(mode)(pred, target_is_real), reference_gan_loss(pred, mode, target_is_real)
+    torch.testing.assert_close(ours, theirs)
+    _assert_same_gradients(ours, theirs, [pred])
+
+
+def test_gan_loss_rejects_unknown_modes_and_non_bool_targets():
+    with pytest.raises(ValueError, match="gan_mode must be one of"):
+        GANLoss("hinge")
+    with pytest.raises(TypeError, match="target_is_real must be a bool"):
+        GANLoss("lsgan")(_rand(3), 1)
+
+
+@pytest.mark.parametrize("lambda_identity", [0.5, 0.0])
+def test_cyclegan_generator_objective_is_the_six_reference_terms(lambda_identity):
+    shape, patch = (1, 3, 16, 16), (1, 1, 6, 6)
+    names = ["pred_fake_B", "pred_fake_A", "rec_A", "real_A", "rec_B", "real_B", "idt_A", "idt_B"]
+    shapes = [patch, patch] + [shape] * 6
+    t = {n: _rand(*s, seed=i).requires_grad_(not n.startswith("real")) for i, (n, s) in enumerate(zip(names, shapes))}
+    total, terms = CycleGANGeneratorLoss("lsgan", 10.0, 10.0, lambda_identity)(*(t[n] for n in names))
+    ref = {"G_A": reference_gan_loss(t["pred_fake_B"], "lsgan", True),
+           "G_B": reference_gan_loss(t["pred_fake_A"], "lsgan", True),
+           "cycle_A": F.l1_loss(t["rec_A"], t["real_A"]) * 10.0, "cycle_B": F.l1_loss(t["rec_B"], t["real_B"]) * 10.0,
+           "idt_A": F.l1_loss(t["idt_A"], t["real_B"]) * 10.0 * lambda_identity,
+           "idt_B": F.l1_loss(t["idt_B"], t["real_A"]) * 10.0 * lambda_identity}
+    for name, value in ref.items():
+        torch.testing.assert_close(terms[name], value.detach() if lambda_identity == 0 and "idt" in name else value,
+                                   msg=name)
+    expected = sum(ref.values())
+    torch.testing.assert_close(total, expected)
+    grads_of = [t[n] for n in names if t[n].requires_grad and (lambda_identity > 0 or "idt" not in n)]
+    _assert_same_gradients(total, expected, grads_of)
+
+
+@pytest.mark.parametrize("mode", ["lsgan", "vanilla"])
+def test_discriminator_objective_is_half_the_sum(mode):
+    real, fake = _rand(1, 1, 30, 30, seed=1).requires_grad_(), _rand(1, 1, 30, 30, seed=2).requires_grad_()
+    total, terms = DiscriminatorLoss(mode)(real, fake)
+    expected = 0.5 * (reference_gan_loss(real, mode, True) + reference_gan_loss(fake, mode, False))
+    torch.testing.assert_close(total, expected)
+    torch.testing.assert_close(terms["D_real"] + terms["D_fake"], expected)
+    _assert_same_gradients(total, expected, [real, fake])
+
+
+def test_pix2pix_generator_objective():
+    pred, fake_B, real_B = _rand(1, 1, 30, 30, seed=1), _rand(1, 3, 16, 16, seed=2), _rand(1, 3, 16, 16, seed=3)
+    pred.requires_grad_(), fake_B.requires_grad_()
+    total, terms = Pix2PixGeneratorLoss("vanilla", 100.0)(pred, fake_B, real_B)
+    expected = reference_gan_loss(pred, "vanilla", True) + 100.0 * F.l1_loss(fake_B, real_B)
+    torch.testing.assert_close(total, expected)
+    torch.testing.assert_close(terms["G_L1"], 100.0 * F.l1_loss(fake_B, real_B))
+    _assert_same_gradients(total, expected, [pred, fake_B])
+
+
+def test_vae_objective_of_pytorch_examples():
+    recon = torch.sigmoid(_rand(8, 784, seed=1)).requires_grad_()
+    x = torch.rand(8, 784, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    mu, logvar = _rand(8, 20, seed=3).requires_grad_(), (0.3 * _rand(8, 20, seed=4)).requires_grad_()
+    total, terms = VAELoss()(recon, x, mu, logvar)
+    bce = F.binary_cross_entropy(recon, x, reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    torch.testing.assert_close(total, bce + kld)
+    torch.testing.assert_close(terms["recon"], bce)
+    torch.testing.assert_close(terms["kld"], kld)
+    _assert_same_gradients(total, bce + kld, [recon, mu, logvar])
+
+
+def test_vae_objective_of_the_convolutional_vae():
+    recon, x = _rand(4, 3, 8, 8, seed=1).requires_grad_(), _rand(4, 3, 8, 8, seed=2)
+    mu, logvar = _rand(4, 16, seed=3).requires_grad_(), (0.3 * _rand(4, 16, seed=4)).requires_grad_()
+    total, _ = VAELoss("mse", "mean", kld_weight=0.00025, kld_reduction="batchmean")(recon, x, mu, logvar)
+    kld = torch.mean(-0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1), dim=0)
+    expected = F.mse_loss(recon, x) + 0.00025 * kld
+    torch.testing.assert_close(total, expected)
+    _assert_same_gradients(total, expected, [recon, mu, logvar])
+
+
+def _critic() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.LeakyReLU(0.2), nn.Conv2d(8, 1, 3, 1, 1))
+
+
+def _gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """junyanz's cal_gradient_penalty (mixed): needs the gradient of the critic's input gradient."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, dtype=real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_()
+    out = critic(mixed)
+    (grads,) = torch.autograd.grad(out, mixed, torch.ones_like(out), create_graph=True)
+    return ((grads.flatten(1).norm(2, dim=1) + 1e-16 - 1) ** 2).mean() * 10.0
+
+
+def test_gradient_penalty_through_a_fused_critic_is_refused_with_the_way_out():
+    torch.manual_seed(0)
+    real, fake = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    critic = _critic()
+    penalty = _gradient_penalty(critic, real, fake)
+    penalty.backward()  # the torch critic: supported
+    assert critic[0].weight.grad is not None
+    fused = genimg_fast.convert(critic)
+    assert type(fused[1]).__name__ == "BatchNormAct2d"
+    with pytest.raises(RuntimeError, match=r"double backward.*convert\(\) to the generator only"):
+        _gradient_penalty(fused, real, fake).backward()
