@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer cases and repeats (about a minute on CPU)")
     bench.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
     bench.add_argument("--compile", action="store_true", help="also time torch.compile of both variants")
-    bench.add_argument("--only", metavar="TEXT", help="only the cases whose label contains TEXT, e.g. 'dcgan'")
+    bench.add_argument("--only", metavar="TEXT", help="only the cases whose label contains TEXT (several: 'TEXT,TEXT'), e.g. 'dcgan'")
     bench.add_argument("--json", metavar="PATH", help="write the results record (device, versions, commit) here")
     bench.set_defaults(func=_bench)
     return parser

@@ -2,7 +2,7 @@
 # One-shot check for a lent GPU machine (H100/H200, its own python3 with torch, no internet):
 # build the kernels in place for sm_90, run the test suite with the kernels required
 # (GENIMG_FAST_IMPL=cuda), run the quick GPU benchmark, profile the norm step, and time
-# torch.compile at the DCGAN norm shapes. Logs and the results JSON go to $OUT
+# torch.compile at the DCGAN norm shapes and on the objectives. Logs and the results JSON go to $OUT
 # (or benchmarks/results/gpu-check-<time>/). Finishes well under 8 minutes on an H100.
 # A copied tree has no .git: pass the commit for the results record, e.g.
 #   GENIMG_FAST_COMMIT=$(git rev-parse --short=12 HEAD) bash scripts/gpu_check.sh
@@ -42,7 +42,8 @@ run_tests() {  # name, timeout, files...
     > "$OUT/tests_$name.log" 2>&1 || failures+=("tests_$name")
   tail -n 25 "$OUT/tests_$name.log" | tee -a "$LOG"
 }
-run_tests losses 100 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test_stored_grad_cuda.py
+run_tests losses 150 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test_stored_grad_cuda.py \
+  tests/test_loss_terms_cuda.py
 run_tests norm_act 130 tests/test_norm_act_cuda.py
 
 step "quick GPU benchmark"
@@ -54,9 +55,10 @@ GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profile_norm_act.
   || failures+=("profile")
 cat "$OUT/profile_norm_act.log" | tee -a "$LOG"
 
-step "torch.compile comparison at the DCGAN batch-128 norm shapes"
-GENIMG_FAST_IMPL=cuda timeout 150 "$PY" -m genimg_fast.cli bench --quick --device cuda --compile --only "dcgan G b128" \
-  --json "$OUT/bench_compile_dcgan.json" 2>&1 | grep -v "USDT" | tee -a "$LOG" || failures+=("bench_compile")
+step "torch.compile comparison: DCGAN batch-128 norm layers and the recipes' objectives"
+GENIMG_FAST_IMPL=cuda timeout 200 "$PY" -m genimg_fast.cli bench --quick --device cuda --compile \
+  --only "dcgan G b128,cyclegan G b1,cyclegan D b1,pix2pix G b1,dcgan D b128,vae b128" \
+  --json "$OUT/bench_compile.json" 2>&1 | grep -v "USDT" | tee -a "$LOG" || failures+=("bench_compile")
 
 if ((${#failures[@]})); then
   step "FAILED: ${failures[*]}"

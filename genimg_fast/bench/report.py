@@ -6,6 +6,9 @@ def format_table(rows: list[dict], copy_gbs: float | None) -> str:
     header = ["op", "case", "shape", "dtype", "variant", "median ms", "p10-p90 ms", "x vs torch", "GB/s"]
     if copy_gbs:
         header.append("% of copy BW")
+    with_launches = any(r.get("launches") is not None for r in rows)
+    if with_launches:
+        header.append("launches")
     lines = [header]
     for r in rows:
         line = [
@@ -15,6 +18,8 @@ def format_table(rows: list[dict], copy_gbs: float | None) -> str:
         ]
         if copy_gbs:
             line.append(f"{100 * r['modeled_gbs'] / copy_gbs:.0f}%")
+        if with_launches:
+            line.append("" if r.get("launches") is None else str(r["launches"]))
         lines.append(line)
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines]

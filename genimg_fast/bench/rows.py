@@ -7,9 +7,11 @@ from genimg_fast.bench.timing import Timing
 
 
 def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[int, ...], dtype: torch.dtype,
-                modeled_bytes: int) -> list[dict]:
-    """Rows for the variants of one case; `timings` must hold the eager "torch" baseline."""
+                modeled_bytes: int, launches: dict[str, int | None] | None = None) -> list[dict]:
+    """Rows for the variants of one case; `timings` must hold the eager "torch" baseline.
+    `launches`: kernel launches per step of each variant, where counted."""
     baseline = timings["torch"].median_ms
+    launches = launches or {}
     return [{
         "op": op,
         "case": case,
@@ -22,4 +24,5 @@ def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[
         "repeats": t.repeats,
         "modeled_gbs": modeled_bytes / (t.median_ms * 1e-3) / 1e9,
         "speedup_vs_torch": baseline / t.median_ms,
+        "launches": launches.get(name),
     } for name, t in timings.items()]

@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
-from genimg_fast.bench import l1_loss_bench, norm_act_bench
+from genimg_fast.bench import l1_loss_bench, norm_act_bench, objectives_bench
 from genimg_fast.bench.environment import environment_record
 from genimg_fast.bench.timing import copy_bandwidth_gbs
 
 
 # Each family: cases(device, quick) and run_case(case, device, *, compile_too, warmup, repeats) -> rows.
-FAMILIES = (l1_loss_bench, norm_act_bench)
+FAMILIES = (l1_loss_bench, norm_act_bench, objectives_bench)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -26,15 +26,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str | None = None) -> dict[str, Any]:
-    """Every family's cases, or with `only` those whose label contains it (case-insensitive)."""
+    """Every family's cases, or with `only` ("text,text,...") those whose label contains one of
+    the texts (case-insensitive)."""
     torch.manual_seed(0)
+    wanted = [text.strip().lower() for text in only.split(",") if text.strip()] if only else []
     warmup, repeats = (10, 100) if quick else (20, 400)
     if device.type == "cuda":
         repeats *= 5  # GPU repeats are cheap and the spread is larger
     rows = []
     for family in FAMILIES:
         for case in family.cases(device, quick):
-            if only and only.lower() not in case.label.lower():
+            if wanted and not any(text in case.label.lower() for text in wanted):
                 continue
             rows += family.run_case(case, device, compile_too=compile_too, warmup=warmup, repeats=repeats)
     record = environment_record(device)

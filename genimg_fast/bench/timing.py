@@ -73,6 +73,25 @@ def time_side_by_side(fns: dict[str, Callable[[int], object]], device: torch.dev
     return {name: _summarize(values) for name, values in samples.items()}
 
 
+LAUNCH_EVENTS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaMemsetAsync",
+                 "cudaMemcpyAsync")
+
+
+def count_launches(fn: Callable[[], object], device: torch.device) -> int | None:
+    """Kernel launches (and memsets/copies) one call of `fn` issues, counted by torch.profiler;
+    None off the GPU."""
+    if device.type != "cuda":
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()  # warm: first calls may compile or allocate
+    torch.cuda.synchronize(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize(device)
+    return sum(1 for event in prof.events() if event.name in LAUNCH_EVENTS)
+
+
 def copy_bandwidth_gbs(device: torch.device, megabytes: int = 512) -> float | None:
     """Measured device-to-device copy bandwidth (bytes read + written per second), CUDA only."""
     if device.type != "cuda":

@@ -1,0 +1,139 @@
+"""Training objectives, forward + backward: the recipes' eager torch losses (one torch loss per
+term, summed, as junyanz's models and the VAE examples compute them) against genimg_fast's
+fused objective modules, and torch.compile of both; with kernel launches per step counted on a
+GPU."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genimg_fast.bench.rows import timing_rows
+from genimg_fast.bench.timing import count_launches, time_side_by_side
+from genimg_fast.ops import objectives
+
+Tensors = list[torch.Tensor]
+Objective = Callable[[Tensors], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ObjectiveCase:
+    name: str
+    shapes: tuple[tuple[int, ...], ...]  # every input; those marked in `differentiable` get gradients
+    differentiable: tuple[int, ...]
+    label: str
+    probabilities: tuple[int, ...] = ()  # inputs that hold probabilities (BCE), drawn in (0, 1)
+
+    @property
+    def numel(self) -> int:
+        total = 0
+        for shape in self.shapes:
+            n = 1
+            for s in shape:
+                n *= s
+            total += n
+        return total
+
+
+PATCH, IMAGE = (1, 1, 30, 30), (1, 3, 256, 256)
+
+
+def cases(device: torch.device, quick: bool) -> list[ObjectiveCase]:
+    found = [
+        ObjectiveCase("cyclegan_G", (PATCH, PATCH) + (IMAGE,) * 6, (0, 1, 2, 4, 6, 7), "cyclegan G b1"),
+        ObjectiveCase("cyclegan_D", (PATCH, PATCH), (0, 1), "cyclegan D b1"),
+        ObjectiveCase("pix2pix_G", (PATCH, IMAGE, IMAGE), (0, 1), "pix2pix G b1"),
+        ObjectiveCase("dcgan_D", ((128,), (128,)), (0, 1), "dcgan D b128", probabilities=(0, 1)),
+        ObjectiveCase("vae", ((128, 784), (128, 784), (128, 20), (128, 20)), (0, 2, 3), "vae b128",
+                      probabilities=(0, 1)),
+    ]
+    return found[:3] if quick and device.type != "cuda" else found
+
+
+def reference(name: str) -> Objective:
+    """The recipes' eager code, term by term."""
+    def gan(pred, real):  # lsgan / vanilla as in junyanz's GANLoss: a label tensor, then the loss
+        target = torch.full_like(pred, 1.0 if real else 0.0)
+        return F.mse_loss(pred, target)
+
+    def cyclegan_g(t):
+        fake_b, fake_a, rec_a, real_a, rec_b, real_b, idt_a, idt_b = t
+        return (gan(fake_b, True) + gan(fake_a, True) + F.l1_loss(rec_a, real_a) * 10 + F.l1_loss(rec_b, real_b) * 10
+                + F.l1_loss(idt_a, real_b) * 5 + F.l1_loss(idt_b, real_a) * 5)
+
+    def cyclegan_d(t):
+        return 0.5 * (gan(t[0], True) + gan(t[1], False))
+
+    def pix2pix_g(t):
+        pred, fake_b, real_b = t
+        return F.binary_cross_entropy_with_logits(pred, torch.ones_like(pred)) + 100 * F.l1_loss(fake_b, real_b)
+
+    def dcgan_d(t):  # BCELoss on the sigmoid output, real then fake, summed like the example's errD
+        return (F.binary_cross_entropy(t[0], torch.full_like(t[0], 1.0))
+                + F.binary_cross_entropy(t[1], torch.full_like(t[1], 0.0)))
+
+    def vae(t):
+        recon, x, mu, logvar = t
+        return (F.binary_cross_entropy(recon, x, reduction="sum")
+                - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()))
+
+    return {"cyclegan_G": cyclegan_g, "cyclegan_D": cyclegan_d, "pix2pix_G": pix2pix_g, "dcgan_D": dcgan_d,
+            "vae": vae}[name]
+
+
+def fused(name: str) -> Objective:
+    def dcgan_d(t):
+        return objectives.gan_loss(t[0], "bce", True) + objectives.gan_loss(t[1], "bce", False)
+
+    return {
+        "cyclegan_G": lambda t: objectives.cyclegan_generator_loss(*t)[0],
+        "cyclegan_D": lambda t: objectives.discriminator_loss(t[0], t[1], "lsgan")[0],
+        "pix2pix_G": lambda t: objectives.pix2pix_generator_loss(*t)[0],
+        "dcgan_D": dcgan_d,
+        "vae": lambda t: objectives.vae_loss(*t)[0],
+    }[name]
+
+
+def make_inputs(case: ObjectiveCase, device: torch.device, seed: int) -> Tensors:
+    g = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    for i, shape in enumerate(case.shapes):
+        t = (torch.rand(shape, generator=g, device=device) * 0.98 + 0.01 if i in case.probabilities
+             else torch.randn(shape, generator=g, device=device))
+        out.append(t.requires_grad_(i in case.differentiable))
+    return out
+
+
+def modeled_bytes(case: ObjectiveCase) -> int:
+    """Fused traffic: every input read once, a gradient written for each differentiable input,
+    then read and written again by the backward (fp32)."""
+    grads = sum(torch.Size(case.shapes[i]).numel() for i in case.differentiable)
+    return 4 * (case.numel + 3 * grads)
+
+
+def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, warmup: int,
+             repeats: int) -> list[dict]:
+    variants = {"torch": reference(case.name), "genimg_fast": fused(case.name)}
+    if compile_too:
+        variants["torch.compile(torch)"] = torch.compile(reference(case.name))
+        variants["torch.compile(genimg_fast)"] = torch.compile(fused(case.name))
+    sets = [make_inputs(case, device, seed) for seed in range(2)]
+    # Never time a wrong answer: every variant's value must agree with eager torch.
+    expected = variants["torch"](sets[0])
+    for name, objective in variants.items():
+        torch.testing.assert_close(objective(sets[0]), expected, rtol=1e-4, atol=1e-4,
+                                   msg=lambda m, name=name: f"{name} disagrees with torch on {case.name}: {m}")
+
+    def make_step(objective: Objective):
+        def step(i: int) -> None:
+            tensors = sets[i % len(sets)]
+            torch.autograd.grad(objective(tensors), [tensors[k] for k in case.differentiable])
+        return step
+
+    steps = {n: make_step(o) for n, o in variants.items()}
+    timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
+    launches = {n: count_launches(lambda step=step: step(0), device) for n, step in steps.items()}
+    return timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.shapes[-1],
+                       dtype=torch.float32, modeled_bytes=modeled_bytes(case), launches=launches)
