@@ -45,10 +45,11 @@ def test_built_kernels_load_and_register_for_cuda():
     assert info["compiled_archs"], "the binary reports no device code"
     ops = ("l1_loss", "scale_stored_grad", "norm_act_stats", "norm_act_apply", "norm_act_backward_reduce",
            "norm_act_backward_apply", "norm_act_train", "norm_act_train_backward", "update_running_stats_",
-           "update_tracked_running_stats_")
+           "update_tracked_running_stats_", "loss_terms", "scale_stored_grads")
     for op in (f"genimg_fast::{name}" for name in ops):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA"), op
-    cpp_autograd = ("norm_act_train", "norm_act_apply", "update_running_stats_", "update_tracked_running_stats_")
+    cpp_autograd = ("norm_act_train", "norm_act_apply", "update_running_stats_", "update_tracked_running_stats_",
+                    "loss_terms")
     for op in (f"genimg_fast::{name}" for name in cpp_autograd):
         for key in ("AutogradCPU", "AutogradCUDA"):
             assert torch._C._dispatch_has_kernel_for_dispatch_key(op, key), (op, key)

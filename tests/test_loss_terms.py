@@ -162,7 +162,7 @@ def test_opcheck():
     a, b = _rand(3, 4, dtype=torch.float32).requires_grad_(), _rand(3, 4, seed=1, dtype=torch.float32)
     torch.library.opcheck(loss_terms_op, ([a, a], [b, None], [0.0, 1.0], "l1:mean,bce_logits:sum", [2.0, 0.5], True))
     torch.library.opcheck(scale_stored_grads, ([a.detach(), b], torch.tensor(2.0), torch.tensor([0.0, 1.0]),
-                                               [0.25, 1.0]))
+                                               "l1:mean,mse:sum"))
 
 
 def test_compile_fullgraph():
@@ -185,3 +185,32 @@ def test_autocast_computes_in_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         total, _ = loss_terms([LossTerm(a.to(torch.bfloat16), "mse", 1.0)])
     assert total.dtype == torch.float32
+
+
+PYTHON_FORMULA = """
+import torch
+from genimg_fast import _backend
+from genimg_fast.ops import LossTerm, loss_terms
+assert not _backend.kernels_loaded()
+g = torch.Generator().manual_seed(3)
+a, b = (torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
+t = torch.rand(3, 4, generator=g, dtype=torch.float64)
+def f(a, b):
+    return loss_terms([LossTerm(a, "l1", t, 2.0), LossTerm(b, "bce_logits", t, 0.5, "sum"),
+                       LossTerm(a, "half_square", None, 0.3)])
+total, _ = f(a, b)
+assert "GeneratedBackward" in type(total.grad_fn).__name__, type(total.grad_fn)
+assert torch.autograd.gradcheck(lambda a, b: f(a, b)[0], (a, b))
+assert torch.autograd.gradcheck(lambda a, b: f(a, b)[1], (a, b))
+print("ok")
+"""
+
+
+def test_python_formula_without_the_extension():
+    """The Python autograd formula (where the extension is loaded, CPU and CUDA use the C++ one)."""
+    import os
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", PYTHON_FORMULA], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "GENIMG_FAST_IMPL": "reference"})
+    assert out.returncode == 0 and "ok" in out.stdout, out.stdout + out.stderr[-3000:]

@@ -122,9 +122,10 @@ def test_scale_stored_grads_against_the_reference(cuda_kernels, dtype):
     grad_total = torch.tensor(1.5, device="cuda", dtype=dtype)
     grad_terms = torch.tensor([0.0, 0.25, -1.0], device="cuda", dtype=dtype)
     poison_allocator(stored[1].numel() * stored[1].element_size())
-    outs = scale_stored_grads(stored, grad_total, grad_terms, [1 / 900, 1 / 12480, 1.0])
+    spec = "mse:mean,l1:mean,l1:sum"
+    outs = scale_stored_grads(stored, grad_total, grad_terms, spec)
     refs = scale_stored_grads([s.double().cpu() for s in stored], grad_total.double().cpu(),
-                              grad_terms.double().cpu(), [1 / 900, 1 / 12480, 1.0])
+                              grad_terms.double().cpu(), spec)
     for out, ref, s in zip(outs, refs, stored):
         assert out.stride() == s.stride()
         scale = ref.abs().max().item()  # fp16 results near 1e-4 are subnormal: compare against the largest
@@ -186,7 +187,7 @@ def test_opcheck_cuda(cuda_kernels):
     b = torch.rand(3, 4, device="cuda")
     torch.library.opcheck(loss_terms_op, ([a, a], [b, None], [0.0, 1.0], "bce_logits:mean,mse:sum", [1.0, 0.5], True))
     torch.library.opcheck(scale_stored_grads, ([a.detach(), b], torch.tensor(2.0, device="cuda"),
-                                               torch.tensor([0.0, 1.0], device="cuda"), [0.25, 1.0]))
+                                               torch.tensor([0.0, 1.0], device="cuda"), "l1:mean,mse:sum"))
 
 
 BAD_CALLS = {  # each must raise with this text, never crash

@@ -166,14 +166,15 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> loss_terms_cuda(
 }
 
 std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at::Tensor& grad_total,
-                                                const at::Tensor& grad_terms, c10::ArrayRef<double> scales) {
+                                                const at::Tensor& grad_terms, c10::string_view spec) {
   constexpr const char* kScaleOp = "genimg_fast.scale_stored_grads";
   const size_t count = stored.size();
-  TORCH_CHECK_VALUE(count >= 1 && count <= static_cast<size_t>(kMaxLossTerms) && scales.size() == count &&
-                        grad_terms.dim() == 1 && grad_terms.size(0) == static_cast<int64_t>(count),
-                    kScaleOp, ": one scale and one grad_terms entry per stored gradient (", std::to_string(count),
-                    "), got ", std::to_string(scales.size()), " scales and grad_terms of shape ",
-                    shape_str(grad_terms.sizes()));
+  TORCH_CHECK_VALUE(count >= 1 && count <= static_cast<size_t>(kMaxLossTerms), kScaleOp, ": between 1 and ",
+                    std::to_string(kMaxLossTerms), " stored gradients, got ", std::to_string(count));
+  const std::vector<TermSpec> parsed = parse_spec(spec, count);
+  TORCH_CHECK_VALUE(grad_terms.dim() == 1 && grad_terms.size(0) == static_cast<int64_t>(count), kScaleOp,
+                    ": one grad_terms entry per stored gradient (", std::to_string(count),
+                    "), got grad_terms of shape ", shape_str(grad_terms.sizes()));
   TORCH_CHECK_VALUE(grad_total.numel() == 1, kScaleOp, ": grad_total must hold one value, got shape ",
                     shape_str(grad_total.sizes()));
   const at::ScalarType dtype = stored[0].scalar_type();
@@ -197,7 +198,7 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
     ScaleTermArgs& term = args.terms[i];
     term.stored = dense_stored.back().const_data_ptr();
     term.numel = stored[i].numel();
-    term.scale = scales[i];
+    term.scale = parsed[i].mean && term.numel > 0 ? 1.0 / static_cast<double>(term.numel) : 1.0;
   }
   std::vector<at::Tensor> work;
   for (size_t i = 0; i < count; ++i) {

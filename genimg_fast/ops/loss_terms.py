@@ -121,10 +121,8 @@ def _setup_context(ctx, inputs, output):
     _terms, _total, stored = output
     ctx.mark_non_differentiable(*stored)
     ctx.compute_grad = compute_grad
-    parsed = parse_spec(spec, len(inputs_))
-    ctx.kinds = [kind for kind, _ in parsed]
-    ctx.scales = [1.0 / x.numel() if mean and x.numel() > 0 else 1.0 for x, (_, mean) in zip(inputs_, parsed)]
-    _refuse_target_grads(targets, ctx.kinds)
+    ctx.spec = spec
+    _refuse_target_grads(targets, [kind for kind, _ in parse_spec(spec, len(inputs_))])
     # custom_op's autograd treats a list of tensors as tensors, any other list as one constant
     ctx.target_grads = [None] * len(targets) if all(t is not None for t in targets) else None
     ctx.save_for_backward(*stored)
@@ -134,7 +132,7 @@ def _backward(ctx, grad_terms, grad_total, _grad_stored):
     if not ctx.compute_grad:
         raise RuntimeError(f"{_OP} was called with compute_grad=False, so it stored no gradient; call "
                            "genimg_fast.ops.loss_terms, which sets it when a gradient is needed")
-    grads = scale_stored_grads(list(ctx.saved_tensors), grad_total, grad_terms, ctx.scales)
+    grads = scale_stored_grads(list(ctx.saved_tensors), grad_total, grad_terms, ctx.spec)
     return grads, ctx.target_grads, None, None, None, None
 
 
@@ -145,27 +143,31 @@ for _device in ("cuda", "cpu"):  # like torch's losses under autocast: compute i
 
 # ---- backward: every stored gradient times its incoming gradient, one launch ----
 
-def _check_scale(stored, grad_total, grad_terms, scales) -> None:
+def _check_scale(stored, grad_total, grad_terms, spec) -> list[tuple[str, bool]]:
     op = "genimg_fast.scale_stored_grads"
-    if len(stored) != len(scales) or grad_terms.shape != (len(stored),):
-        raise ValueError(f"{op}: one scale and one grad_terms entry per stored gradient ({len(stored)}), got "
-                         f"{len(scales)} scales and grad_terms of shape {list(grad_terms.shape)}")
+    parsed = parse_spec(spec, len(stored), op)
+    if grad_terms.shape != (len(stored),):
+        raise ValueError(f"{op}: one grad_terms entry per stored gradient ({len(stored)}), got grad_terms of "
+                         f"shape {list(grad_terms.shape)}")
     if grad_total.numel() != 1:
         raise ValueError(f"{op}: grad_total must hold one value, got shape {list(grad_total.shape)}")
     for i, s in enumerate(stored):
         check_float_tensor(s, f"stored[{i}]", op)
         if s.device != grad_total.device or grad_terms.device != grad_total.device:
             raise ValueError(f"{op}: stored[{i}], grad_total and grad_terms must share a device")
+    return parsed
 
 
 @torch.library.custom_op("genimg_fast::scale_stored_grads", mutates_args=())
-def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Tensor,
-                       scales: list[float]) -> list[Tensor]:
-    """out[i] = stored[i] * (grad_total + grad_terms[i]) * scales[i], in fp32 (fp64 for fp64),
-    rounded once: a tiny 1/n never has to survive fp16/bf16 storage."""
-    _check_scale(stored, grad_total, grad_terms, scales)
+def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Tensor, spec: str) -> list[Tensor]:
+    """out[i] = stored[i] * (grad_total + grad_terms[i]), divided by stored[i].numel() for the
+    'mean' terms of the loss spec; in fp32 (fp64 for fp64), rounded once: a tiny 1/n never has
+    to survive fp16/bf16 storage. (The count is taken here, not passed in, so that the op also
+    traces with symbolic shapes.)"""
+    parsed = _check_scale(stored, grad_total, grad_terms, spec)
     outs = []
-    for i, (s, scale) in enumerate(zip(stored, scales)):
+    for i, (s, (_, mean)) in enumerate(zip(stored, parsed)):
+        scale = 1.0 / s.numel() if mean and s.numel() > 0 else 1.0
         acc = accumulation_dtype(s.dtype)
         factor = (grad_total.reshape(()).to(acc) + grad_terms[i].to(acc)) * scale
         out = torch.empty_like(s)
@@ -175,8 +177,8 @@ def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Ten
 
 
 @scale_stored_grads.register_fake
-def _(stored, grad_total, grad_terms, scales):
-    _check_scale(stored, grad_total, grad_terms, scales)
+def _(stored, grad_total, grad_terms, spec):
+    _check_scale(stored, grad_total, grad_terms, spec)
     return [torch.empty_like(s) for s in stored]
 
 

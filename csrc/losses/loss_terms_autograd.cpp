@@ -1,0 +1,101 @@
+// Autograd of genimg_fast::loss_terms in C++ for CPU and CUDA tensors (taking precedence over
+// the Python formula of genimg_fast/ops/loss_terms.py, which serves other devices and installs
+// without the extension): a combined objective is then one op call forward and one backward,
+// with no Python in between. Same formula: each input's gradient is its stored
+// weight * df/da times (grad_total + grad_terms[i]) times 1/n for a mean, in one launch.
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <ATen/core/List.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/zeros.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace genimg_fast {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using OptTensorList = c10::List<std::optional<at::Tensor>>;
+using LossTermsResult = std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>>;
+using LossTermsSignature = LossTermsResult(at::TensorList, const OptTensorList&, c10::ArrayRef<double>,
+                                           c10::string_view, c10::ArrayRef<double>, bool);
+using ScaleSignature = std::vector<at::Tensor>(at::TensorList, const at::Tensor&, const at::Tensor&,
+                                               c10::string_view);
+
+class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, at::TensorList inputs, const OptTensorList& targets,
+                               c10::ArrayRef<double> target_values, c10::string_view spec,
+                               c10::ArrayRef<double> weights, bool compute_grad) {
+    static const auto op = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("genimg_fast::loss_terms", "")
+                               .typed<LossTermsSignature>();
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const std::optional<at::Tensor> target = targets.get(i);
+      TORCH_CHECK(!target.has_value() || !target->requires_grad(), "genimg_fast.loss_terms: targets[",
+                  std::to_string(i), "] requires grad, but gradients with respect to targets are not computed; "
+                  "detach it, or use genimg_fast.ops.l1_loss / torch's loss for that term");
+    }
+    LossTermsResult result;
+    {
+      const at::AutoDispatchBelowADInplaceOrView below_autograd;
+      result = op.call(inputs, targets, target_values, spec, weights, compute_grad);
+    }
+    auto& [terms, total, stored] = result;
+    ctx->saved_data["spec"] = std::string(spec);  // the backward divides the 'mean' terms by their counts
+    ctx->saved_data["compute_grad"] = compute_grad;
+    ctx->mark_non_differentiable(stored);
+    ctx->save_for_backward(stored);
+    variable_list out{terms, total};
+    out.insert(out.end(), stored.begin(), stored.end());
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto op = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("genimg_fast::scale_stored_grads", "")
+                               .typed<ScaleSignature>();
+    const variable_list stored = ctx->get_saved_variables();
+    variable_list result(stored.size() + 5);  // one per input tensor, then the other arguments
+    at::Tensor grad_terms = grads[0], grad_total = grads[1];
+    if (!grad_terms.defined() && !grad_total.defined()) return result;
+    TORCH_CHECK(ctx->saved_data["compute_grad"].toBool(), "genimg_fast.loss_terms was called with "
+                "compute_grad=False, so it stored no gradient; call genimg_fast.ops.loss_terms, which sets it "
+                "when a gradient is needed");
+    const at::Tensor& like = grad_total.defined() ? grad_total : grad_terms;
+    if (!grad_total.defined()) grad_total = at::zeros({}, like.options());
+    if (!grad_terms.defined()) grad_terms = at::zeros({static_cast<int64_t>(stored.size())}, like.options());
+    const std::string spec = ctx->saved_data["spec"].toStringRef();
+    std::vector<at::Tensor> input_grads;
+    if (at::GradMode::is_enabled()) {  // recording the backward: let autograd refuse double backward
+      input_grads = op.call(stored, grad_total, grad_terms, spec);
+    } else {
+      const at::AutoDispatchBelowADInplaceOrView below_autograd;
+      input_grads = op.call(stored, grad_total, grad_terms, spec);
+    }
+    for (size_t i = 0; i < input_grads.size(); ++i) {
+      if (ctx->needs_input_grad(i)) result[i] = input_grads[i];
+    }
+    return result;
+  }
+};
+
+LossTermsResult loss_terms_autograd(at::TensorList inputs, const OptTensorList& targets,
+                                    c10::ArrayRef<double> target_values, c10::string_view spec,
+                                    c10::ArrayRef<double> weights, bool compute_grad) {
+  const variable_list out = LossTermsFunction::apply(inputs, targets, target_values, spec, weights, compute_grad);
+  return {out[0], out[1], std::vector<at::Tensor>(out.begin() + 2, out.end())};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(genimg_fast, AutogradCUDA, m) { m.impl("loss_terms", TORCH_FN(loss_terms_autograd)); }
+TORCH_LIBRARY_IMPL(genimg_fast, AutogradCPU, m) { m.impl("loss_terms", TORCH_FN(loss_terms_autograd)); }
+
+}  // namespace genimg_fast
