@@ -11,8 +11,10 @@
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -186,9 +188,16 @@ using UpdateRunningSignature = void(at::Tensor&, at::Tensor&, const at::Tensor&,
 using UpdateTrackedSignature = void(at::Tensor&, at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&,
                                     int64_t, std::optional<double>);
 
-// The running-statistics updates have nothing to differentiate. They go on to the ADInplaceOrView
-// kernel, which bumps the buffers' versions: a graph that saved them (eval mode saves the running
+// The running-statistics updates have nothing to differentiate. They bump the buffers' versions
+// here, as torch's own in-place kernels do (the custom op's generic in-place kernel would run
+// Python on every training step): a graph that saved them (eval mode saves the running
 // statistics) then refuses a backward after they changed instead of using the new values.
+void bump_versions(std::initializer_list<const at::Tensor*> mutated) {
+  for (const at::Tensor* t : mutated) {
+    if (!t->is_inference()) torch::autograd::impl::bump_version(*t);
+  }
+}
+
 void check_not_differentiated(const at::Tensor& running_mean, const at::Tensor& running_var, const at::Tensor& mean,
                               const at::Tensor& var, const char* op) {
   TORCH_CHECK(!at::GradMode::is_enabled() || !(mean.requires_grad() || var.requires_grad() ||
@@ -201,7 +210,8 @@ void update_running_stats_autograd(c10::DispatchKeySet keys, at::Tensor& running
                                    const at::Tensor& mean, const at::Tensor& var, int64_t count, double momentum) {
   static const auto op = typed_op<UpdateRunningSignature>("genimg_fast::update_running_stats_");
   check_not_differentiated(running_mean, running_var, mean, var, "genimg_fast.update_running_stats_");
-  op.redispatch(keys & c10::after_autograd_keyset, running_mean, running_var, mean, var, count, momentum);
+  op.redispatch(keys & c10::after_ADInplaceOrView_keyset, running_mean, running_var, mean, var, count, momentum);
+  bump_versions({&running_mean, &running_var});
 }
 
 void update_tracked_running_stats_autograd(c10::DispatchKeySet keys, at::Tensor& running_mean,
@@ -210,8 +220,9 @@ void update_tracked_running_stats_autograd(c10::DispatchKeySet keys, at::Tensor&
                                            std::optional<double> momentum) {
   static const auto op = typed_op<UpdateTrackedSignature>("genimg_fast::update_tracked_running_stats_");
   check_not_differentiated(running_mean, running_var, mean, var, "genimg_fast.update_tracked_running_stats_");
-  op.redispatch(keys & c10::after_autograd_keyset, running_mean, running_var, num_batches_tracked, mean, var, count,
-                momentum);
+  op.redispatch(keys & c10::after_ADInplaceOrView_keyset, running_mean, running_var, num_batches_tracked, mean, var,
+                count, momentum);
+  bump_versions({&running_mean, &running_var, &num_batches_tracked});
 }
 
 #define GENIMG_REGISTER_NORM_ACT_AUTOGRAD(key)                                          \
