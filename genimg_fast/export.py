@@ -1,0 +1,58 @@
+"""to_reference(model): the equivalent plain-torch.nn model, with no genimg_fast module or op in it
+(for ONNX / TorchScript export, or code that knows nothing of genimg_fast), same weights, same
+state_dict keys. The inverse of convert(): each fused norm becomes the torch norm again and its
+activation goes back into the nn.Identity slot convert() left behind it."""
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
+
+
+def _torch_norm(fused: nn.Module) -> nn.Module:
+    """The torch norm holding the fused module's parameters and buffers (shared, not copied)."""
+    if isinstance(fused, BatchNormAct2d):
+        cls = nn.SyncBatchNorm if fused.sync else nn.BatchNorm2d
+        extra = {"process_group": fused.process_group} if fused.sync else {}
+    else:
+        cls, extra = nn.InstanceNorm2d, {}
+    norm = cls(fused.num_features, fused.eps, fused.momentum, fused.affine, fused.track_running_stats,
+               device="meta", **extra)
+    for name in ("weight", "bias"):
+        setattr(norm, name, getattr(fused, name))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        norm._buffers[name] = getattr(fused, name)
+    return norm.train(fused.training)
+
+
+def _activation(fused: nn.Module) -> nn.Module | None:
+    if fused.activation == "relu":
+        return nn.ReLU(inplace=True)
+    if fused.activation == "leaky_relu":
+        return nn.LeakyReLU(fused.negative_slope, inplace=True)
+    return None
+
+
+def to_reference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """Plain torch modules for every fused norm in `model` (a deep copy unless inplace)."""
+    if not inplace:
+        model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        names = list(parent._modules)
+        for i, name in enumerate(names):
+            fused = parent._modules[name]
+            if not isinstance(fused, (BatchNormAct2d, InstanceNormAct2d)):
+                continue
+            parent._modules[name] = _torch_norm(fused)
+            activation = _activation(fused)
+            if activation is None:
+                continue
+            following = parent._modules[names[i + 1]] if i + 1 < len(names) else None
+            if not isinstance(parent, nn.Sequential) or type(following) is not nn.Identity:
+                raise ValueError(f"to_reference: {type(fused).__name__} '{name}' applies {fused.activation} but is "
+                                 "not followed by the nn.Identity slot convert() leaves in an nn.Sequential, so its "
+                                 "activation has no place to go without changing the state_dict keys")
+            parent._modules[names[i + 1]] = activation
+    return model

@@ -1,0 +1,14 @@
+"""Drop-in networks of the reference recipes (../shared/reference-models.md), built on the fused
+norm + activation modules with the reference's exact state_dict keys, shapes and parameter
+counts: reference checkpoints load with strict=True and ours load into the reference."""
+from genimg_fast.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from genimg_fast.models.discriminators import NLayerDiscriminator, PixelDiscriminator
+from genimg_fast.models.factories import define_D, define_G
+from genimg_fast.models.norm_layers import get_norm_layer, init_weights
+from genimg_fast.models.resnet_generator import ResnetBlock, ResnetGenerator
+from genimg_fast.models.unet_generator import UnetGenerator, UnetSkipConnectionBlock
+from genimg_fast.models.vae import VAE, ConvVAE
+
+__all__ = ["DCGANGenerator", "DCGANDiscriminator", "VAE", "ConvVAE", "ResnetGenerator", "ResnetBlock",
+           "UnetGenerator", "UnetSkipConnectionBlock", "NLayerDiscriminator", "PixelDiscriminator", "define_G",
+           "define_D", "get_norm_layer", "init_weights"]

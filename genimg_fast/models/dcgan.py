@@ -1,0 +1,85 @@
+"""The DCGAN of pytorch/examples (dcgan/main.py): `main.<i>` keys, bias-free convolutions,
+N(0, 0.02) conv weights and N(1, 0.02) batch-norm weights. image_size 64 is the reference;
+32, 128 and 256 add or remove stride-2 stages (64 keeps the reference keys exactly)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from genimg_fast.models._fusing import check_image, finish
+
+IMAGE_SIZES = (32, 64, 128, 256)
+
+
+def _stages(image_size: int) -> int:
+    if image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size}")
+    return int(math.log2(image_size)) - 2  # stride-2 stages between 4x4 and the image
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """pytorch/examples' weights_init."""
+    name = type(module).__name__
+    if "Conv" in name:
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif "BatchNorm" in name:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64, *, fused: bool = True) -> None:
+        super().__init__()
+        self.nz, self.image_size = nz, image_size
+        stages = _stages(image_size)
+        width = ngf * 2 ** (stages - 1)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False), nn.BatchNorm2d(width),
+                                   nn.ReLU(True)]
+        for _ in range(stages - 1):
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
+                       nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+        finish(self, fused)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() == 2:  # (N, nz) noise is taken as (N, nz, 1, 1)
+            z = z[:, :, None, None]
+        if z.dim() != 4 or z.shape[1] != self.nz or z.shape[2:] != (1, 1):
+            raise ValueError(f"DCGANGenerator: expected noise of shape (N, {self.nz}, 1, 1), got {list(z.shape)}")
+        return self.main(z)
+
+
+class DCGANDiscriminator(nn.Module):
+    """logits=True leaves out the final Sigmoid (no parameters: the keys do not change), for the
+    numerically safe BCE-with-logits loss (gan_mode 'vanilla'); the default is the reference's
+    probabilities (gan_mode 'bce'). The output is (N,), as the example's view(-1, 1).squeeze(1)."""
+
+    def __init__(self, nc: int = 3, ndf: int = 64, image_size: int = 64, *, logits: bool = False,
+                 fused: bool = True) -> None:
+        super().__init__()
+        self.nc, self.image_size, self.logits = nc, image_size, logits
+        stages = _stages(image_size)
+        layers: list[nn.Module] = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+        width = ndf
+        for _ in range(stages - 1):
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
+                       nn.LeakyReLU(0.2, inplace=True)]
+            width *= 2
+        layers += [nn.Conv2d(width, 1, 4, 1, 0, bias=False)]
+        if not logits:
+            layers.append(nn.Sigmoid())
+        self.main = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+        finish(self, fused)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.nc, 1, "DCGANDiscriminator")
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(f"DCGANDiscriminator: built for {self.image_size}x{self.image_size} images, "
+                             f"got {x.shape[-2]}x{x.shape[-1]}")
+        return self.main(x).view(-1, 1).squeeze(1)

@@ -1,0 +1,53 @@
+"""junyanz's discriminators: NLayerDiscriminator (PatchGAN; n_layers 3 is the 70x70 'basic') and
+PixelDiscriminator (1x1 PatchGAN). No sigmoid: they output logits / scores."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from genimg_fast.models._fusing import check_image, finish
+from genimg_fast.models.norm_layers import uses_bias
+
+
+class NLayerDiscriminator(nn.Module):
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm_layer=nn.BatchNorm2d, *,
+                 fused: bool = True) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.input_nc, self.n_layers = input_nc, n_layers
+        bias = uses_bias(norm_layer)
+        sequence: list[nn.Module] = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
+                                     nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):  # the last of these keeps stride 1
+            previous, mult = mult, min(2 ** n, 8)
+            sequence += [nn.Conv2d(ndf * previous, ndf * mult, kernel_size=4, stride=2 if n < n_layers else 1,
+                                   padding=1, bias=bias), norm_layer(ndf * mult), nn.LeakyReLU(0.2, True)]
+        sequence += [nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
+        self.model = nn.Sequential(*sequence)
+        finish(self, fused)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.input_nc, 1, "NLayerDiscriminator")
+        smallest = 3 * 2 ** self.n_layers  # n halvings, then two k4 stride-1 convolutions that take a pixel each
+        if min(x.shape[-2:]) < smallest:
+            raise ValueError(f"NLayerDiscriminator: H and W must be at least {smallest} for n_layers="
+                             f"{self.n_layers}, got {x.shape[-2]}x{x.shape[-1]}")
+        return self.model(x)
+
+
+class PixelDiscriminator(nn.Module):
+    def __init__(self, input_nc: int, ndf: int = 64, norm_layer=nn.BatchNorm2d, *, fused: bool = True) -> None:
+        super().__init__()
+        self.input_nc = input_nc
+        bias = uses_bias(norm_layer)
+        self.net = nn.Sequential(
+            nn.Conv2d(input_nc, ndf, kernel_size=1, stride=1, padding=0), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, kernel_size=1, stride=1, padding=0, bias=bias), norm_layer(ndf * 2),
+            nn.LeakyReLU(0.2, True), nn.Conv2d(ndf * 2, 1, kernel_size=1, stride=1, padding=0, bias=bias))
+        finish(self, fused)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.input_nc, 1, "PixelDiscriminator")
+        return self.net(x)

@@ -1,0 +1,44 @@
+"""junyanz-style factories: define_G / define_D with the reference's names, defaults and weight
+initialization, returning fused models (fused=False: the plain reference layers)."""
+from __future__ import annotations
+
+from torch import nn
+
+from genimg_fast.convert import convert
+from genimg_fast.models.discriminators import NLayerDiscriminator, PixelDiscriminator
+from genimg_fast.models.norm_layers import get_norm_layer, init_weights
+from genimg_fast.models.resnet_generator import ResnetGenerator
+from genimg_fast.models.unet_generator import UnetGenerator
+
+GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
+DISCRIMINATORS = ("basic", "n_layers", "pixel")
+
+
+def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "batch", use_dropout: bool = False,
+             init_type: str = "normal", init_gain: float = 0.02, *, fused: bool = True) -> nn.Module:
+    norm_layer = get_norm_layer(norm)
+    if netG.startswith("resnet_") and netG in GENERATORS:
+        blocks = 9 if netG == "resnet_9blocks" else 6
+        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, n_blocks=blocks, fused=False)
+    elif netG in GENERATORS:
+        downs = 7 if netG == "unet_128" else 8
+        net = UnetGenerator(input_nc, output_nc, downs, ngf, norm_layer, use_dropout, fused=False)
+    else:
+        raise ValueError(f"netG must be one of {', '.join(GENERATORS)}, got {netG!r}")
+    init_weights(net, init_type, init_gain)  # on the plain layers, in the reference's order
+    return convert(net, inplace=True) if fused else net
+
+
+def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str = "batch",
+             init_type: str = "normal", init_gain: float = 0.02, *, fused: bool = True) -> nn.Module:
+    norm_layer = get_norm_layer(norm)
+    if netD == "basic":
+        net = NLayerDiscriminator(input_nc, ndf, n_layers=3, norm_layer=norm_layer, fused=False)
+    elif netD == "n_layers":
+        net = NLayerDiscriminator(input_nc, ndf, n_layers_D, norm_layer=norm_layer, fused=False)
+    elif netD == "pixel":
+        net = PixelDiscriminator(input_nc, ndf, norm_layer=norm_layer, fused=False)
+    else:
+        raise ValueError(f"netD must be one of {', '.join(DISCRIMINATORS)}, got {netD!r}")
+    init_weights(net, init_type, init_gain)
+    return convert(net, inplace=True) if fused else net

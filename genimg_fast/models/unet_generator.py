@@ -1,0 +1,59 @@
+"""junyanz's UnetGenerator (unet_128: 7 downs, unet_256: 8): nested UnetSkipConnectionBlocks with
+`model.model.<i>` keys. Every block but the outermost returns cat([x, block(x)]); its in-place
+LeakyReLU runs first, so the skip branch carries LeakyReLU(x), as in the reference."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from genimg_fast.models._fusing import check_image, finish
+from genimg_fast.models.norm_layers import uses_bias
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None,
+                 submodule: nn.Module | None = None, outermost: bool = False, innermost: bool = False,
+                 norm_layer=nn.BatchNorm2d, use_dropout: bool = False) -> None:
+        super().__init__()
+        self.outermost = outermost
+        bias = uses_bias(norm_layer)
+        input_nc = outer_nc if input_nc is None else input_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+        if outermost:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            model = [downconv, submodule, nn.ReLU(True), upconv, nn.Tanh()]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            model = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, norm_layer(outer_nc)]
+        else:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            model = [nn.LeakyReLU(0.2, True), downconv, norm_layer(inner_nc), submodule, nn.ReLU(True), upconv,
+                     norm_layer(outer_nc)] + ([nn.Dropout(0.5)] if use_dropout else [])
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    def __init__(self, input_nc: int, output_nc: int, num_downs: int, ngf: int = 64, norm_layer=nn.BatchNorm2d,
+                 use_dropout: bool = False, *, fused: bool = True) -> None:
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs must be >= 5, got {num_downs}")
+        self.input_nc, self.num_downs = input_nc, num_downs
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, norm_layer=norm_layer, innermost=True)
+        for _ in range(num_downs - 5):
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm_layer=norm_layer,
+                                            use_dropout=use_dropout)
+        for outer, inner in ((ngf * 4, ngf * 8), (ngf * 2, ngf * 4), (ngf, ngf * 2)):
+            block = UnetSkipConnectionBlock(outer, inner, submodule=block, norm_layer=norm_layer)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
+                                             norm_layer=norm_layer)
+        finish(self, fused)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.input_nc, 2 ** self.num_downs, "UnetGenerator")
+        return self.model(x)
