@@ -7,9 +7,10 @@ from genimg_fast.bench.timing import Timing
 
 
 def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[int, ...], dtype: torch.dtype,
-                modeled_bytes: int, launches: dict[str, int | None] | None = None) -> list[dict]:
+                modeled_bytes: int | None, launches: dict[str, int | None] | None = None) -> list[dict]:
     """Rows for the variants of one case; `timings` must hold the eager "torch" baseline.
-    `launches`: kernel launches per step of each variant, where counted."""
+    `modeled_bytes`: the fused op's memory traffic (None where no such model applies, e.g. a
+    whole network); `launches`: kernel launches per step of each variant, where counted."""
     baseline = timings["torch"].median_ms
     launches = launches or {}
     return [{
@@ -22,7 +23,7 @@ def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[
         "p10_ms": t.p10_ms,
         "p90_ms": t.p90_ms,
         "repeats": t.repeats,
-        "modeled_gbs": modeled_bytes / (t.median_ms * 1e-3) / 1e9,
+        "modeled_gbs": None if modeled_bytes is None else modeled_bytes / (t.median_ms * 1e-3) / 1e9,
         "speedup_vs_torch": baseline / t.median_ms,
         "launches": launches.get(name),
     } for name, t in timings.items()]

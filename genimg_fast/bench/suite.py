@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
-from genimg_fast.bench import l1_loss_bench, norm_act_bench, objectives_bench
+from genimg_fast.bench import l1_loss_bench, models_bench, norm_act_bench, objectives_bench
 from genimg_fast.bench.environment import environment_record
 from genimg_fast.bench.timing import copy_bandwidth_gbs
 
 
 # Each family: cases(device, quick) and run_case(case, device, *, compile_too, warmup, repeats) -> rows.
-FAMILIES = (l1_loss_bench, norm_act_bench, objectives_bench)
+FAMILIES = (l1_loss_bench, norm_act_bench, objectives_bench, models_bench)
 
 
 def resolve_device(name: str) -> torch.device:
