@@ -95,6 +95,36 @@ def test_train_forward_backward(cuda_kernels, per_sample, dtype, layout, activat
     _check_train((3, 37, 9, 11), dtype, layout, per_sample, activation, slope)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("per_sample", [False, True], ids=["batch", "instance"])
+def test_vector_path_every_dtype(cuda_kernels, dtype, per_sample):
+    """S = 96 is a multiple of every vector width (2, 4 and 8 elements): 16-byte accesses."""
+    _check_train((3, 37, 8, 12), dtype, "contiguous", per_sample, "leaky_relu", 0.2)
+
+
+@pytest.mark.parametrize("per_sample", [False, True], ids=["batch", "instance"])
+def test_misaligned_tensors_take_the_element_path(cuda_kernels, per_sample):
+    """Dense views that start one element into their storage are not 16-byte aligned."""
+    shape = (4, 6, 8, 8)
+    n = torch.Size(shape).numel()
+    x = torch.randn(n + 1, device="cuda")[1:].view(shape) * 2 + 0.5
+    gy = torch.randn(n + 1, device="cuda")[1:].view(shape)
+    w, b = torch.randn(6, device="cuda"), torch.randn(6, device="cuda")
+    y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "relu", 0.0)
+    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
+    x64, gy64, w64, b64 = x.double().cpu(), gy.double().cpu(), w.double().cpu(), b.double().cpu()
+    mean64, var64 = ref.stats(x64, per_sample)
+    _close(y, ref.apply(x64, mean64, var64, w64, b64, 1e-5, "relu", 0.0), torch.float32, what="y")
+    sums = ref.backward_reduce(gy64, x64, mean64, var64, w64, b64, 1e-5, "relu", 0.0)
+    want_dx = ref.backward_apply(gy64, x64, mean64, var64, w64, b64, *sums, ref.group_count(x64, per_sample),
+                                 1e-5, "relu", 0.0)
+    mask = _away_from_kink(x64, mean64, var64, w64, b64, 1e-5, "relu")
+    _close(dx, want_dx, torch.float32, mask, what="dx")
+    want_dw, want_db = ref.param_grads(*sums)
+    _close(dw, want_dw, torch.float32, what="dweight")
+    _close(db, want_db, torch.float32, what="dbias")
+
+
 @pytest.mark.parametrize(
     "shape,per_sample",
     [

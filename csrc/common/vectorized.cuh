@@ -19,6 +19,17 @@ __device__ __forceinline__ void store_vector(T* base, int64_t vector_index, cons
   reinterpret_cast<AlignedVector<T, N>*>(base)[vector_index] = v;
 }
 
+// N elements from p + offset (offset a multiple of N, p 16-byte aligned when N > 1).
+template <int N, typename T>
+__device__ __forceinline__ AlignedVector<T, N> load_vector_at(const T* p, int64_t offset) {
+  return *reinterpret_cast<const AlignedVector<T, N>*>(p + offset);
+}
+
+template <int N, typename T>
+__device__ __forceinline__ void store_vector_at(T* p, int64_t offset, const AlignedVector<T, N>& v) {
+  *reinterpret_cast<AlignedVector<T, N>*>(p + offset) = v;
+}
+
 // Elements per 16-byte access for T (1 when a pointer is not 16-byte aligned).
 template <typename T>
 constexpr int kVectorWidth = 16 / sizeof(T);

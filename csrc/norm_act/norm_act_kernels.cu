@@ -4,6 +4,9 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include <initializer_list>
+
+#include "common/vectorized.cuh"
 #include "norm_act/norm_act_launch.h"
 #include "norm_act/tile_kernels.cuh"
 
@@ -44,7 +47,12 @@ struct StatsReducer {
   const scalar_t* x;
 
   __device__ Context context(int64_t, int64_t) const { return {}; }
-  __device__ void add(Value& v, const Context&, int64_t offset) const { v.push(static_cast<acc_t>(x[offset])); }
+  template <int VEC>
+  __device__ void add(Value& v, const Context&, int64_t offset) const {
+    const auto xv = load_vector_at<VEC>(x, offset);
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) v.push(static_cast<acc_t>(xv.val[k]));
+  }
 };
 
 // Biased variance of a merged Welford value: the one formula of both forward paths.
@@ -68,10 +76,17 @@ struct ApplyOp : GroupConstants<scalar_t> {
   using acc_t = acc_type_t<scalar_t>;
   scalar_t* y;
 
+  template <int VEC>
   __device__ void apply(const GroupAffine<acc_t>& a, int64_t offset) const {
     const auto& args = this->args;
-    const acc_t z = this->pre_activation(a, a.xhat(static_cast<acc_t>(args.x[offset])));
-    y[offset] = static_cast<scalar_t>(activation_forward(z, args.activation, args.slope));
+    const auto xv = load_vector_at<VEC>(args.x, offset);
+    AlignedVector<scalar_t, VEC> yv;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) {
+      const acc_t z = this->pre_activation(a, a.xhat(static_cast<acc_t>(xv.val[k])));
+      yv.val[k] = static_cast<scalar_t>(activation_forward(z, args.activation, args.slope));
+    }
+    store_vector_at<VEC>(y, offset, yv);
   }
 };
 
@@ -94,13 +109,19 @@ struct BackwardReducer : GroupConstants<scalar_t> {
   using Value = SumPair<acc_t>;
   const scalar_t* dy;
 
+  template <int VEC>
   __device__ void add(Value& v, const GroupAffine<acc_t>& a, int64_t offset) const {
     const auto& args = this->args;
-    const acc_t xhat = a.xhat(static_cast<acc_t>(args.x[offset]));
-    const acc_t z = this->pre_activation(a, xhat);
-    const acc_t dz = static_cast<acc_t>(dy[offset]) * activation_grad(z, args.activation, args.slope);
-    v.first += dz;
-    v.second += dz * xhat;
+    const auto xv = load_vector_at<VEC>(args.x, offset);
+    const auto dyv = load_vector_at<VEC>(dy, offset);
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) {
+      const acc_t xhat = a.xhat(static_cast<acc_t>(xv.val[k]));
+      const acc_t z = this->pre_activation(a, xhat);
+      const acc_t dz = static_cast<acc_t>(dyv.val[k]) * activation_grad(z, args.activation, args.slope);
+      v.first += dz;
+      v.second += dz * xhat;
+    }
   }
 };
 
@@ -144,13 +165,21 @@ struct BackwardApplyOp {
     return context_with(group, channel, batch_stats, batch_stats ? sum_dz[group] : acc_t(0),
                         batch_stats ? sum_dz_xhat[group] : acc_t(0));
   }
+  template <int VEC>
   __device__ void apply(const Context& c, int64_t offset) const {
     const auto& args = constants.args;
-    const acc_t xhat = c.affine.xhat(static_cast<acc_t>(args.x[offset]));
-    const acc_t z = constants.pre_activation(c.affine, xhat);
-    acc_t dz = static_cast<acc_t>(dy[offset]) * activation_grad(z, args.activation, args.slope);
-    if (sum_dz != nullptr) dz = dz - c.mean_dz - xhat * c.mean_dz_xhat;
-    dx[offset] = static_cast<scalar_t>(dz * c.scale);
+    const auto xv = load_vector_at<VEC>(args.x, offset);
+    const auto dyv = load_vector_at<VEC>(dy, offset);
+    AlignedVector<scalar_t, VEC> dxv;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) {
+      const acc_t xhat = c.affine.xhat(static_cast<acc_t>(xv.val[k]));
+      const acc_t z = constants.pre_activation(c.affine, xhat);
+      acc_t dz = static_cast<acc_t>(dyv.val[k]) * activation_grad(z, args.activation, args.slope);
+      if (sum_dz != nullptr) dz = dz - c.mean_dz - xhat * c.mean_dz_xhat;
+      dxv.val[k] = static_cast<scalar_t>(dz * c.scale);
+    }
+    store_vector_at<VEC>(dx, offset, dxv);
   }
 };
 
@@ -174,52 +203,71 @@ V* partials_in(void* workspace) {
   return static_cast<V*>(workspace);
 }
 
-template <typename Reducer>
-void launch_reduce(const NormTiling& t, const Reducer& reducer, void* workspace, cudaStream_t stream) {
+// How many elements each NCHW access moves for these tensors (see nchw_vector_width).
+template <typename scalar_t>
+int vector_width(const NormTiling& t, std::initializer_list<const void*> tensors) {
+  bool aligned = true;
+  for (const void* p : tensors) aligned = aligned && is_aligned_16(p);
+  return nchw_vector_width(t, kVectorWidth<scalar_t>, aligned);
+}
+
+// Launches an NCHW kernel with W-element vectors when vec == W, single elements otherwise.
+#define GENIMG_LAUNCH_NCHW(kernel, W, vec, ...)                                 \
+  do {                                                                         \
+    if ((vec) == (W)) {                                                        \
+      kernel<W><<<t.num_tiles, kNormThreads, 0, stream>>>(__VA_ARGS__);        \
+    } else {                                                                   \
+      kernel<1><<<t.num_tiles, kNormThreads, 0, stream>>>(__VA_ARGS__);        \
+    }                                                                          \
+  } while (0)
+
+template <int W, typename Reducer>
+void launch_reduce(const NormTiling& t, const Reducer& reducer, int vec, void* workspace, cudaStream_t stream) {
   auto* partials = partials_in<typename Reducer::Value>(workspace);
   if (t.channels_last) {
     reduce_nhwc_kernel<<<t.num_tiles, dim3(kNormTileChannels, kNormTileRows), 0, stream>>>(t, reducer, partials);
   } else {
-    reduce_nchw_kernel<<<t.num_tiles, kNormThreads, 0, stream>>>(t, reducer, partials);
+    GENIMG_LAUNCH_NCHW(reduce_nchw_kernel, W, vec, t, reducer, partials);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 // Reduce, then merge into the elementwise pass: two launches. (Callers fall back to reduce,
 // merge, elementwise when the tiling says the merge would cost more than a launch.)
-template <typename Reducer, typename MergingOp>
-void run_reduce_then_merging_elementwise(const NormTiling& t, const Reducer& reducer, const MergingOp& op,
-                                         void* workspace, cudaStream_t stream) {
-  launch_reduce(t, reducer, workspace, stream);
+template <int W, typename Reducer, typename MergingOp>
+void run_reduce_then_merging_elementwise(const NormTiling& t, const Reducer& reducer, int reduce_vec,
+                                         const MergingOp& op, int apply_vec, void* workspace, cudaStream_t stream) {
+  launch_reduce<W>(t, reducer, reduce_vec, workspace, stream);
   const auto* partials = partials_in<typename MergingOp::Value>(workspace);
   if (t.channels_last) {
     merge_elementwise_nhwc_kernel<<<t.num_tiles, dim3(kNormTileChannels, kNormTileRows), 0, stream>>>(t, op,
                                                                                                       partials);
   } else {
-    merge_elementwise_nchw_kernel<<<t.num_tiles, kNormThreads, 0, stream>>>(t, op, partials);
+    GENIMG_LAUNCH_NCHW(merge_elementwise_nchw_kernel, W, apply_vec, t, op, partials);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <typename Reducer, typename Finish>
-void run_grouped_reduction(const NormTiling& t, const Reducer& reducer, const Finish& finish, void* workspace,
-                           cudaStream_t stream) {
-  launch_reduce(t, reducer, workspace, stream);
+template <int W, typename Reducer, typename Finish>
+void run_grouped_reduction(const NormTiling& t, const Reducer& reducer, int vec, const Finish& finish,
+                           void* workspace, cudaStream_t stream) {
+  launch_reduce<W>(t, reducer, vec, workspace, stream);
   const auto* partials = partials_in<typename Reducer::Value>(workspace);
   const int64_t blocks = ceil_div(t.groups, kNormThreads / kWarpLanes);
   merge_partials_kernel<<<blocks, kNormThreads, 0, stream>>>(partials, t.groups, t.partials_per_group, finish);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <typename Op>
-void run_elementwise(const NormTiling& t, const Op& op, cudaStream_t stream) {
+template <int W, typename Op>
+void run_elementwise(const NormTiling& t, const Op& op, int vec, cudaStream_t stream) {
   if (t.channels_last) {
     elementwise_nhwc_kernel<<<t.num_tiles, dim3(kNormTileChannels, kNormTileRows), 0, stream>>>(t, op);
   } else {
-    elementwise_nchw_kernel<<<t.num_tiles, kNormThreads, 0, stream>>>(t, op);
+    GENIMG_LAUNCH_NCHW(elementwise_nchw_kernel, W, vec, t, op);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
+#undef GENIMG_LAUNCH_NCHW
 
 }  // namespace
 
@@ -231,21 +279,24 @@ size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
 template <typename scalar_t>
 void launch_norm_stats(const NormTiling& t, const scalar_t* x, acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var,
                        void* workspace, cudaStream_t stream) {
-  run_grouped_reduction(t, StatsReducer<scalar_t>{x}, StatsFinish<acc_type_t<scalar_t>>{mean, var}, workspace,
-                        stream);
+  run_grouped_reduction<kVectorWidth<scalar_t>>(t, StatsReducer<scalar_t>{x}, vector_width<scalar_t>(t, {x}),
+                                                StatsFinish<acc_type_t<scalar_t>>{mean, var}, workspace, stream);
 }
 
 template <typename scalar_t>
 void launch_norm_act_apply(const NormTiling& t, const NormActArgs<scalar_t>& args, scalar_t* y, cudaStream_t stream) {
-  run_elementwise(t, ApplyOp<scalar_t>{{args}, y}, stream);
+  run_elementwise<kVectorWidth<scalar_t>>(t, ApplyOp<scalar_t>{{args}, y}, vector_width<scalar_t>(t, {args.x, y}),
+                                          stream);
 }
 
 template <typename scalar_t>
 void launch_norm_act_backward_reduce(const NormTiling& t, const NormActArgs<scalar_t>& args, const scalar_t* dy,
                                      acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat,
                                      void* workspace, cudaStream_t stream) {
-  run_grouped_reduction(t, BackwardReducer<scalar_t>{{args}, dy},
-                        SumsFinish<acc_type_t<scalar_t>>{sum_dz, sum_dz_xhat}, workspace, stream);
+  run_grouped_reduction<kVectorWidth<scalar_t>>(t, BackwardReducer<scalar_t>{{args}, dy},
+                                                vector_width<scalar_t>(t, {args.x, dy}),
+                                                SumsFinish<acc_type_t<scalar_t>>{sum_dz, sum_dz_xhat}, workspace,
+                                                stream);
 }
 
 template <typename scalar_t>
@@ -254,7 +305,7 @@ void launch_norm_act_backward_apply(const NormTiling& t, const NormActArgs<scala
                                     double count, scalar_t* dx, cudaStream_t stream) {
   using acc_t = acc_type_t<scalar_t>;
   const BackwardApplyOp<scalar_t> op{{args}, dy, sum_dz, sum_dz_xhat, static_cast<acc_t>(1.0 / count), dx};
-  run_elementwise(t, op, stream);
+  run_elementwise<kVectorWidth<scalar_t>>(t, op, vector_width<scalar_t>(t, {args.x, dy, dx}), stream);
 }
 
 template <typename scalar_t>
@@ -273,7 +324,10 @@ void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& arg
   op.args = args;
   op.y = y;
   op.stats = StatsFinish<acc_t>{mean, var};
-  run_reduce_then_merging_elementwise(t, StatsReducer<scalar_t>{args.x}, op, workspace, stream);
+  run_reduce_then_merging_elementwise<kVectorWidth<scalar_t>>(t, StatsReducer<scalar_t>{args.x},
+                                                              vector_width<scalar_t>(t, {args.x}), op,
+                                                              vector_width<scalar_t>(t, {args.x, y}), workspace,
+                                                              stream);
 }
 
 template <typename scalar_t>
@@ -294,7 +348,10 @@ void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scala
   op.inv_count = static_cast<acc_t>(1.0 / count);
   op.dx = dx;
   op.sums = SumsFinish<acc_t>{sum_dz, sum_dz_xhat};
-  run_reduce_then_merging_elementwise(t, BackwardReducer<scalar_t>{{args}, dy}, op, workspace, stream);
+  run_reduce_then_merging_elementwise<kVectorWidth<scalar_t>>(t, BackwardReducer<scalar_t>{{args}, dy},
+                                                              vector_width<scalar_t>(t, {args.x, dy}), op,
+                                                              vector_width<scalar_t>(t, {args.x, dy, dx}),
+                                                              workspace, stream);
 }
 
 #define GENIMG_INSTANTIATE_NORM_ACT(T)                                                                             \

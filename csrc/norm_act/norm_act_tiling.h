@@ -111,11 +111,22 @@ GENIMG_TILE_INLINE NchwTile decode_nchw_tile(const NormTiling& t, int64_t tile) 
   return r;
 }
 
+// Offset of the first element of the tile's run `run`.
+GENIMG_TILE_INLINE int64_t nchw_run_offset(const NormTiling& t, const NchwTile& tile, uint32_t run) {
+  return ((tile.first_sample + run) * t.C + tile.channel) * t.S + tile.first_value;
+}
+
 // Offset of the tile's e-th element (e < runs * run_length, at most kNormTileElements).
 GENIMG_TILE_INLINE int64_t nchw_offset(const NormTiling& t, const NchwTile& tile, uint32_t e) {
   const uint32_t run = e / tile.run_length;
-  const uint32_t within = e - run * tile.run_length;
-  return ((tile.first_sample + run) * t.C + tile.channel) * t.S + tile.first_value + within;
+  return nchw_run_offset(t, tile, run) + (e - run * tile.run_length);
+}
+
+// Elements an NCHW kernel may move per 16-byte access: `max_width` when every run of every tile
+// starts and ends on a multiple of it (S is; chunks are multiples of kNormTileElements) and the
+// tensors are 16-byte aligned, else 1. NHWC kernels use single elements.
+inline int nchw_vector_width(const NormTiling& t, int max_width, bool pointers_aligned_16) {
+  return !t.channels_last && pointers_aligned_16 && t.S % max_width == 0 ? max_width : 1;
 }
 
 struct NhwcTile {

@@ -7,10 +7,12 @@
 //   group's partials (the tile with partial 0 also publishes the merged value), then transforms
 //   its elements with constants derived from it. Every merge runs warp_merge_partials, so a
 //   merged value is bit-identical wherever it is computed.
-// A Reducer provides Value, context(group, channel) and add(value, context, offset); an
-// Elementwise op provides context(group, channel) and apply(context, offset); a merging one
+// A Reducer provides Value, context(group, channel) and add<VEC>(value, context, offset); an
+// Elementwise op provides context(group, channel) and apply<VEC>(context, offset); a merging one
 // provides Value, publish(group, merged) and context(group, channel, merged) instead of the
-// first. Offsets are element indices of the dense tensor (64-bit).
+// first. Offsets are element indices of the dense tensor (64-bit); add/apply handle the VEC
+// elements from the offset on (NCHW kernels move VEC-element vectors when nchw_vector_width
+// allows, NHWC kernels single elements).
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -20,15 +22,32 @@
 
 namespace genimg_fast {
 
-template <typename Reducer>
+// fn(offset) for each VEC-element piece of an NCHW tile, the block's threads taking turns. The
+// vector loop is unrolled so that each thread has several loads in flight.
+template <int VEC, typename Fn>
+__device__ __forceinline__ void for_each_nchw_piece(const NormTiling& t, const NchwTile& tile, Fn&& fn) {
+  if constexpr (VEC == 1) {
+    const uint32_t total = tile.runs * tile.run_length;
+    for (uint32_t e = threadIdx.x; e < total; e += blockDim.x) fn(nchw_offset(t, tile, e));
+  } else {
+    const uint32_t per_run = tile.run_length / VEC;
+    const uint32_t total = tile.runs * per_run;
+#pragma unroll 4
+    for (uint32_t v = threadIdx.x; v < total; v += blockDim.x) {
+      const uint32_t run = v / per_run;
+      fn(nchw_run_offset(t, tile, run) + static_cast<int64_t>(v - run * per_run) * VEC);
+    }
+  }
+}
+
+template <int VEC, typename Reducer>
 __global__ void __launch_bounds__(kNormThreads)
     reduce_nchw_kernel(NormTiling t, Reducer reducer, typename Reducer::Value* partials) {
   using V = typename Reducer::Value;
   const NchwTile tile = decode_nchw_tile(t, blockIdx.x);
   const auto context = reducer.context(tile.group, tile.channel);
   V v = V::identity();
-  const uint32_t total = tile.runs * tile.run_length;
-  for (uint32_t e = threadIdx.x; e < total; e += blockDim.x) reducer.add(v, context, nchw_offset(t, tile, e));
+  for_each_nchw_piece<VEC>(t, tile, [&](int64_t offset) { reducer.template add<VEC>(v, context, offset); });
 
   __shared__ V warp_values[kNormThreads / kWarpLanes];
   const int lane = threadIdx.x % kWarpLanes, warp = threadIdx.x / kWarpLanes;
@@ -51,7 +70,7 @@ __global__ void __launch_bounds__(kNormThreads)
   if (tile.valid) {
     const auto context = reducer.context(tile.group, tile.channel);
     for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
-      reducer.add(v, context, row * t.C + tile.channel);
+      reducer.template add<1>(v, context, row * t.C + tile.channel);
     }
   }
   __shared__ V row_values[kNormTileRows][kNormTileChannels];
@@ -83,12 +102,11 @@ __global__ void __launch_bounds__(kNormThreads)
   if (lane == 0) finish(group, v);
 }
 
-template <typename Op>
+template <int VEC, typename Op>
 __global__ void __launch_bounds__(kNormThreads) elementwise_nchw_kernel(NormTiling t, Op op) {
   const NchwTile tile = decode_nchw_tile(t, blockIdx.x);
   const auto context = op.context(tile.group, tile.channel);
-  const uint32_t total = tile.runs * tile.run_length;
-  for (uint32_t e = threadIdx.x; e < total; e += blockDim.x) op.apply(context, nchw_offset(t, tile, e));
+  for_each_nchw_piece<VEC>(t, tile, [&](int64_t offset) { op.template apply<VEC>(context, offset); });
 }
 
 template <typename Op>
@@ -97,11 +115,11 @@ __global__ void __launch_bounds__(kNormThreads) elementwise_nhwc_kernel(NormTili
   if (!tile.valid) return;
   const auto context = op.context(tile.group, tile.channel);
   for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
-    op.apply(context, row * t.C + tile.channel);
+    op.template apply<1>(context, row * t.C + tile.channel);
   }
 }
 
-template <typename Op>
+template <int VEC, typename Op>
 __global__ void __launch_bounds__(kNormThreads)
     merge_elementwise_nchw_kernel(NormTiling t, Op op, const typename Op::Value* __restrict__ partials) {
   using V = typename Op::Value;
@@ -116,8 +134,7 @@ __global__ void __launch_bounds__(kNormThreads)
   }
   __syncthreads();
   const auto context = op.context(tile.group, tile.channel, merged);
-  const uint32_t total = tile.runs * tile.run_length;
-  for (uint32_t e = threadIdx.x; e < total; e += blockDim.x) op.apply(context, nchw_offset(t, tile, e));
+  for_each_nchw_piece<VEC>(t, tile, [&](int64_t offset) { op.template apply<VEC>(context, offset); });
 }
 
 template <typename Op>
@@ -140,7 +157,7 @@ __global__ void __launch_bounds__(kNormThreads)
   if (!tile.valid) return;
   const auto context = op.context(tile.group, tile.channel, merged[threadIdx.x]);
   for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
-    op.apply(context, row * t.C + tile.channel);
+    op.template apply<1>(context, row * t.C + tile.channel);
   }
 }
 

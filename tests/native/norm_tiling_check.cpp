@@ -1,6 +1,7 @@
 // Host check of the norm kernels' tiling (csrc/norm_act/norm_act_tiling.h): for many shapes,
 // both layouts and both grouping modes, every element is visited exactly once, by a tile of
-// the element's own group, and every (group, partial) slot is written exactly once.
+// the element's own group, and every (group, partial) slot is written exactly once; and where
+// nchw_vector_width allows W-element vectors, every run starts and ends on a multiple of W.
 // Prints "ok" or the first failure; built and run by tests/test_norm_tiling.py.
 #include <cstdio>
 #include <vector>
@@ -30,6 +31,14 @@ static int check(int64_t N, int64_t C, int64_t S, bool channels_last, bool per_s
         return fail("tile larger than planned", N, C, S, channels_last, per_sample);
       }
       slots.at(tl.group * t.partials_per_group + tl.partial) += 1;
+      for (int width : {2, 4, 8}) {  // the vector path's promise: every run starts and ends on a vector
+        if (nchw_vector_width(t, width, true) != width) continue;
+        for (uint32_t run = 0; run < tl.runs; ++run) {
+          if (nchw_run_offset(t, tl, run) % width != 0 || tl.run_length % width != 0) {
+            return fail("vector width claimed for a run that does not fit it", N, C, S, channels_last, per_sample);
+          }
+        }
+      }
       for (uint32_t e = 0; e < tl.runs * tl.run_length; ++e) {
         const int64_t off = nchw_offset(t, tl, e);
         if (off < 0 || off >= N * C * S) return fail("offset out of range", N, C, S, channels_last, per_sample);
@@ -62,7 +71,7 @@ static int check(int64_t N, int64_t C, int64_t S, bool channels_last, bool per_s
 int main() {
   const int64_t batches[] = {1, 2, 3, 7, 128};
   const int64_t channels[] = {1, 3, 31, 32, 33, 64, 97};
-  const int64_t spatial[] = {1, 2, 16, 63, 64, 1023, 4096, 4097, 9000, 65536};
+  const int64_t spatial[] = {1, 2, 16, 63, 64, 96, 1023, 4096, 4097, 9000, 12288, 65536};
   int failures = 0;
   for (int64_t n : batches) {
     for (int64_t c : channels) {
