@@ -164,6 +164,8 @@ def test_unknown_factory_options_raise():
         define_D(3, 8, "basic", norm="group")
     with pytest.raises(ValueError, match="image_size must be one of"):
         DCGANGenerator(image_size=48)
+    with pytest.raises(ValueError, match="DDP"):
+        define_D(3, 8, "basic", gpu_ids=[0, 1])
 
 
 @pytest.mark.parametrize("image_size", [32, 128])

@@ -14,8 +14,18 @@ GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
 
 
+def _place(net: nn.Module, gpu_ids) -> nn.Module:
+    """junyanz's gpu_ids: the network goes to the first listed GPU. Several GPUs: use DDP (torchrun)
+    instead of the reference's DataParallel, whose 'module.' prefix would change the keys."""
+    gpu_ids = list(gpu_ids or [])
+    if len(gpu_ids) > 1:
+        raise ValueError(f"gpu_ids={gpu_ids}: genimg_fast trains on several GPUs with DDP (torchrun), not "
+                         "DataParallel; pass one GPU id per process")
+    return net.to(f"cuda:{gpu_ids[0]}") if gpu_ids else net
+
+
 def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "batch", use_dropout: bool = False,
-             init_type: str = "normal", init_gain: float = 0.02, *, fused: bool = True) -> nn.Module:
+             init_type: str = "normal", init_gain: float = 0.02, gpu_ids=(), *, fused: bool = True) -> nn.Module:
     norm_layer = get_norm_layer(norm)
     if netG.startswith("resnet_") and netG in GENERATORS:
         blocks = 9 if netG == "resnet_9blocks" else 6
@@ -26,11 +36,11 @@ def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "ba
     else:
         raise ValueError(f"netG must be one of {', '.join(GENERATORS)}, got {netG!r}")
     init_weights(net, init_type, init_gain)  # on the plain layers, in the reference's order
-    return convert(net, inplace=True) if fused else net
+    return _place(convert(net, inplace=True) if fused else net, gpu_ids)
 
 
 def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str = "batch",
-             init_type: str = "normal", init_gain: float = 0.02, *, fused: bool = True) -> nn.Module:
+             init_type: str = "normal", init_gain: float = 0.02, gpu_ids=(), *, fused: bool = True) -> nn.Module:
     norm_layer = get_norm_layer(norm)
     if netD == "basic":
         net = NLayerDiscriminator(input_nc, ndf, n_layers=3, norm_layer=norm_layer, fused=False)
@@ -41,4 +51,4 @@ def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str 
     else:
         raise ValueError(f"netD must be one of {', '.join(DISCRIMINATORS)}, got {netD!r}")
     init_weights(net, init_type, init_gain)
-    return convert(net, inplace=True) if fused else net
+    return _place(convert(net, inplace=True) if fused else net, gpu_ids)
