@@ -214,3 +214,10 @@ def test_python_formula_without_the_extension():
     out = subprocess.run([sys.executable, "-c", PYTHON_FORMULA], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "GENIMG_FAST_IMPL": "reference"})
     assert out.returncode == 0 and "ok" in out.stdout, out.stdout + out.stderr[-3000:]
+
+
+def test_a_target_that_requires_grad_is_fine_without_a_graph():
+    a, t = _rand(3, 4), _rand(3, 4, seed=1).requires_grad_()
+    with torch.no_grad():
+        total, _ = loss_terms([LossTerm(a, "l1", t)])
+    torch.testing.assert_close(total, F.l1_loss(a, t.detach()))

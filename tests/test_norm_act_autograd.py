@@ -148,3 +148,26 @@ def test_backward_after_the_running_stats_changed_is_refused():
     module.train()(x.detach())
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_backward_allocates_no_zero_gradients_for_unused_outputs():
+    """mean and var (and a loss's stored gradients) get no gradient: nothing zero-filled for them."""
+    from torch.profiler import profile
+
+    from genimg_fast.ops import LossTerm, loss_terms
+    x, w, b = (t.requires_grad_() for t in _inputs())
+    y = norm_act_train(x, w, b, False, 1e-5, "relu", 0.0)[0]
+    total, _ = loss_terms([LossTerm(y, "mse", 0.0), LossTerm(x, "l1", 1.0)])
+    with profile() as prof:
+        total.backward()
+    zeros = [e for e in prof.events() if e.name in ("aten::zeros", "aten::zeros_like")]
+    assert len(zeros) <= 1, [e.name for e in zeros]  # at most the per-term gradient vector (one value a term)
+
+
+def test_update_checks_the_batch_statistics():
+    rm, rv = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    mean = torch.zeros(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="var must have the shape of mean"):
+        update_running_stats_(rm, rv, mean, torch.ones(1, dtype=torch.float64), 10, 0.1)
+    with pytest.raises(ValueError, match=r"mean must have shape \[C\] or \[N, C\]"):
+        update_running_stats_(rm, rv, mean.reshape(1, 1, 4), mean.reshape(1, 1, 4), 10, 0.1)

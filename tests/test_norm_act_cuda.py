@@ -107,7 +107,8 @@ def test_misaligned_tensors_take_the_element_path(cuda_kernels, per_sample):
     """Dense views that start one element into their storage are not 16-byte aligned."""
     shape = (4, 6, 8, 8)
     n = torch.Size(shape).numel()
-    x = torch.randn(n + 1, device="cuda")[1:].view(shape) * 2 + 0.5
+    x = (torch.randn(n + 1, device="cuda") * 2 + 0.5)[1:].view(shape)
+    assert x.data_ptr() % 16 != 0
     gy = torch.randn(n + 1, device="cuda")[1:].view(shape)
     w, b = torch.randn(6, device="cuda"), torch.randn(6, device="cuda")
     y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "relu", 0.0)
@@ -288,6 +289,14 @@ BAD_CALLS = {  # each must raise a ValueError with this text, never crash
     "wrong running stats": ("ops.update_running_stats_(torch.zeros(4, device='cuda'), torch.ones(4, device='cuda'), "
                             "torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), 10, 0.1)",
                             "must have shape [3]"),
+    "var of another shape": ("ops.update_running_stats_(torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "
+                             "torch.zeros(3, device='cuda'), torch.ones(1, device='cuda'), 10, 0.1)",
+                             "var must have the shape of mean"),
+    "var on the cpu": ("ops.update_running_stats_(torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "
+                       "torch.zeros(3, device='cuda'), torch.ones(3), 10, 0.1)", "var must be on the device of mean"),
+    "sums on the cpu": ("ops.norm_act_backward_apply(torch.randn(2, 3, 4, 4, device='cuda'), torch.randn(2, 3, 4, 4, "
+                        "device='cuda'), torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), None, None, "
+                        "torch.zeros(3), torch.zeros(3), 32.0, 1e-5, 'relu', 0.0)", "must be on the device of x"),
     "counter not int64": ("ops.update_tracked_running_stats_(torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "
                           "torch.tensor(1.0, device='cuda'), torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "
                           "10, None)", "num_batches_tracked must be a one-element int64"),

@@ -186,8 +186,9 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
                       kScaleOp, ": stored[", std::to_string(i), "], grad_total and grad_terms must share a device");
   }
   const c10::cuda::CUDAGuard guard(grad_total.device());
-  // autograd passes the loss dtype; read both scalars in it (a copy only when it differs)
-  const at::Tensor total = grad_total.reshape({}).to(dtype), terms = grad_terms.to(dtype).contiguous();
+  // both incoming gradients in the accumulation type, as the reference reads them
+  const at::ScalarType acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor total = grad_total.reshape({}).to(acc), terms = grad_terms.to(acc).contiguous();
   std::vector<at::Tensor> outs, dense_stored;
   ScaleTermsArgs args{};
   args.num_terms = static_cast<int>(count);

@@ -59,8 +59,8 @@ struct ScaleTermsArgs {
   ScaleTermArgs terms[kMaxLossTerms];
   int num_terms;
   int64_t total_blocks;
-  const void* grad_total;  // one element, the stored gradients' dtype
-  const void* grad_terms;  // [num_terms], the same dtype
+  const void* grad_total;  // one element, the accumulation type (float; double for double)
+  const void* grad_terms;  // [num_terms], the accumulation type
 };
 
 int64_t plan_scale_term_blocks(ScaleTermArgs* terms, int num_terms);

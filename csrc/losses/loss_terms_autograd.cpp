@@ -36,12 +36,6 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
     static const auto op = c10::Dispatcher::singleton()
                                .findSchemaOrThrow("genimg_fast::loss_terms", "")
                                .typed<LossTermsSignature>();
-    for (size_t i = 0; i < targets.size(); ++i) {
-      const std::optional<at::Tensor> target = targets.get(i);
-      TORCH_CHECK(!target.has_value() || !target->requires_grad(), "genimg_fast.loss_terms: targets[",
-                  std::to_string(i), "] requires grad, but gradients with respect to targets are not computed; "
-                  "detach it, or use genimg_fast.ops.l1_loss / torch's loss for that term");
-    }
     LossTermsResult result;
     {
       const at::AutoDispatchBelowADInplaceOrView below_autograd;
@@ -51,6 +45,7 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
     ctx->saved_data["spec"] = std::string(spec);  // the backward divides the 'mean' terms by their counts
     ctx->saved_data["compute_grad"] = compute_grad;
     ctx->mark_non_differentiable(stored);
+    ctx->set_materialize_grads(false);  // no zero-filled gradients for the outputs nobody differentiated
     ctx->save_for_backward(stored);
     variable_list out{terms, total};
     out.insert(out.end(), stored.begin(), stored.end());
@@ -89,6 +84,14 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
 LossTermsResult loss_terms_autograd(at::TensorList inputs, const OptTensorList& targets,
                                     c10::ArrayRef<double> target_values, c10::string_view spec,
                                     c10::ArrayRef<double> weights, bool compute_grad) {
+  // A target that requires grad would get none: refuse it when a graph is being recorded (the
+  // forward itself runs with grad mode off, so the check is here).
+  for (size_t i = 0; i < targets.size() && at::GradMode::is_enabled(); ++i) {
+    const std::optional<at::Tensor> target = targets.get(i);
+    TORCH_CHECK(!target.has_value() || !target->requires_grad(), "genimg_fast.loss_terms: targets[",
+                std::to_string(i), "] requires grad, but gradients with respect to targets are not computed; "
+                "detach it, or use genimg_fast.ops.l1_loss / torch's loss for that term");
+  }
   const variable_list out = LossTermsFunction::apply(inputs, targets, target_values, spec, weights, compute_grad);
   return {out[0], out[1], std::vector<at::Tensor>(out.begin() + 2, out.end())};
 }

@@ -100,6 +100,7 @@ class NormActTrainFunction : public torch::autograd::Function<NormActTrainFuncti
       std::tie(y, mean, var) = op.call(x, weight, bias, per_sample, eps, activation, slope);
     }
     ctx->mark_non_differentiable({mean, var});
+    ctx->set_materialize_grads(false);  // mean/var get no gradient: no zero tensors for them
     ctx->save_for_backward({x, weight.value_or(at::Tensor()), bias.value_or(at::Tensor()), mean, var});
     save_options(ctx, eps, activation, slope);
     return {y, mean, var};
@@ -135,6 +136,7 @@ class NormActApplyFunction : public torch::autograd::Function<NormActApplyFuncti
       y = op.call(x, mean, var, weight, bias, eps, activation, slope);
     }
     ctx->save_for_backward({x, mean, var, weight.value_or(at::Tensor()), bias.value_or(at::Tensor())});
+    ctx->set_materialize_grads(false);
     save_options(ctx, eps, activation, slope);
     return y;
   }

@@ -66,6 +66,21 @@ inline Activation parse_activation(c10::string_view name, const char* op) {
   return Activation::kIdentity;  // unreachable: the check throws
 }
 
+// Batch statistics handed to a running-statistics update: (C,) or (N, C), float, same shape and
+// device.
+inline void check_batch_stats(const at::Tensor& mean, const at::Tensor& var, const char* op) {
+  for (const auto& [t, name] : {std::pair<const at::Tensor*, const char*>{&mean, "mean"}, {&var, "var"}}) {
+    TORCH_CHECK_TYPE(is_supported_float(t->scalar_type()), op, ": ", name,
+                     " must be float32, float16, bfloat16 or float64, got ", dtype_str(t->scalar_type()));
+  }
+  TORCH_CHECK_VALUE(mean.dim() == 1 || mean.dim() == 2, op, ": mean must have shape [C] or [N, C], got ",
+                    shape_str(mean.sizes()));
+  TORCH_CHECK_VALUE(var.sizes() == mean.sizes(), op, ": var must have the shape of mean ", shape_str(mean.sizes()),
+                    ", got ", shape_str(var.sizes()));
+  TORCH_CHECK_VALUE(var.device() == mean.device(), op, ": var must be on the device of mean (", mean.device(),
+                    "), got ", var.device());
+}
+
 // Running statistics (and the optional batch counter) of `channels` values on `device`.
 inline void check_running_stats(const at::Tensor& running_mean, const at::Tensor& running_var,
                                 const std::optional<at::Tensor>& num_batches_tracked, int64_t channels,

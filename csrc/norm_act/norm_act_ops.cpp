@@ -273,6 +273,13 @@ at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tens
   if (sum_dz.has_value()) {
     TORCH_CHECK_VALUE(sum_dz->sizes() == mean.sizes() && sum_dz_xhat->sizes() == mean.sizes(), kOp,
                       ": sum_dz and sum_dz_xhat must have the shape of mean ", shape_str(mean.sizes()));
+    for (const at::Tensor* s : {&*sum_dz, &*sum_dz_xhat}) {
+      TORCH_CHECK_TYPE(is_supported_float(s->scalar_type()), kOp,
+                       ": sum_dz and sum_dz_xhat must be float32, float16, bfloat16 or float64, got ",
+                       dtype_str(s->scalar_type()));
+      TORCH_CHECK_VALUE(s->device() == x.device(), kOp, ": sum_dz and sum_dz_xhat must be on the device of x (",
+                        x.device(), "), got ", s->device());
+    }
   }
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.numel() == 0) return at::empty_like(x);
@@ -353,6 +360,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
 
 void update_running_stats_cuda(at::Tensor& running_mean, at::Tensor& running_var, const at::Tensor& mean,
                                const at::Tensor& var, int64_t count, double momentum) {
+  check_batch_stats(mean, var, "genimg_fast.update_running_stats_");
   check_running_stats(running_mean, running_var, std::nullopt, mean.size(-1), mean.device(),
                       "genimg_fast.update_running_stats_");
   const c10::cuda::CUDAGuard guard(mean.device());
@@ -362,6 +370,7 @@ void update_running_stats_cuda(at::Tensor& running_mean, at::Tensor& running_var
 void update_tracked_running_stats_cuda(at::Tensor& running_mean, at::Tensor& running_var,
                                        at::Tensor& num_batches_tracked, const at::Tensor& mean, const at::Tensor& var,
                                        int64_t count, std::optional<double> momentum) {
+  check_batch_stats(mean, var, "genimg_fast.update_tracked_running_stats_");
   check_running_stats(running_mean, running_var, num_batches_tracked, mean.size(-1), mean.device(),
                       "genimg_fast.update_tracked_running_stats_");
   const c10::cuda::CUDAGuard guard(mean.device());

@@ -183,8 +183,13 @@ def _check_sums(sum_dz: Tensor | None, sum_dz_xhat: Tensor | None, mean: Tensor,
     if (sum_dz is None) != (sum_dz_xhat is None):
         raise ValueError(f"{op}: pass both sum_dz and sum_dz_xhat (batch statistics) or neither (fixed statistics)")
     for name, s in (("sum_dz", sum_dz), ("sum_dz_xhat", sum_dz_xhat)):
-        if s is not None and s.shape != mean.shape:
+        if s is None:
+            continue
+        check_float_tensor(s, name, op)
+        if s.shape != mean.shape:
             raise ValueError(f"{op}: {name} must have the shape of mean {list(mean.shape)}, got {list(s.shape)}")
+        if s.device != mean.device:
+            raise ValueError(f"{op}: {name} must be on the device of x ({mean.device}), got {s.device}")
 
 
 # ---- the fused training op and its backward ----
@@ -293,6 +298,7 @@ def update_running_stats_(running_mean: Tensor, running_var: Tensor, mean: Tenso
     """running = (1 - momentum) * running + momentum * batch statistic (unbiased variance over
     `count` values per group); per-sample statistics are averaged over the batch first. Instance
     norm's rule (no batch counter)."""
+    _check_batch_stats(mean, var, "genimg_fast.update_running_stats_")
     _check_running(running_mean, running_var, None, mean.shape[-1], mean.device, "genimg_fast.update_running_stats_")
     _note_cuda(mean, "update_running_stats_")
     math.update_running_stats(running_mean, running_var, mean, var, count, momentum)
@@ -300,6 +306,7 @@ def update_running_stats_(running_mean: Tensor, running_var: Tensor, mean: Tenso
 
 @update_running_stats_.register_fake
 def _(running_mean, running_var, mean, var, count, momentum):
+    _check_batch_stats(mean, var, "genimg_fast.update_running_stats_")
     _check_running(running_mean, running_var, None, mean.shape[-1], mean.device, "genimg_fast.update_running_stats_")
 
 
@@ -311,6 +318,7 @@ def update_tracked_running_stats_(running_mean: Tensor, running_var: Tensor, num
     momentum, or 1 / num_batches_tracked for momentum=None (a cumulative average, computed on the
     device: no host sync)."""
     op = "genimg_fast.update_tracked_running_stats_"
+    _check_batch_stats(mean, var, op)
     _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device, op)
     _note_cuda(mean, "update_tracked_running_stats_")
     math.update_running_stats(running_mean, running_var, mean, var, count, momentum, num_batches_tracked)
@@ -318,8 +326,20 @@ def update_tracked_running_stats_(running_mean: Tensor, running_var: Tensor, num
 
 @update_tracked_running_stats_.register_fake
 def _(running_mean, running_var, num_batches_tracked, mean, var, count, momentum):
+    _check_batch_stats(mean, var, "genimg_fast.update_tracked_running_stats_")
     _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device,
                    "genimg_fast.update_tracked_running_stats_")
+
+
+def _check_batch_stats(mean, var, op) -> None:
+    for name, t in (("mean", mean), ("var", var)):
+        check_float_tensor(t, name, op)
+    if mean.dim() not in (1, 2):
+        raise ValueError(f"{op}: mean must have shape [C] or [N, C], got {list(mean.shape)}")
+    if var.shape != mean.shape:
+        raise ValueError(f"{op}: var must have the shape of mean {list(mean.shape)}, got {list(var.shape)}")
+    if var.device != mean.device:
+        raise ValueError(f"{op}: var must be on the device of mean ({mean.device}), got {var.device}")
 
 
 def _check_running(running_mean, running_var, num_batches_tracked, channels, device, op) -> None:
