@@ -49,7 +49,7 @@ def test_built_kernels_load_and_register_for_cuda():
     for op in (f"genimg_fast::{name}" for name in ops):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA"), op
     cpp_autograd = ("norm_act_train", "norm_act_apply", "update_running_stats_", "update_tracked_running_stats_",
-                    "loss_terms")
+                    "loss_terms", "l1_loss")
     for op in (f"genimg_fast::{name}" for name in cpp_autograd):
         for key in ("AutogradCPU", "AutogradCUDA"):
             assert torch._C._dispatch_has_kernel_for_dispatch_key(op, key), (op, key)

@@ -174,3 +174,28 @@ def test_autocast_computes_in_fp32_like_torch():
     loss.backward()
     assert x.grad.dtype == torch.bfloat16
     torch.testing.assert_close(loss, F.l1_loss(x.detach().float(), b))
+
+
+PYTHON_FORMULA = """
+import torch
+from genimg_fast import _backend
+from genimg_fast.ops import l1_loss
+assert not _backend.kernels_loaded()
+g = torch.Generator().manual_seed(3)
+a, t = (torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
+loss = l1_loss(a, t, 2.0)
+assert "GeneratedBackward" in type(loss.grad_fn).__name__, type(loss.grad_fn)
+for reduction in ("mean", "sum"):
+    assert torch.autograd.gradcheck(lambda a, t: l1_loss(a, t, 0.5, reduction), (a, t))
+print("ok")
+"""
+
+
+def test_python_formula_without_the_extension():
+    """The Python autograd formula (where the extension is loaded, CPU and CUDA use the C++ one)."""
+    import os
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", PYTHON_FORMULA], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "GENIMG_FAST_IMPL": "reference"})
+    assert out.returncode == 0 and "ok" in out.stdout, out.stdout + out.stderr[-3000:]

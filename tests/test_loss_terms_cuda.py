@@ -126,6 +126,11 @@ def test_scale_stored_grads_against_the_reference(cuda_kernels, dtype):
     outs = scale_stored_grads(stored, grad_total, grad_terms, spec)
     refs = scale_stored_grads([s.double().cpu() for s in stored], grad_total.double().cpu(),
                               grad_terms.double().cpu(), spec)
+    without_terms = scale_stored_grads(stored, grad_total, None, spec)  # only the total was differentiated
+    want_without = scale_stored_grads([s.double().cpu() for s in stored], grad_total.double().cpu(), None, spec)
+    for out, ref in zip(without_terms, want_without):
+        torch.testing.assert_close(out.double().cpu(), ref, rtol=TOLERANCE[dtype],
+                                   atol=TOLERANCE[dtype] * ref.abs().max().item())
     for out, ref, s in zip(outs, refs, stored):
         assert out.stride() == s.stride()
         scale = ref.abs().max().item()  # fp16 results near 1e-4 are subnormal: compare against the largest

@@ -166,15 +166,16 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> loss_terms_cuda(
 }
 
 std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at::Tensor& grad_total,
-                                                const at::Tensor& grad_terms, c10::string_view spec) {
+                                                const std::optional<at::Tensor>& grad_terms, c10::string_view spec) {
   constexpr const char* kScaleOp = "genimg_fast.scale_stored_grads";
   const size_t count = stored.size();
   TORCH_CHECK_VALUE(count >= 1 && count <= static_cast<size_t>(kMaxLossTerms), kScaleOp, ": between 1 and ",
                     std::to_string(kMaxLossTerms), " stored gradients, got ", std::to_string(count));
   const std::vector<TermSpec> parsed = parse_spec(spec, count);
-  TORCH_CHECK_VALUE(grad_terms.dim() == 1 && grad_terms.size(0) == static_cast<int64_t>(count), kScaleOp,
-                    ": one grad_terms entry per stored gradient (", std::to_string(count),
-                    "), got grad_terms of shape ", shape_str(grad_terms.sizes()));
+  TORCH_CHECK_VALUE(!grad_terms.has_value() ||
+                        (grad_terms->dim() == 1 && grad_terms->size(0) == static_cast<int64_t>(count)),
+                    kScaleOp, ": one grad_terms entry per stored gradient (", std::to_string(count),
+                    "), got grad_terms of shape ", grad_terms.has_value() ? shape_str(grad_terms->sizes()) : "");
   TORCH_CHECK_VALUE(grad_total.numel() == 1, kScaleOp, ": grad_total must hold one value, got shape ",
                     shape_str(grad_total.sizes()));
   const at::ScalarType dtype = stored[0].scalar_type();
@@ -182,13 +183,15 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
     TORCH_CHECK_TYPE(stored[i].scalar_type() == dtype && is_supported_float(dtype), kScaleOp, ": stored[",
                      std::to_string(i), "] must be a floating tensor of the dtype of stored[0] (", dtype_str(dtype),
                      "), got ", dtype_str(stored[i].scalar_type()));
-    TORCH_CHECK_VALUE(stored[i].device() == grad_total.device() && grad_terms.device() == grad_total.device(),
+    TORCH_CHECK_VALUE(stored[i].device() == grad_total.device() &&
+                          (!grad_terms.has_value() || grad_terms->device() == grad_total.device()),
                       kScaleOp, ": stored[", std::to_string(i), "], grad_total and grad_terms must share a device");
   }
   const c10::cuda::CUDAGuard guard(grad_total.device());
   // both incoming gradients in the accumulation type, as the reference reads them
   const at::ScalarType acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
-  const at::Tensor total = grad_total.reshape({}).to(acc), terms = grad_terms.to(acc).contiguous();
+  const at::Tensor total = grad_total.reshape({}).to(acc);
+  const at::Tensor terms = grad_terms.has_value() ? grad_terms->to(acc).contiguous() : at::Tensor();
   std::vector<at::Tensor> outs, dense_stored;
   ScaleTermsArgs args{};
   args.num_terms = static_cast<int>(count);
@@ -209,7 +212,7 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
   }
   args.total_blocks = plan_scale_term_blocks(args.terms, args.num_terms);
   args.grad_total = total.const_data_ptr();
-  args.grad_terms = terms.const_data_ptr();
+  args.grad_terms = terms.defined() ? terms.const_data_ptr() : nullptr;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "genimg_fast_scale_stored_grads",
                                   [&] { launch_scale_stored_grads<scalar_t>(args, stream); });

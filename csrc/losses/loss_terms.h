@@ -45,7 +45,8 @@ size_t loss_terms_workspace_bytes(int64_t total_blocks, bool is_double);
 template <typename scalar_t>
 void launch_loss_terms(const LossTermsArgs& args, cudaStream_t stream);
 
-// Backward: out[i] = stored[i] * (grad_total + grad_terms[i]) * scale[i], computed in acc_t.
+// Backward: out[i] = stored[i] * (grad_total + grad_terms[i]) * scale[i], computed in acc_t
+// (grad_terms may be absent).
 struct ScaleTermArgs {
   const void* stored;
   void* out;
@@ -60,7 +61,7 @@ struct ScaleTermsArgs {
   int num_terms;
   int64_t total_blocks;
   const void* grad_total;  // one element, the accumulation type (float; double for double)
-  const void* grad_terms;  // [num_terms], the accumulation type
+  const void* grad_terms;  // [num_terms], the accumulation type; nullptr: no per-term gradients
 };
 
 int64_t plan_scale_term_blocks(ScaleTermArgs* terms, int num_terms);

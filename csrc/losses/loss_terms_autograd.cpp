@@ -25,7 +25,7 @@ using OptTensorList = c10::List<std::optional<at::Tensor>>;
 using LossTermsResult = std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>>;
 using LossTermsSignature = LossTermsResult(at::TensorList, const OptTensorList&, c10::ArrayRef<double>,
                                            c10::string_view, c10::ArrayRef<double>, bool);
-using ScaleSignature = std::vector<at::Tensor>(at::TensorList, const at::Tensor&, const at::Tensor&,
+using ScaleSignature = std::vector<at::Tensor>(at::TensorList, const at::Tensor&, const std::optional<at::Tensor>&,
                                                c10::string_view);
 
 class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
@@ -63,16 +63,15 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
     TORCH_CHECK(ctx->saved_data["compute_grad"].toBool(), "genimg_fast.loss_terms was called with "
                 "compute_grad=False, so it stored no gradient; call genimg_fast.ops.loss_terms, which sets it "
                 "when a gradient is needed");
-    const at::Tensor& like = grad_total.defined() ? grad_total : grad_terms;
-    if (!grad_total.defined()) grad_total = at::zeros({}, like.options());
-    if (!grad_terms.defined()) grad_terms = at::zeros({static_cast<int64_t>(stored.size())}, like.options());
+    if (!grad_total.defined()) grad_total = at::zeros({}, grad_terms.options());  // only logged terms were used
+    const std::optional<at::Tensor> terms = grad_terms.defined() ? std::optional<at::Tensor>(grad_terms) : std::nullopt;
     const std::string spec = ctx->saved_data["spec"].toStringRef();
     std::vector<at::Tensor> input_grads;
     if (at::GradMode::is_enabled()) {  // recording the backward: let autograd refuse double backward
-      input_grads = op.call(stored, grad_total, grad_terms, spec);
+      input_grads = op.call(stored, grad_total, terms, spec);
     } else {
       const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      input_grads = op.call(stored, grad_total, grad_terms, spec);
+      input_grads = op.call(stored, grad_total, terms, spec);
     }
     for (size_t i = 0; i < input_grads.size(); ++i) {
       if (ctx->needs_input_grad(i)) result[i] = input_grads[i];

@@ -83,7 +83,8 @@ __global__ void __launch_bounds__(kLossTermThreads) scale_stored_grads_kernel(co
   const int t = term_of_block(args.terms, args.num_terms, block);
   if (t >= args.num_terms) return;
   const ScaleTermArgs& term = args.terms[t];
-  const acc_t factor = (*static_cast<const acc_t*>(args.grad_total) + static_cast<const acc_t*>(args.grad_terms)[t]) *
+  const auto* grad_terms = static_cast<const acc_t*>(args.grad_terms);
+  const acc_t factor = (*static_cast<const acc_t*>(args.grad_total) + (grad_terms != nullptr ? grad_terms[t] : acc_t(0))) *
                        static_cast<acc_t>(term.scale);
   const auto* stored = static_cast<const scalar_t*>(term.stored);
   auto* out = static_cast<scalar_t*>(term.out);

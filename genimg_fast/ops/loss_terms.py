@@ -146,30 +146,32 @@ for _device in ("cuda", "cpu"):  # like torch's losses under autocast: compute i
 def _check_scale(stored, grad_total, grad_terms, spec) -> list[tuple[str, bool]]:
     op = "genimg_fast.scale_stored_grads"
     parsed = parse_spec(spec, len(stored), op)
-    if grad_terms.shape != (len(stored),):
+    if grad_terms is not None and grad_terms.shape != (len(stored),):
         raise ValueError(f"{op}: one grad_terms entry per stored gradient ({len(stored)}), got grad_terms of "
                          f"shape {list(grad_terms.shape)}")
     if grad_total.numel() != 1:
         raise ValueError(f"{op}: grad_total must hold one value, got shape {list(grad_total.shape)}")
     for i, s in enumerate(stored):
         check_float_tensor(s, f"stored[{i}]", op)
-        if s.device != grad_total.device or grad_terms.device != grad_total.device:
+        if s.device != grad_total.device or (grad_terms is not None and grad_terms.device != grad_total.device):
             raise ValueError(f"{op}: stored[{i}], grad_total and grad_terms must share a device")
     return parsed
 
 
 @torch.library.custom_op("genimg_fast::scale_stored_grads", mutates_args=())
-def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Tensor, spec: str) -> list[Tensor]:
-    """out[i] = stored[i] * (grad_total + grad_terms[i]), divided by stored[i].numel() for the
-    'mean' terms of the loss spec; in fp32 (fp64 for fp64), rounded once: a tiny 1/n never has
-    to survive fp16/bf16 storage. (The count is taken here, not passed in, so that the op also
-    traces with symbolic shapes.)"""
+def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Tensor | None,
+                       spec: str) -> list[Tensor]:
+    """out[i] = stored[i] * (grad_total + grad_terms[i]) (no grad_terms: grad_total alone), divided
+    by stored[i].numel() for the 'mean' terms of the loss spec; in fp32 (fp64 for fp64), rounded
+    once: a tiny 1/n never has to survive fp16/bf16 storage. (The count is taken here, not passed
+    in, so that the op also traces with symbolic shapes.)"""
     parsed = _check_scale(stored, grad_total, grad_terms, spec)
     outs = []
     for i, (s, (_, mean)) in enumerate(zip(stored, parsed)):
         scale = 1.0 / s.numel() if mean and s.numel() > 0 else 1.0
         acc = accumulation_dtype(s.dtype)
-        factor = (grad_total.reshape(()).to(acc) + grad_terms[i].to(acc)) * scale
+        factor = grad_total.reshape(()).to(acc) + (grad_terms[i].to(acc) if grad_terms is not None else 0.0)
+        factor = factor * scale
         out = torch.empty_like(s)
         out.copy_(s.to(acc) * factor)
         outs.append(out)
