@@ -22,6 +22,22 @@ using L1Signature = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const 
                                                        bool);
 using ScaleSignature = std::vector<at::Tensor>(at::TensorList, const at::Tensor&, const std::optional<at::Tensor>&,
                                                c10::string_view);
+using ScaleOneSignature = at::Tensor(const at::Tensor&, const at::Tensor&, double);
+
+// stored * grad_loss (/ n for 'mean'): the vectorized single-tensor kernel when the count is a
+// number, the multi-term op (which counts itself) when it is symbolic (torch.compile tracing).
+at::Tensor scale_stored(const at::Tensor& stored, const at::Tensor& grad_loss, const std::string& spec) {
+  static const auto one = c10::Dispatcher::singleton()
+                              .findSchemaOrThrow("genimg_fast::scale_stored_grad", "")
+                              .typed<ScaleOneSignature>();
+  static const auto many = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("genimg_fast::scale_stored_grads", "")
+                               .typed<ScaleSignature>();
+  const std::optional<int64_t> n = stored.sym_numel().maybe_as_int();
+  if (!n.has_value()) return many.call({stored}, grad_loss, std::nullopt, spec)[0];
+  const bool mean = spec == "l1:mean";
+  return one.call(stored, grad_loss, mean && *n > 0 ? 1.0 / static_cast<double>(*n) : 1.0);
+}
 
 class L1LossFunction : public torch::autograd::Function<L1LossFunction> {
  public:
@@ -44,9 +60,6 @@ class L1LossFunction : public torch::autograd::Function<L1LossFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("genimg_fast::scale_stored_grads", "")
-                               .typed<ScaleSignature>();
     variable_list result(5);  // input, target, weight, reduction, compute_grad
     const at::Tensor& grad_loss = grads[0];
     const bool wanted = ctx->needs_input_grad(0) || ctx->needs_input_grad(1);
@@ -57,10 +70,10 @@ class L1LossFunction : public torch::autograd::Function<L1LossFunction> {
     const std::string spec = ctx->saved_data["spec"].toStringRef();
     at::Tensor grad_input;
     if (at::GradMode::is_enabled()) {  // recording the backward: let autograd refuse double backward
-      grad_input = op.call(stored, grad_loss, std::nullopt, spec)[0];
+      grad_input = scale_stored(stored[0], grad_loss, spec);
     } else {
       const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      grad_input = op.call(stored, grad_loss, std::nullopt, spec)[0];
+      grad_input = scale_stored(stored[0], grad_loss, spec);
     }
     if (ctx->needs_input_grad(1)) result[1] = grad_input.neg();
     if (ctx->needs_input_grad(0)) result[0] = grad_input;
