@@ -5,8 +5,9 @@
 # torch.compile at the DCGAN norm shapes and on the objectives. Logs and the results JSON go to $OUT
 # (or benchmarks/results/gpu-check-<time>/). About 6 minutes on an H200 (build 30 s, tests 3 min,
 # benchmarks 1 min, compile comparison up to 200 s).
-# A copied tree has no .git: pass the commit for the results record, e.g.
-#   GENIMG_FAST_COMMIT=$(git rev-parse --short=12 HEAD) bash scripts/gpu_check.sh
+# Pass the commit for the results record, typed literally from your own checkout: the device's
+# copy of the tree may carry a stale .git, so `git rev-parse` there can name an older commit.
+#   GENIMG_FAST_COMMIT=<sha of your HEAD> bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
