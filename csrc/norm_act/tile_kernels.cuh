@@ -69,6 +69,7 @@ __global__ void __launch_bounds__(kNormThreads)
   V v = V::identity();
   if (tile.valid) {
     const auto context = reducer.context(tile.group, tile.channel);
+#pragma unroll 4  // several rows' loads in flight per thread
     for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
       reducer.template add<1>(v, context, row * t.C + tile.channel);
     }
@@ -114,6 +115,7 @@ __global__ void __launch_bounds__(kNormThreads) elementwise_nhwc_kernel(NormTili
   const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
   if (!tile.valid) return;
   const auto context = op.context(tile.group, tile.channel);
+#pragma unroll 4  // several rows' loads in flight per thread
   for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
     op.template apply<1>(context, row * t.C + tile.channel);
   }
@@ -156,6 +158,7 @@ __global__ void __launch_bounds__(kNormThreads)
   const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
   if (!tile.valid) return;
   const auto context = op.context(tile.group, tile.channel, merged[threadIdx.x]);
+#pragma unroll 4  // several rows' loads in flight per thread
   for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
     op.template apply<1>(context, row * t.C + tile.channel);
   }
