@@ -14,7 +14,7 @@ that its schema stays within what torch.library supports. Use `loss_terms(terms)
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -69,10 +69,10 @@ def _check(inputs, targets, target_values, spec, weights) -> list[tuple[str, boo
     return parsed
 
 
-def _refuse_target_grads(targets, kinds) -> None:
+def _refuse_target_grads(targets, kinds, index: int = 0) -> None:
     """Targets are data or labels in every objective here; a target that requires grad would
     silently get none, so it is an error (genimg_fast.ops.l1_loss does differentiate its target)."""
-    for i, (t, kind) in enumerate(zip(targets, kinds)):
+    for i, (t, kind) in enumerate(zip(targets, kinds), start=index):
         if t is not None and t.requires_grad and torch.is_grad_enabled():
             raise RuntimeError(f"{_OP}: targets[{i}] (a {kind!r} term) requires grad, but gradients with respect "
                                "to targets are not computed; detach it, or use genimg_fast.ops.l1_loss / torch's "
@@ -186,15 +186,20 @@ def _(stored, grad_total, grad_terms, spec):
 
 # ---- the Python API ----
 
-@dataclass(frozen=True)
-class LossTerm:
+class LossTerm(NamedTuple):
     """weight * reduction(f(input, target)); target a tensor, a number, or None for the kinds
-    without one (linear, half_square, kl_logvar)."""
+    without one (linear, half_square, kl_logvar). (A NamedTuple: objectives build several per
+    training step, and a tuple costs a fraction of a frozen dataclass.)"""
     input: Tensor
     kind: str
     target: Tensor | float | None = None
     weight: float = 1.0
     reduction: str = "mean"
+
+
+def _is_real(value) -> bool:
+    """A real number that is not a bool (exact float/int first: the ABC check is slow)."""
+    return type(value) in (float, int) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
 
 
 def loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
@@ -203,22 +208,27 @@ def loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
     if not terms:
         raise ValueError(f"{_OP}: no terms")
     inputs, targets, values, weights, spec = [], [], [], [], []
-    for i, term in enumerate(terms):
-        if not isinstance(term.input, Tensor):
-            raise TypeError(f"{_OP}: term {i} ({term.kind}): input must be a torch.Tensor, "
-                            f"got {type(term.input).__name__}")
-        if isinstance(term.weight, bool) or not isinstance(term.weight, numbers.Real):
-            raise TypeError(f"{_OP}: term {i} ({term.kind}): weight must be a real number")
-        target = term.target
-        if isinstance(target, bool) or (target is not None and not isinstance(target, (Tensor, numbers.Real))):
-            raise TypeError(f"{_OP}: term {i} ({term.kind}): target must be a tensor, a number or None, "
+    grad_enabled = torch.is_grad_enabled()
+    grad_needed = False
+    for i, (x, kind, target, weight, reduction) in enumerate(terms):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{_OP}: term {i} ({kind}): input must be a torch.Tensor, got {type(x).__name__}")
+        if not _is_real(weight):
+            raise TypeError(f"{_OP}: term {i} ({kind}): weight must be a real number")
+        if isinstance(target, Tensor):
+            if grad_enabled and target.requires_grad:
+                _refuse_target_grads([target], [kind], index=i)
+            targets.append(target)
+            values.append(0.0)
+        elif target is None or _is_real(target):
+            targets.append(None)
+            values.append(0.0 if target is None else float(target))
+        else:
+            raise TypeError(f"{_OP}: term {i} ({kind}): target must be a tensor, a number or None, "
                             f"got {type(target).__name__}")
-        inputs.append(term.input)
-        targets.append(target if isinstance(target, Tensor) else None)
-        values.append(float(target) if isinstance(target, numbers.Real) else 0.0)
-        weights.append(float(term.weight))
-        spec.append(f"{term.kind}:{term.reduction}")
-    _refuse_target_grads(targets, [term.kind for term in terms])
-    grad_needed = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+        inputs.append(x)
+        weights.append(float(weight))
+        spec.append(f"{kind}:{reduction}")
+        grad_needed = grad_needed or (grad_enabled and x.requires_grad)
     term_values, total, _stored = loss_terms_op(inputs, targets, values, ",".join(spec), weights, grad_needed)
     return total, term_values
