@@ -3,8 +3,9 @@
 # build the kernels in place for sm_90, run the test suite with the kernels required
 # (GENIMG_FAST_IMPL=cuda), run the quick GPU benchmark, profile the norm step, and time
 # torch.compile at the DCGAN norm shapes and on the objectives. Logs and the results JSON go to $OUT
-# (or benchmarks/results/gpu-check-<time>/). About 6 minutes on an H200 (build 30 s, tests 3 min,
-# benchmarks 1 min, compile comparison up to 200 s).
+# (or benchmarks/results/gpu-check-<time>/). About 7 minutes on an H200 (build 30-60 s, tests
+# 3-4 min, benchmarks 2 min, compile comparison up to 150 s): give the run a 9-minute limit.
+# Every step writes its files as it finishes, so a run cut short still returns what it did.
 # Pass the commit for the results record, typed literally from your own checkout: the device's
 # copy of the tree may carry a stale .git, so `git rev-parse` there can name an older commit.
 #   GENIMG_FAST_COMMIT=<sha of your HEAD> bash scripts/gpu_check.sh
@@ -44,12 +45,12 @@ run_tests() {  # name, timeout, files...
     > "$OUT/tests_$name.log" 2>&1 || failures+=("tests_$name")
   tail -n 25 "$OUT/tests_$name.log" | tee -a "$LOG"
 }
-run_tests losses 150 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test_stored_grad_cuda.py \
+run_tests losses 200 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test_stored_grad_cuda.py \
   tests/test_loss_terms_cuda.py
-run_tests norm_act 200 tests/test_norm_act_cuda.py tests/test_models_cuda.py
+run_tests norm_act 240 tests/test_norm_act_cuda.py tests/test_models_cuda.py
 
 step "quick GPU benchmark"
-GENIMG_FAST_IMPL=cuda timeout 100 "$PY" -m genimg_fast.cli bench --quick --device cuda \
+GENIMG_FAST_IMPL=cuda timeout 200 "$PY" -m genimg_fast.cli bench --quick --device cuda \
   --json "$OUT/bench_quick_gpu.json" 2>&1 | tee -a "$LOG" || failures+=("bench")
 
 step "profile: host time, launches and kernel time per norm training step"
@@ -58,7 +59,7 @@ GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profile_norm_act.
 cat "$OUT/profile_norm_act.log" | tee -a "$LOG"
 
 step "torch.compile comparison: DCGAN batch-128 norm layers and the recipes' objectives"
-GENIMG_FAST_IMPL=cuda timeout 200 "$PY" -m genimg_fast.cli bench --quick --device cuda --compile \
+GENIMG_FAST_IMPL=cuda timeout 150 "$PY" -m genimg_fast.cli bench --quick --device cuda --compile \
   --only "dcgan G b128,cyclegan G b1,cyclegan D b1,pix2pix G b1,dcgan D b128,vae b128" \
   --json "$OUT/bench_compile.json" 2>&1 | grep -v "USDT" | tee -a "$LOG" || failures+=("bench_compile")
 
