@@ -1,7 +1,8 @@
 """to_reference(model): the equivalent plain-torch.nn model, with no genimg_fast module or op in it
 (for ONNX / TorchScript export, or code that knows nothing of genimg_fast), same weights, same
 state_dict keys. The inverse of convert(): each fused norm becomes the torch norm again and its
-activation goes back into the nn.Identity slot convert() left behind it."""
+activation goes back into the nn.Identity slot convert() left behind it (or, in a U-Net, at the
+head of the next level, where fold_down_activations took it from)."""
 from __future__ import annotations
 
 import copy
@@ -50,6 +51,10 @@ def to_reference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
             if activation is None:
                 continue
             following = parent._modules[names[i + 1]] if i + 1 < len(names) else None
+            nested = getattr(following, "model", None)
+            if isinstance(nested, nn.Sequential) and len(nested) and type(nested[0]) is nn.Identity:
+                nested[0] = activation  # a U-Net level whose first LeakyReLU the norm before it took over
+                continue
             if not isinstance(parent, nn.Sequential) or type(following) is not nn.Identity:
                 raise ValueError(f"to_reference: {type(fused).__name__} '{name}' applies {fused.activation} but is "
                                  "not followed by the nn.Identity slot convert() leaves in an nn.Sequential, so its "

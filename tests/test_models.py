@@ -232,3 +232,21 @@ def test_fold_batchnorm_for_eval_generation_and_pix2pix_train_mode_kept():
     pix2pix_g = define_G(3, 3, 8, "unet_128", "batch", use_dropout=True)  # test time keeps train mode
     with pytest.raises(RuntimeError, match="training mode"):
         genimg_fast.fold_batchnorm(pix2pix_g)
+
+
+def test_unet_down_norms_take_over_the_next_level_s_leaky_relu():
+    """Each middle level's fused down norm applies the LeakyReLU its submodule starts with (which
+    becomes nn.Identity); to_reference() puts it back. Keys and numbers are unchanged."""
+    ours, ref, shape, _ = _pair("unet_128_instance")
+    folded = [m for m in ours.modules() if isinstance(m, InstanceNormAct2d) and m.activation == "leaky_relu"]
+    assert len(folded) == 5 and all(m.negative_slope == 0.2 for m in folded)
+    plain = genimg_fast.to_reference(ours)
+    heads = [type(m.model[0]) for m in plain.modules() if type(m).__name__ == "UnetSkipConnectionBlock"
+             and not m.outermost]
+    assert heads == [nn.LeakyReLU] * 6
+    ours.eval(), ref.eval(), plain.eval()
+    x = torch.randn(shape)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(plain(x), ref(x), rtol=1e-5, atol=1e-5)
+    assert list(plain.state_dict()) == list(ref.state_dict())

@@ -8,7 +8,7 @@ from genimg_fast.convert import convert
 from genimg_fast.models.discriminators import NLayerDiscriminator, PixelDiscriminator
 from genimg_fast.models.norm_layers import get_norm_layer, init_weights
 from genimg_fast.models.resnet_generator import ResnetGenerator
-from genimg_fast.models.unet_generator import UnetGenerator
+from genimg_fast.models.unet_generator import UnetGenerator, fold_down_activations
 
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
@@ -24,6 +24,14 @@ def _place(net: nn.Module, gpu_ids) -> nn.Module:
     return net.to(f"cuda:{gpu_ids[0]}") if gpu_ids else net
 
 
+def _fuse(net: nn.Module) -> nn.Module:
+    """What the models' fused=True does: convert(), and for a U-Net its down-path folding."""
+    convert(net, inplace=True)
+    if isinstance(net, UnetGenerator):
+        fold_down_activations(net.model)
+    return net
+
+
 def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "batch", use_dropout: bool = False,
              init_type: str = "normal", init_gain: float = 0.02, gpu_ids=(), *, fused: bool = True) -> nn.Module:
     norm_layer = get_norm_layer(norm)
@@ -36,7 +44,7 @@ def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "ba
     else:
         raise ValueError(f"netG must be one of {', '.join(GENERATORS)}, got {netG!r}")
     init_weights(net, init_type, init_gain)  # on the plain layers, in the reference's order
-    return _place(convert(net, inplace=True) if fused else net, gpu_ids)
+    return _place(_fuse(net) if fused else net, gpu_ids)
 
 
 def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str = "batch",
@@ -51,4 +59,4 @@ def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str 
     else:
         raise ValueError(f"netD must be one of {', '.join(DISCRIMINATORS)}, got {netD!r}")
     init_weights(net, init_type, init_gain)
-    return _place(convert(net, inplace=True) if fused else net, gpu_ids)
+    return _place(_fuse(net) if fused else net, gpu_ids)

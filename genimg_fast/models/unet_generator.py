@@ -8,6 +8,7 @@ from torch import nn
 
 from genimg_fast.models._fusing import check_image, finish
 from genimg_fast.models.norm_layers import uses_bias
+from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -37,6 +38,25 @@ class UnetSkipConnectionBlock(nn.Module):
         return torch.cat([x, self.model(x)], 1)
 
 
+def fold_down_activations(outermost: UnetSkipConnectionBlock) -> None:
+    """Each middle level's down norm takes over the LeakyReLU(0.2) its submodule applies first.
+    That in-place LeakyReLU turned the submodule's input, and so its skip branch, into
+    LeakyReLU(norm(.)) anyway: the fused norm writes it directly (one pass less per level, each
+    way) and the submodule's slot becomes nn.Identity (no parameters: the keys stay the same).
+    genimg_fast.to_reference() puts the LeakyReLU back."""
+    level = outermost.model[1]  # the outermost level has no down norm
+    while isinstance(level, UnetSkipConnectionBlock) and not level.outermost and len(level.model) > 3:
+        norm, submodule = level.model[2], level.model[3]
+        if not isinstance(submodule, UnetSkipConnectionBlock):
+            break
+        first = submodule.model[0]
+        if isinstance(norm, (BatchNormAct2d, InstanceNormAct2d)) and norm.activation == "identity" \
+                and type(first) is nn.LeakyReLU:
+            norm.activation, norm.negative_slope = "leaky_relu", float(first.negative_slope)
+            submodule.model[0] = nn.Identity()
+        level = submodule
+
+
 class UnetGenerator(nn.Module):
     def __init__(self, input_nc: int, output_nc: int, num_downs: int, ngf: int = 64, norm_layer=nn.BatchNorm2d,
                  use_dropout: bool = False, *, fused: bool = True) -> None:
@@ -53,6 +73,8 @@ class UnetGenerator(nn.Module):
         self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
                                              norm_layer=norm_layer)
         finish(self, fused)
+        if fused:
+            fold_down_activations(self.model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.input_nc, 2 ** self.num_downs, "UnetGenerator")
