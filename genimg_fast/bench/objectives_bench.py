@@ -1,7 +1,7 @@
 """Training objectives, forward + backward: the recipes' eager torch losses (one torch loss per
 term, summed, as junyanz's models and the VAE examples compute them) against genimg_fast's
 fused objective modules, and torch.compile of both; with kernel launches per step counted on a
-GPU."""
+GPU, where both are also timed captured in CUDA graphs (the GPU's work alone)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genimg_fast.bench.graphs import captured
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import count_launches, time_side_by_side
 from genimg_fast.ops import objectives
@@ -127,12 +128,21 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
                                    msg=lambda m, name=name: f"{name} disagrees with torch on {case.name}: {m}")
 
     def make_step(objective: Objective):
-        def step(i: int) -> None:
+        def step(i: int):
             tensors = sets[i % len(sets)]
-            torch.autograd.grad(objective(tensors), [tensors[k] for k in case.differentiable])
+            return torch.autograd.grad(objective(tensors), [tensors[k] for k in case.differentiable])
         return step
 
     steps = {n: make_step(o) for n, o in variants.items()}
+    if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
+        expected_grads = steps["torch"](0)
+        for name in ("torch", "genimg_fast"):
+            replay, grads = captured(lambda step=steps[name]: step(0))
+            replay(0)
+            for got, want in zip(grads, expected_grads):
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5,
+                                           msg=lambda m, name=name: f"{name} (cuda graph) disagrees: {m}")
+            steps[f"{name} (cuda graph)"] = replay
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     launches = {n: count_launches(lambda step=step: step(0), device) for n, step in steps.items()}
     return timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.shapes[-1],

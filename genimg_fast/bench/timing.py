@@ -73,7 +73,8 @@ def time_side_by_side(fns: dict[str, Callable[[int], object]], device: torch.dev
     return {name: _summarize(values) for name, values in samples.items()}
 
 
-LAUNCH_EVENTS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaMemsetAsync",
+LAUNCH_EVENTS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch",
+                 "cudaMemsetAsync",
                  "cudaMemcpyAsync")
 
 
