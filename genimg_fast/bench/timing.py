@@ -74,8 +74,7 @@ def time_side_by_side(fns: dict[str, Callable[[int], object]], device: torch.dev
 
 
 LAUNCH_EVENTS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch",
-                 "cudaMemsetAsync",
-                 "cudaMemcpyAsync")
+                 "cudaMemsetAsync", "cudaMemcpyAsync")
 
 
 def count_launches(fn: Callable[[], object], device: torch.device) -> int | None:
