@@ -158,3 +158,45 @@ class PixelD(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+def junyanz_normal_init(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """networks.py's init_func for init_type 'normal', by class name as the reference matches."""
+    def init(m):
+        name = m.__class__.__name__
+        if hasattr(m, "weight") and (name.find("Conv") != -1 or name.find("Linear") != -1):
+            nn.init.normal_(m.weight.data, 0.0, gain)
+            if getattr(m, "bias", None) is not None:
+                nn.init.constant_(m.bias.data, 0.0)
+        elif name.find("BatchNorm2d") != -1:
+            nn.init.normal_(m.weight.data, 1.0, gain)
+            nn.init.constant_(m.bias.data, 0.0)
+    return net.apply(init)
+
+
+class ConvVAERef(nn.Module):
+    """AntixK/PyTorch-VAE's VanillaVAE layout: encoder blocks Conv(3, s2, p1)+BN+LeakyReLU, fc_mu,
+    fc_var, decoder_input, decoder blocks ConvT(3, s2, p1, op1)+BN+LeakyReLU, final_layer."""
+
+    def __init__(self, in_channels=3, latent_dim=128, hidden=(32, 64, 128, 256, 512)):
+        super().__init__()
+        enc, c = [], in_channels
+        for h in hidden:
+            enc.append(nn.Sequential(nn.Conv2d(c, h, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(h),
+                                     nn.LeakyReLU()))
+            c = h
+        self.encoder = nn.Sequential(*enc)
+        self.fc_mu = nn.Linear(hidden[-1] * 4, latent_dim)
+        self.fc_var = nn.Linear(hidden[-1] * 4, latent_dim)
+        self.decoder_input = nn.Linear(latent_dim, hidden[-1] * 4)
+        rev = list(reversed(hidden))
+        self.decoder = nn.Sequential(*[nn.Sequential(
+            nn.ConvTranspose2d(rev[i], rev[i + 1], kernel_size=3, stride=2, padding=1, output_padding=1),
+            nn.BatchNorm2d(rev[i + 1]), nn.LeakyReLU()) for i in range(len(rev) - 1)])
+        self.final_layer = nn.Sequential(
+            nn.ConvTranspose2d(rev[-1], rev[-1], kernel_size=3, stride=2, padding=1, output_padding=1),
+            nn.BatchNorm2d(rev[-1]), nn.LeakyReLU(), nn.Conv2d(rev[-1], in_channels, kernel_size=3, padding=1),
+            nn.Tanh())
+
+    def decode(self, z):
+        return self.final_layer(self.decoder(self.decoder_input(z).view(-1, 512, 2, 2)))

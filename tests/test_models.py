@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reference_nets import MLPVAE, DCGAND, DCGANG, PatchD, PixelD, ResnetG, UnetG
+from reference_nets import (MLPVAE, ConvVAERef, DCGAND, DCGANG, PatchD, PixelD, ResnetG, UnetG,
+                            junyanz_normal_init)
 from torch import nn
 
 import genimg_fast
@@ -124,6 +125,7 @@ def test_vae_matches_the_examples_model():
     recon_ref, mu_ref, logvar_ref = ref(x, eps)
     torch.testing.assert_close(recon, recon_ref)
     torch.testing.assert_close(mu, mu_ref)
+    torch.testing.assert_close(logvar, logvar_ref)
     assert sum(p.numel() for p in ours.parameters()) == 652_824
     assert ours.sample(3).shape == (3, 784)
 
@@ -250,3 +252,43 @@ def test_unet_down_norms_take_over_the_next_level_s_leaky_relu():
         torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(plain(x), ref(x), rtol=1e-5, atol=1e-5)
     assert list(plain.state_dict()) == list(ref.state_dict())
+
+
+@pytest.mark.parametrize("ours,ref", [
+    (lambda: define_G(3, 3, 8, "resnet_6blocks", "batch"), lambda: ResnetG(ngf=8, norm="batch", blocks=6)),
+    (lambda: define_G(3, 3, 8, "unet_128", "instance"), lambda: UnetG(downs=7, ngf=8, norm="instance")),
+    (lambda: define_D(6, 8, "basic", norm="batch"), lambda: PatchD(6, 8)),
+    (lambda: define_D(3, 8, "pixel", norm="batch"), lambda: PixelD(ndf=8)),
+])
+def test_factories_draw_the_reference_s_initial_weights(ours, ref):
+    """define_G / define_D (fused) with a seed give the weights the reference's init_net draws."""
+    torch.manual_seed(11)
+    a = ours()
+    torch.manual_seed(11)
+    b = junyanz_normal_init(ref())
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), k
+
+
+def test_init_weights_reaches_fused_batch_norms():
+    from genimg_fast.models import ResnetGenerator, init_weights
+    net = init_weights(ResnetGenerator(3, 3, 8, nn.BatchNorm2d, n_blocks=1))  # fused by default
+    weights = [m.weight for m in net.modules() if isinstance(m, BatchNormAct2d)]
+    assert weights and all(not torch.all(w == 1) for w in weights)
+
+
+def test_conv_vae_has_the_antixk_layout():
+    torch.manual_seed(0)
+    ours, ref = ConvVAE(), ConvVAERef()
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    z = torch.randn(2, 128)
+    ours.eval(), ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ours.decode(z), ref.decode(z), rtol=1e-5, atol=1e-5)
+
+
+def test_n_layers_discriminators_of_any_depth():
+    for n in (0, 1, 5):
+        net = define_D(3, 8, "n_layers", n_layers_D=n, norm="batch")
+        assert net(torch.randn(2, 3, 128, 128)).shape[1] == 1

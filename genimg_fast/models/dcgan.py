@@ -29,8 +29,20 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def _place_and_init(model: nn.Module, device, init: bool) -> None:
+    if device is not None:
+        model.to(device)
+    if init:
+        model.apply(dcgan_init)
+
+
 class DCGANGenerator(nn.Module):
-    def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64, *, fused: bool = True) -> None:
+    """The example's Generator with its weights_init already applied, after moving to `device`
+    as the example does (`Generator().to(device)`, then `apply(weights_init)`): the same seed
+    gives the example's weights. init=False skips weights_init (for code that applies it itself)."""
+
+    def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64, *, fused: bool = True,
+                 device=None, init: bool = True) -> None:
         super().__init__()
         self.nz, self.image_size = nz, image_size
         stages = _stages(image_size)
@@ -43,7 +55,7 @@ class DCGANGenerator(nn.Module):
             width //= 2
         layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        self.apply(dcgan_init)
+        _place_and_init(self, device, init)
         finish(self, fused)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -55,12 +67,13 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """logits=True leaves out the final Sigmoid (no parameters: the keys do not change), for the
-    numerically safe BCE-with-logits loss (gan_mode 'vanilla'); the default is the reference's
-    probabilities (gan_mode 'bce'). The output is (N,), as the example's view(-1, 1).squeeze(1)."""
+    """The example's Discriminator, initialized like DCGANGenerator (device, init). logits=True
+    leaves out the final Sigmoid (no parameters: the keys do not change), for the numerically safe
+    BCE-with-logits loss (gan_mode 'vanilla'); the default is the reference's probabilities
+    (gan_mode 'bce'). The output is (N,), as the example's view(-1, 1).squeeze(1)."""
 
     def __init__(self, nc: int = 3, ndf: int = 64, image_size: int = 64, *, logits: bool = False,
-                 fused: bool = True) -> None:
+                 fused: bool = True, device=None, init: bool = True) -> None:
         super().__init__()
         self.nc, self.image_size, self.logits = nc, image_size, logits
         stages = _stages(image_size)
@@ -74,7 +87,7 @@ class DCGANDiscriminator(nn.Module):
         if not logits:
             layers.append(nn.Sigmoid())
         self.main = nn.Sequential(*layers)
-        self.apply(dcgan_init)
+        _place_and_init(self, device, init)
         finish(self, fused)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,24 +13,29 @@ class NLayerDiscriminator(nn.Module):
     def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm_layer=nn.BatchNorm2d, *,
                  fused: bool = True) -> None:
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if n_layers < 0:
+            raise ValueError(f"n_layers must be >= 0, got {n_layers}")
         self.input_nc, self.n_layers = input_nc, n_layers
         bias = uses_bias(norm_layer)
         sequence: list[nn.Module] = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
                                      nn.LeakyReLU(0.2, True)]
         mult = 1
-        for n in range(1, n_layers + 1):  # the last of these keeps stride 1
+        for n in range(1, n_layers):  # stride 2
             previous, mult = mult, min(2 ** n, 8)
-            sequence += [nn.Conv2d(ndf * previous, ndf * mult, kernel_size=4, stride=2 if n < n_layers else 1,
-                                   padding=1, bias=bias), norm_layer(ndf * mult), nn.LeakyReLU(0.2, True)]
+            sequence += [nn.Conv2d(ndf * previous, ndf * mult, kernel_size=4, stride=2, padding=1, bias=bias),
+                         norm_layer(ndf * mult), nn.LeakyReLU(0.2, True)]
+        previous, mult = mult, min(2 ** n_layers, 8)  # then one block at stride 1
+        sequence += [nn.Conv2d(ndf * previous, ndf * mult, kernel_size=4, stride=1, padding=1, bias=bias),
+                     norm_layer(ndf * mult), nn.LeakyReLU(0.2, True)]
         sequence += [nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
         self.model = nn.Sequential(*sequence)
         finish(self, fused)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.input_nc, 1, "NLayerDiscriminator")
-        smallest = 3 * 2 ** self.n_layers  # n halvings, then two k4 stride-1 convolutions that take a pixel each
+        # the halvings (the first convolution and n_layers - 1 more), then two k4 stride-1
+        # convolutions that take a pixel each
+        smallest = 3 * 2 ** max(self.n_layers, 1)
         if min(x.shape[-2:]) < smallest:
             raise ValueError(f"NLayerDiscriminator: H and W must be at least {smallest} for n_layers="
                              f"{self.n_layers}, got {x.shape[-2]}x{x.shape[-1]}")

@@ -43,8 +43,9 @@ def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "ba
         net = UnetGenerator(input_nc, output_nc, downs, ngf, norm_layer, use_dropout, fused=False)
     else:
         raise ValueError(f"netG must be one of {', '.join(GENERATORS)}, got {netG!r}")
-    init_weights(net, init_type, init_gain)  # on the plain layers, in the reference's order
-    return _place(_fuse(net) if fused else net, gpu_ids)
+    net = _place(net, gpu_ids)  # junyanz's init_net: to the GPU first, then draw the weights there
+    init_weights(net, init_type, init_gain)
+    return _fuse(net) if fused else net
 
 
 def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str = "batch",
@@ -58,5 +59,6 @@ def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str 
         net = PixelDiscriminator(input_nc, ndf, norm_layer=norm_layer, fused=False)
     else:
         raise ValueError(f"netD must be one of {', '.join(DISCRIMINATORS)}, got {netD!r}")
+    net = _place(net, gpu_ids)
     init_weights(net, init_type, init_gain)
-    return _place(_fuse(net) if fused else net, gpu_ids)
+    return _fuse(net) if fused else net

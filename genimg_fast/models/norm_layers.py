@@ -5,6 +5,8 @@ import functools
 
 from torch import nn
 
+from genimg_fast.nn import BatchNormAct2d
+
 NORMS = ("batch", "instance", "none")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
@@ -29,8 +31,9 @@ def uses_bias(norm_layer) -> bool:
 
 
 def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
-    """Conv/Linear weights by init_type, biases 0; BatchNorm weights N(1, init_gain), biases 0.
-    Applied to the plain layers, before fusion (so the draws are the reference's)."""
+    """Conv/Linear weights by init_type, biases 0; BatchNorm weights N(1, init_gain), biases 0
+    (fused BatchNormAct2d included, so it works on our models as on the reference's), drawn in
+    module order like the reference's."""
     if init_type not in INIT_TYPES:
         raise ValueError(f"init_type must be one of {', '.join(INIT_TYPES)}, got {init_type!r}")
 
@@ -47,7 +50,7 @@ def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0
                 nn.init.orthogonal_(m.weight.data, gain=init_gain)
             if getattr(m, "bias", None) is not None:
                 nn.init.constant_(m.bias.data, 0.0)
-        elif "BatchNorm2d" in name:
+        elif "BatchNorm2d" in name or isinstance(m, BatchNormAct2d):  # a fused model's norms too
             nn.init.normal_(m.weight.data, 1.0, init_gain)
             nn.init.constant_(m.bias.data, 0.0)
 

@@ -26,8 +26,7 @@ def gan_term(prediction: Tensor, mode: str, target_is_real: bool, weight: float 
     lsgan = MSE, vanilla = BCE with logits, bce = BCE on probabilities (means);
     wgangp = -mean(prediction) for real, +mean for fake."""
     check_gan_mode(mode)
-    if not isinstance(target_is_real, bool):
-        raise TypeError(f"target_is_real must be a bool, got {type(target_is_real).__name__}")
+    target_is_real = bool(target_is_real)  # junyanz tests its truth value (bool, numpy bool, 0/1)
     if mode == "wgangp":
         return LossTerm(prediction, "linear", None, -weight if target_is_real else weight)
     label = real_label if target_is_real else fake_label
@@ -46,9 +45,10 @@ def _named(total: Tensor, values: Tensor, names: list[str]) -> tuple[Tensor, dic
 
 
 def discriminator_loss(pred_real: Tensor, pred_fake: Tensor, mode: str) -> tuple[Tensor, dict[str, Tensor]]:
-    """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)): the CycleGAN (per D) and pix2pix D step."""
+    """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)): the CycleGAN (per D) and pix2pix D step.
+    D_real and D_fake are logged before the 0.5, as pix2pix logs them."""
     total, values = loss_terms([gan_term(pred_real, mode, True, 0.5), gan_term(pred_fake, mode, False, 0.5)])
-    return _named(total, values, ["D_real", "D_fake"])
+    return _named(total, values * 2, ["D_real", "D_fake"])
 
 
 def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Tensor, real_A: Tensor, rec_B: Tensor,
@@ -88,15 +88,19 @@ def vae_loss(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, *, recon_loss
              kld_reduction: str = "sum") -> tuple[Tensor, dict[str, Tensor]]:
     """reconstruction + kld_weight * KL(N(mu, exp(logvar)) || N(0, 1)).
 
-    pytorch/examples: recon_loss='bce', recon_reduction='sum', kld_reduction='sum'. The
+    pytorch/examples: recon_loss='bce', recon_reduction='sum', kld_reduction='sum' (x may keep
+    its image shape, (N, 1, 28, 28) against (N, 784): it is compared element for element). The
     convolutional (AntixK-style) VAE: recon_loss='mse', recon_reduction='mean',
-    kld_reduction='batchmean' (the per-sample sum averaged over the batch)."""
+    kld_reduction='batchmean' (the per-sample sum averaged over the batch). The logged terms are
+    the two contributions to the total: 'kld' includes kld_weight."""
     if recon_loss not in ("bce", "mse"):
         raise ValueError(f"recon_loss must be 'bce' or 'mse', got {recon_loss!r}")
     if kld_reduction not in ("sum", "batchmean"):
         raise ValueError(f"kld_reduction must be 'sum' or 'batchmean', got {kld_reduction!r}")
     if mu.shape != logvar.shape:
         raise ValueError(f"mu and logvar must have the same shape, got {list(mu.shape)} and {list(logvar.shape)}")
+    if x.shape != recon.shape and x.numel() == recon.numel():
+        x = x.reshape(recon.shape)  # the examples' x.view(-1, 784)
     kl_weight = kld_weight / (mu.shape[0] if kld_reduction == "batchmean" and mu.dim() > 0 and mu.shape[0] else 1)
     # KL = sum(mu^2 / 2) + sum((exp(logvar) - 1 - logvar) / 2): two separable terms
     total, values = loss_terms([LossTerm(recon, recon_loss, x, 1.0, recon_reduction),
