@@ -2,8 +2,6 @@
 // Python formula of genimg_fast/ops/l1_loss.py): the forward stored weight * sign(input - target),
 // the backward scales it by grad_output (and 1/n for 'mean') in one launch, with no Python
 // between. The target's gradient is minus the input's.
-#include <ATen/core/LegacyTypeDispatch.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
@@ -12,6 +10,8 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "common/autograd_calls.h"
 
 namespace genimg_fast {
 namespace {
@@ -27,12 +27,8 @@ using ScaleOneSignature = at::Tensor(const at::Tensor&, const at::Tensor&, doubl
 // stored * grad_loss (/ n for 'mean'): the vectorized single-tensor kernel when the count is a
 // number, the multi-term op (which counts itself) when it is symbolic (torch.compile tracing).
 at::Tensor scale_stored(const at::Tensor& stored, const at::Tensor& grad_loss, const std::string& spec) {
-  static const auto one = c10::Dispatcher::singleton()
-                              .findSchemaOrThrow("genimg_fast::scale_stored_grad", "")
-                              .typed<ScaleOneSignature>();
-  static const auto many = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("genimg_fast::scale_stored_grads", "")
-                               .typed<ScaleSignature>();
+  static const auto one = typed_op<ScaleOneSignature>("genimg_fast::scale_stored_grad");
+  static const auto many = typed_op<ScaleSignature>("genimg_fast::scale_stored_grads");
   const std::optional<int64_t> n = stored.sym_numel().maybe_as_int();
   if (!n.has_value()) return many.call({stored}, grad_loss, std::nullopt, spec)[0];
   const bool mean = spec == "l1:mean";
@@ -43,13 +39,8 @@ class L1LossFunction : public torch::autograd::Function<L1LossFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& target, double weight,
                                c10::string_view reduction, bool compute_grad) {
-    static const auto op =
-        c10::Dispatcher::singleton().findSchemaOrThrow("genimg_fast::l1_loss", "").typed<L1Signature>();
-    at::Tensor loss, stored;
-    {
-      const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      std::tie(loss, stored) = op.call(input, target, weight, reduction, compute_grad);
-    }
+    static const auto op = typed_op<L1Signature>("genimg_fast::l1_loss");
+    auto [loss, stored] = call_below_autograd(op, input, target, weight, reduction, compute_grad);
     ctx->mark_non_differentiable({stored});
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({stored});
@@ -68,13 +59,7 @@ class L1LossFunction : public torch::autograd::Function<L1LossFunction> {
                 "so it stored no gradient; call genimg_fast.ops.l1_loss, which sets it when a gradient is needed");
     const variable_list stored = ctx->get_saved_variables();
     const std::string spec = ctx->saved_data["spec"].toStringRef();
-    at::Tensor grad_input;
-    if (at::GradMode::is_enabled()) {  // recording the backward: let autograd refuse double backward
-      grad_input = scale_stored(stored[0], grad_loss, spec);
-    } else {
-      const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      grad_input = scale_stored(stored[0], grad_loss, spec);
-    }
+    const at::Tensor grad_input = call_in_backward([&] { return scale_stored(stored[0], grad_loss, spec); });
     if (ctx->needs_input_grad(1)) result[1] = grad_input.neg();
     if (ctx->needs_input_grad(0)) result[0] = grad_input;
     return result;

@@ -3,9 +3,7 @@
 // without the extension): a combined objective is then one op call forward and one backward,
 // with no Python in between. Same formula: each input's gradient is its stored
 // weight * df/da times (grad_total + grad_terms[i]) times 1/n for a mean, in one launch.
-#include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/List.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -15,6 +13,8 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "common/autograd_calls.h"
 
 namespace genimg_fast {
 namespace {
@@ -33,15 +33,8 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
   static variable_list forward(AutogradContext* ctx, at::TensorList inputs, const OptTensorList& targets,
                                c10::ArrayRef<double> target_values, c10::string_view spec,
                                c10::ArrayRef<double> weights, bool compute_grad) {
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("genimg_fast::loss_terms", "")
-                               .typed<LossTermsSignature>();
-    LossTermsResult result;
-    {
-      const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      result = op.call(inputs, targets, target_values, spec, weights, compute_grad);
-    }
-    auto& [terms, total, stored] = result;
+    static const auto op = typed_op<LossTermsSignature>("genimg_fast::loss_terms");
+    auto [terms, total, stored] = call_below_autograd(op, inputs, targets, target_values, spec, weights, compute_grad);
     ctx->saved_data["spec"] = std::string(spec);  // the backward divides the 'mean' terms by their counts
     ctx->saved_data["compute_grad"] = compute_grad;
     ctx->mark_non_differentiable(stored);
@@ -53,9 +46,7 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("genimg_fast::scale_stored_grads", "")
-                               .typed<ScaleSignature>();
+    static const auto op = typed_op<ScaleSignature>("genimg_fast::scale_stored_grads");
     const variable_list stored = ctx->get_saved_variables();
     variable_list result(stored.size() + 5);  // one per input tensor, then the other arguments
     at::Tensor grad_terms = grads[0], grad_total = grads[1];
@@ -66,13 +57,7 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
     if (!grad_total.defined()) grad_total = at::zeros({}, grad_terms.options());  // only logged terms were used
     const std::optional<at::Tensor> terms = grad_terms.defined() ? std::optional<at::Tensor>(grad_terms) : std::nullopt;
     const std::string spec = ctx->saved_data["spec"].toStringRef();
-    std::vector<at::Tensor> input_grads;
-    if (at::GradMode::is_enabled()) {  // recording the backward: let autograd refuse double backward
-      input_grads = op.call(stored, grad_total, terms, spec);
-    } else {
-      const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      input_grads = op.call(stored, grad_total, terms, spec);
-    }
+    const std::vector<at::Tensor> input_grads = call_backward_op(op, stored, grad_total, terms, spec);
     for (size_t i = 0; i < input_grads.size(); ++i) {
       if (ctx->needs_input_grad(i)) result[i] = input_grads[i];
     }

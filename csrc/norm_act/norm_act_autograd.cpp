@@ -8,7 +8,6 @@
 // unless the backward itself is being recorded (create_graph=True); then the call goes through
 // autograd, which reports that double backward is not supported instead of returning a zero.
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <ATen/core/LegacyTypeDispatch.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/variable.h>
@@ -19,6 +18,8 @@
 #include <string>
 #include <tuple>
 
+#include "common/autograd_calls.h"
+
 namespace genimg_fast {
 namespace {
 
@@ -26,11 +27,6 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using OptTensor = std::optional<at::Tensor>;
 using Tensor3 = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
-
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
 
 using TrainSignature = Tensor3(const at::Tensor&, const OptTensor&, const OptTensor&, bool, double, c10::string_view,
                                double);
@@ -45,14 +41,6 @@ using BackwardReduceSignature = std::tuple<at::Tensor, at::Tensor>(const at::Ten
 using BackwardApplySignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                           const OptTensor&, const OptTensor&, const OptTensor&, const OptTensor&,
                                           double, double, c10::string_view, double);
-
-// Calls a backward op: straight to its kernel, unless grad mode asks for a graph of the backward.
-template <typename Signature, typename... Args>
-auto call_backward_op(const c10::TypedOperatorHandle<Signature>& op, Args&&... args) {
-  if (at::GradMode::is_enabled()) return op.call(std::forward<Args>(args)...);
-  const at::AutoDispatchBelowADInplaceOrView below_autograd;
-  return op.call(std::forward<Args>(args)...);
-}
 
 OptTensor optional_of(const at::Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
 
@@ -94,11 +82,7 @@ class NormActTrainFunction : public torch::autograd::Function<NormActTrainFuncti
                                const OptTensor& bias, bool per_sample, double eps, c10::string_view activation,
                                double slope) {
     static const auto op = typed_op<TrainSignature>("genimg_fast::norm_act_train");
-    at::Tensor y, mean, var;
-    {
-      const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      std::tie(y, mean, var) = op.call(x, weight, bias, per_sample, eps, activation, slope);
-    }
+    auto [y, mean, var] = call_below_autograd(op, x, weight, bias, per_sample, eps, activation, slope);
     ctx->mark_non_differentiable({mean, var});
     ctx->set_materialize_grads(false);  // mean/var get no gradient: no zero tensors for them
     ctx->save_for_backward({x, weight.value_or(at::Tensor()), bias.value_or(at::Tensor()), mean, var});
@@ -130,11 +114,7 @@ class NormActApplyFunction : public torch::autograd::Function<NormActApplyFuncti
                             const OptTensor& weight, const OptTensor& bias, double eps, c10::string_view activation,
                             double slope) {
     static const auto op = typed_op<ApplySignature>("genimg_fast::norm_act_apply");
-    at::Tensor y;
-    {
-      const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      y = op.call(x, mean, var, weight, bias, eps, activation, slope);
-    }
+    at::Tensor y = call_below_autograd(op, x, mean, var, weight, bias, eps, activation, slope);
     ctx->save_for_backward({x, mean, var, weight.value_or(at::Tensor()), bias.value_or(at::Tensor())});
     ctx->set_materialize_grads(false);
     save_options(ctx, eps, activation, slope);
