@@ -2,7 +2,7 @@
 is the GPU's work alone, without the host's per-call overhead (Python, dispatch, launches)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -21,3 +21,19 @@ def captured(step: Callable[[], object], warmup: int = 3) -> tuple[Callable[[int
     with torch.cuda.graph(graph):
         outputs = step()
     return (lambda _i: graph.replay()), outputs
+
+
+def graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], *, rtol: float,
+                   atol: float) -> dict[str, Callable[[int], None]]:
+    """'<name> (cuda graph)' replays of the eager 'torch' and 'genimg_fast' steps. Each step returns
+    its gradients; a replay's gradients must match eager torch's before the replay is timed."""
+    expected = steps["torch"](0)
+    replays = {}
+    for name in ("torch", "genimg_fast"):
+        replay, grads = captured(lambda step=steps[name]: step(0))
+        replay(0)
+        for got, want in zip(grads, expected):
+            torch.testing.assert_close(got, want, rtol=rtol, atol=atol,
+                                       msg=lambda m, name=name: f"{name} (cuda graph) disagrees with torch: {m}")
+        replays[f"{name} (cuda graph)"] = replay
+    return replays

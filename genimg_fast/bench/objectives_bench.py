@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from genimg_fast.bench.graphs import captured
+from genimg_fast.bench.graphs import graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import count_launches, time_side_by_side
 from genimg_fast.ops import objectives
@@ -135,14 +135,7 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
 
     steps = {n: make_step(o) for n, o in variants.items()}
     if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
-        expected_grads = steps["torch"](0)
-        for name in ("torch", "genimg_fast"):
-            replay, grads = captured(lambda step=steps[name]: step(0))
-            replay(0)
-            for got, want in zip(grads, expected_grads):
-                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5,
-                                           msg=lambda m, name=name: f"{name} (cuda graph) disagrees: {m}")
-            steps[f"{name} (cuda graph)"] = replay
+        steps.update(graph_variants(steps, rtol=1e-4, atol=1e-5))
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     launches = {n: count_launches(lambda step=step: step(0), device) for n, step in steps.items()}
     return timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.shapes[-1],
