@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from genimg_fast.convert import convert
 from genimg_fast.models.discriminators import NLayerDiscriminator, PixelDiscriminator
 from genimg_fast.models.norm_layers import get_norm_layer, init_weights
 from genimg_fast.models.resnet_generator import ResnetGenerator
-from genimg_fast.models.unet_generator import UnetGenerator, fold_down_activations
+from genimg_fast.models.unet_generator import UnetGenerator
 
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
@@ -24,41 +23,31 @@ def _place(net: nn.Module, gpu_ids) -> nn.Module:
     return net.to(f"cuda:{gpu_ids[0]}") if gpu_ids else net
 
 
-def _fuse(net: nn.Module) -> nn.Module:
-    """What the models' fused=True does: convert(), and for a U-Net its down-path folding."""
-    convert(net, inplace=True)
-    if isinstance(net, UnetGenerator):
-        fold_down_activations(net.model)
-    return net
-
-
 def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "batch", use_dropout: bool = False,
              init_type: str = "normal", init_gain: float = 0.02, gpu_ids=(), *, fused: bool = True) -> nn.Module:
     norm_layer = get_norm_layer(norm)
     if netG.startswith("resnet_") and netG in GENERATORS:
         blocks = 9 if netG == "resnet_9blocks" else 6
-        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, n_blocks=blocks, fused=False)
+        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, n_blocks=blocks, fused=fused)
     elif netG in GENERATORS:
         downs = 7 if netG == "unet_128" else 8
-        net = UnetGenerator(input_nc, output_nc, downs, ngf, norm_layer, use_dropout, fused=False)
+        net = UnetGenerator(input_nc, output_nc, downs, ngf, norm_layer, use_dropout, fused=fused)
     else:
         raise ValueError(f"netG must be one of {', '.join(GENERATORS)}, got {netG!r}")
-    net = _place(net, gpu_ids)  # junyanz's init_net: to the GPU first, then draw the weights there
-    init_weights(net, init_type, init_gain)
-    return _fuse(net) if fused else net
+    # junyanz's init_net: to the GPU first, then draw the weights there (fused norms included, in
+    # the same module order as the plain layers, so the draws are the reference's)
+    return init_weights(_place(net, gpu_ids), init_type, init_gain)
 
 
 def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str = "batch",
              init_type: str = "normal", init_gain: float = 0.02, gpu_ids=(), *, fused: bool = True) -> nn.Module:
     norm_layer = get_norm_layer(norm)
     if netD == "basic":
-        net = NLayerDiscriminator(input_nc, ndf, n_layers=3, norm_layer=norm_layer, fused=False)
+        net = NLayerDiscriminator(input_nc, ndf, n_layers=3, norm_layer=norm_layer, fused=fused)
     elif netD == "n_layers":
-        net = NLayerDiscriminator(input_nc, ndf, n_layers_D, norm_layer=norm_layer, fused=False)
+        net = NLayerDiscriminator(input_nc, ndf, n_layers_D, norm_layer=norm_layer, fused=fused)
     elif netD == "pixel":
-        net = PixelDiscriminator(input_nc, ndf, norm_layer=norm_layer, fused=False)
+        net = PixelDiscriminator(input_nc, ndf, norm_layer=norm_layer, fused=fused)
     else:
         raise ValueError(f"netD must be one of {', '.join(DISCRIMINATORS)}, got {netD!r}")
-    net = _place(net, gpu_ids)
-    init_weights(net, init_type, init_gain)
-    return _fuse(net) if fused else net
+    return init_weights(_place(net, gpu_ids), init_type, init_gain)
