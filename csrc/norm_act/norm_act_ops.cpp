@@ -78,6 +78,12 @@ at::Tensor stat_tensor(const at::Tensor& x, bool per_sample) {
   return per_sample ? at::empty({x.size(0), x.size(1)}, options) : at::empty({x.size(1)}, options);
 }
 
+// The statistics of an input with no elements: NaN, as the references return.
+std::tuple<at::Tensor, at::Tensor> empty_input_stats(const at::Tensor& x, bool per_sample) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  return {stat_tensor(x, per_sample).fill_(nan), stat_tensor(x, per_sample).fill_(nan)};
+}
+
 at::Tensor workspace_for(const NormTiling& t, const at::Tensor& x) {
   const auto bytes = norm_reduce_workspace_bytes(t, x.scalar_type() == at::kDouble);
   return at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
@@ -215,12 +221,8 @@ void update_running(at::Tensor& running_mean, at::Tensor& running_var, const Opt
 std::tuple<at::Tensor, at::Tensor> norm_act_stats_cuda(const at::Tensor& x, bool per_sample) {
   check_norm_input(x, "genimg_fast.norm_act_stats");
   const c10::cuda::CUDAGuard guard(x.device());
+  if (x.numel() == 0) return empty_input_stats(x, per_sample);
   at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
-  if (x.numel() == 0) {
-    mean.fill_(std::numeric_limits<double>::quiet_NaN());
-    var.fill_(std::numeric_limits<double>::quiet_NaN());
-    return {mean, var};
-  }
   const DenseInput in = dense_input(x);
   compute_stats(in, tiling_for(in, per_sample), mean, var);
   return {mean, var};
@@ -301,12 +303,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_cuda(const at::Ten
   const Activation act = parse_activation(activation, kOp);
   check_training_count(x, per_sample);
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
   if (x.numel() == 0) {
-    mean.fill_(std::numeric_limits<double>::quiet_NaN());
-    var.fill_(std::numeric_limits<double>::quiet_NaN());
+    auto [mean, var] = empty_input_stats(x, per_sample);
     return {at::empty_like(x), mean, var};
   }
+  at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
   const DenseInput in = dense_input(x);
   const NormTiling t = tiling_for(in, per_sample);
   const auto acc = acc_scalar_type(x);
