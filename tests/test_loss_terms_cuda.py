@@ -160,7 +160,9 @@ def test_compile_and_graph_capture_and_no_sync(cuda_kernels):
 
     def step():
         total, _ = criterion(*tensors)
-        return total, torch.autograd.grad(total, grads_of)
+        # detached: a kept graph would pin the leaves' gradient accumulators to the default
+        # stream, and the capture below could not run a backward through them
+        return total.detach(), torch.autograd.grad(total, grads_of)
 
     eager_total, eager_grads = step()
     compiled_total, compiled_grads = torch.compile(step, fullgraph=False)()

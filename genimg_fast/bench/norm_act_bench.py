@@ -95,11 +95,14 @@ def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup:
             for _ in range(2 if device.type != "cuda" else 4)]
     # Parameters stay fp32 with bf16 activations, as under autocast.
     # Never time a wrong answer: every variant's output must agree with eager torch.
+    # No graph may outlive the check: a kept graph pins x's gradient accumulator to this stream,
+    # and a later CUDA-graph capture of a backward through it fails.
     x, _ = sets[0]
-    expected = eager(x)
-    for name, module in variants.items():
-        torch.testing.assert_close(module(x), expected, rtol=2e-2, atol=2e-2,
-                                   msg=lambda m, name=name: f"{name} disagrees with torch: {m}")
+    with torch.no_grad():
+        expected = eager(x)
+        for name, module in variants.items():
+            torch.testing.assert_close(module(x), expected, rtol=2e-2, atol=2e-2,
+                                       msg=lambda m, name=name: f"{name} disagrees with torch: {m}")
 
     def make_step(module: nn.Module):
         params = [p for p in module.parameters() if p.requires_grad]
