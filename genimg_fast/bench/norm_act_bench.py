@@ -83,6 +83,20 @@ def describe(case: NormCase) -> str:
     return f"{'BN' if case.norm == 'batch' else 'IN'}+{act} fwd+bwd" + (" (channels_last)" if case.channels_last else "")
 
 
+def _check_gradients(eager: nn.Module, fused: nn.Module, x: torch.Tensor, gy: torch.Tensor) -> None:
+    """The fused step's gradients against a float64 copy of eager torch, each within a tolerance
+    scaled to its size and to the activations' precision."""
+    exact_module = copy.deepcopy(eager).double()
+    x64 = x.detach().double().requires_grad_()
+    exact = torch.autograd.grad(exact_module(x64), [x64, *exact_module.parameters()], gy.double())
+    got = torch.autograd.grad(fused(x), [x, *fused.parameters()], gy)
+    tol = 2e-2 if x.dtype in (torch.float16, torch.bfloat16) else 1e-3
+    for what, g, e in zip(("input", "weight", "bias"), got, exact):
+        scale = max(e.abs().max().item(), 1.0)
+        torch.testing.assert_close(g.double(), e, rtol=tol, atol=tol * scale,
+                                   msg=lambda m, what=what: f"genimg_fast's {what} gradient is off: {m}")
+
+
 def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup: int, repeats: int) -> list[dict]:
     eager = _eager(case).to(device)
     variants = {"torch": eager, "genimg_fast": _fused(eager, case).to(device)}
@@ -95,14 +109,16 @@ def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup:
             for _ in range(2 if device.type != "cuda" else 4)]
     # Parameters stay fp32 with bf16 activations, as under autocast.
     # Never time a wrong answer: every variant's output must agree with eager torch.
-    # No graph may outlive the check: a kept graph pins x's gradient accumulator to this stream,
-    # and a later CUDA-graph capture of a backward through it fails.
+    # Detached at once: a kept graph would pin x's gradient accumulator to this stream and break
+    # the CUDA-graph capture of a backward through it. (Not no_grad: compiled variants would
+    # recompile for the grad mode.)
     x, _ = sets[0]
-    with torch.no_grad():
-        expected = eager(x)
-        for name, module in variants.items():
-            torch.testing.assert_close(module(x), expected, rtol=2e-2, atol=2e-2,
-                                       msg=lambda m, name=name: f"{name} disagrees with torch: {m}")
+    expected = eager(x).detach()
+    for name, module in variants.items():
+        torch.testing.assert_close(module(x).detach(), expected, rtol=2e-2, atol=2e-2,
+                                   msg=lambda m, name=name: f"{name} disagrees with torch: {m}")
+
+    _check_gradients(eager, variants["genimg_fast"], *sets[0])
 
     def make_step(module: nn.Module):
         params = [p for p in module.parameters() if p.requires_grad]

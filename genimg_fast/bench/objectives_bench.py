@@ -122,13 +122,18 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
         variants["torch.compile(genimg_fast)"] = torch.compile(fused(case.name))
     sets = [make_inputs(case, device, seed) for seed in range(2)]
     # Never time a wrong answer: every variant's value must agree with eager torch.
-    # Without a graph: one kept alive would pin the inputs' gradient accumulators to this stream
-    # and break the CUDA-graph capture of the backward below.
-    with torch.no_grad():
-        expected = variants["torch"](sets[0])
-        for name, objective in variants.items():
-            torch.testing.assert_close(objective(sets[0]), expected, rtol=1e-4, atol=1e-4,
-                                       msg=lambda m, name=name: f"{name} disagrees with torch on {case.name}: {m}")
+    # Detached at once: a kept graph would pin the inputs' gradient accumulators to this stream and
+    # break the CUDA-graph capture of the backward below.
+    expected = variants["torch"](sets[0]).detach()
+    for name, objective in variants.items():
+        torch.testing.assert_close(objective(sets[0]).detach(), expected, rtol=1e-4, atol=1e-4,
+                                   msg=lambda m, name=name: f"{name} disagrees with torch on {case.name}: {m}")
+
+    inputs = [sets[0][k] for k in case.differentiable]
+    for got, want in zip(torch.autograd.grad(variants["genimg_fast"](sets[0]), inputs),
+                         torch.autograd.grad(variants["torch"](sets[0]), inputs)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5,
+                                   msg=lambda m: f"genimg_fast's gradients disagree with torch on {case.name}: {m}")
 
     def make_step(objective: Objective):
         def step(i: int):

@@ -38,6 +38,8 @@ def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str
         for case in family.cases(device, quick):
             if wanted and not any(text in case.label.lower() for text in wanted):
                 continue
+            if compile_too:  # each case compiles afresh: earlier cases' guards would count toward the recompile limit
+                torch._dynamo.reset()
             rows += family.run_case(case, device, compile_too=compile_too, warmup=warmup, repeats=repeats)
     record = environment_record(device)
     if not rows:
