@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import genimg_fast
 from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss, GANLoss, Pix2PixGeneratorLoss, VAELoss
@@ -88,6 +89,59 @@ def test_discriminator_objective_is_half_the_sum(mode):
     torch.testing.assert_close(terms["D_real"], d_real)  # logged before the 0.5, as pix2pix logs them
     torch.testing.assert_close(terms["D_fake"], d_fake)
     _assert_same_gradients(total, expected, [real, fake])
+
+
+def test_dcgan_discriminator_objective_is_the_example_s_errD():
+    real, fake = torch.sigmoid(_rand(16, seed=1)).requires_grad_(), torch.sigmoid(_rand(16, seed=2)).requires_grad_()
+    total, terms = DiscriminatorLoss("bce", weight=1.0)(real, fake)
+    err_real, err_fake = reference_gan_loss(real, "bce", True), reference_gan_loss(fake, "bce", False)
+    torch.testing.assert_close(total, err_real + err_fake)
+    torch.testing.assert_close(terms["D_real"], err_real)
+    torch.testing.assert_close(terms["D_fake"], err_fake)
+    _assert_same_gradients(total, err_real + err_fake, [real, fake])
+    with pytest.raises(ValueError, match="weight must be positive"):
+        DiscriminatorLoss("bce", weight=0.0)(real, fake)
+
+
+class _OpCounter(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["cyclegan_G", "discriminator", "pix2pix_G", "vae"])
+def test_each_objective_is_one_op_until_its_terms_are_read(name):
+    """A step that does not log runs the fused op alone; reading the terms builds them then."""
+    # rec_A, real_A, rec_B, real_B, idt_A, idt_B: the real images are data, without gradients
+    images = [_rand(1, 3, 8, 8, seed=i).requires_grad_(i not in (1, 3)) for i in range(6)]
+    patches = [_rand(1, 1, 4, 4, seed=10 + i).requires_grad_() for i in range(2)]
+    recon = torch.sigmoid(images[0]).detach().requires_grad_()
+    calls = {  # name -> (objective, its arguments), built before counting
+        "cyclegan_G": (CycleGANGeneratorLoss(), (*patches, *images)),
+        "discriminator": (DiscriminatorLoss("lsgan"), tuple(patches)),
+        "pix2pix_G": (Pix2PixGeneratorLoss(), (patches[0], images[0], images[1])),
+        "vae": (VAELoss(), (recon, torch.rand(1, 3, 8, 8, dtype=torch.float64), _rand(2, 4, seed=20).requires_grad_(),
+                            _rand(2, 4, seed=21).requires_grad_())),
+    }
+    objective, args = calls[name]
+    with _OpCounter() as counter:
+        total, terms = objective(*args)
+    assert counter.ops == ["genimg_fast.loss_terms.default"]
+    with _OpCounter() as counter:
+        logged = {k: v for k, v in terms.items()}
+    assert counter.ops, "reading the terms computes them"
+    assert set(logged) == set(terms) and len(terms) == len(logged)
+    assert all(v.dim() == 0 for v in logged.values())
+    with _OpCounter() as counter:
+        again = terms[next(iter(terms))]
+    assert counter.ops == [] and again is logged[next(iter(terms))]  # built once
+    assert "LoggedTerms(" in repr(terms)
+    with pytest.raises(KeyError):
+        terms["no such term"]
 
 
 def test_pix2pix_generator_objective():

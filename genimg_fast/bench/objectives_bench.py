@@ -85,14 +85,11 @@ def reference(name: str) -> Objective:
 
 
 def fused(name: str) -> Objective:
-    def dcgan_d(t):
-        return objectives.gan_loss(t[0], "bce", True) + objectives.gan_loss(t[1], "bce", False)
-
     return {
         "cyclegan_G": lambda t: objectives.cyclegan_generator_loss(*t)[0],
         "cyclegan_D": lambda t: objectives.discriminator_loss(t[0], t[1], "lsgan")[0],
         "pix2pix_G": lambda t: objectives.pix2pix_generator_loss(*t)[0],
-        "dcgan_D": dcgan_d,
+        "dcgan_D": lambda t: objectives.discriminator_loss(t[0], t[1], "bce", weight=1.0)[0],
         "vae": lambda t: objectives.vae_loss(*t)[0],
     }[name]
 

@@ -2,7 +2,8 @@
 forward, one backward, on a GPU).
 
 GANLoss is call-compatible with junyanz's `GANLoss(gan_mode)(prediction, target_is_real)`; the
-objective modules return (total, {term: value}) with the terms their recipes log.
+objective modules return (total, terms), terms mapping each name the recipes log to its value
+(built when read: a step that does not log runs the one fused op).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from genimg_fast.ops import objectives
+from genimg_fast.ops.logged_terms import LoggedTerms
 
 Tensor = torch.Tensor
 
@@ -28,14 +30,16 @@ class GANLoss(nn.Module):
 
 
 class DiscriminatorLoss(nn.Module):
-    """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)): CycleGAN's D_A / D_B step and pix2pix's D step."""
+    """weight * (GAN(D(real), real) + GAN(D(fake), fake)): CycleGAN's D_A / D_B step and pix2pix's
+    D step with weight 0.5, the DCGAN example's errD with weight 1.0 and gan_mode 'bce'."""
 
-    def __init__(self, gan_mode: str) -> None:
+    def __init__(self, gan_mode: str, weight: float = 0.5) -> None:
         super().__init__()
         self.gan_mode = objectives.check_gan_mode(gan_mode)
+        self.weight = float(weight)
 
-    def forward(self, pred_real: Tensor, pred_fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        return objectives.discriminator_loss(pred_real, pred_fake, self.gan_mode)
+    def forward(self, pred_real: Tensor, pred_fake: Tensor) -> tuple[Tensor, LoggedTerms]:
+        return objectives.discriminator_loss(pred_real, pred_fake, self.gan_mode, self.weight)
 
 
 class CycleGANGeneratorLoss(nn.Module):
@@ -50,7 +54,7 @@ class CycleGANGeneratorLoss(nn.Module):
 
     def forward(self, pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Tensor, real_A: Tensor, rec_B: Tensor,
                 real_B: Tensor, idt_A: Tensor | None = None,
-                idt_B: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                idt_B: Tensor | None = None) -> tuple[Tensor, LoggedTerms]:
         return objectives.cyclegan_generator_loss(pred_fake_B, pred_fake_A, rec_A, real_A, rec_B, real_B, idt_A, idt_B,
                                                   mode=self.gan_mode, lambda_A=self.lambda_A, lambda_B=self.lambda_B,
                                                   lambda_identity=self.lambda_identity)
@@ -64,7 +68,7 @@ class Pix2PixGeneratorLoss(nn.Module):
         self.gan_mode = objectives.check_gan_mode(gan_mode)
         self.lambda_L1 = float(lambda_L1)
 
-    def forward(self, pred_fake: Tensor, fake_B: Tensor, real_B: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, pred_fake: Tensor, fake_B: Tensor, real_B: Tensor) -> tuple[Tensor, LoggedTerms]:
         return objectives.pix2pix_generator_loss(pred_fake, fake_B, real_B, mode=self.gan_mode,
                                                  lambda_L1=self.lambda_L1)
 
@@ -79,7 +83,7 @@ class VAELoss(nn.Module):
         self.recon_loss, self.recon_reduction = recon_loss, recon_reduction
         self.kld_weight, self.kld_reduction = float(kld_weight), kld_reduction
 
-    def forward(self, recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> tuple[Tensor, LoggedTerms]:
         return objectives.vae_loss(recon, x, mu, logvar, recon_loss=self.recon_loss,
                                    recon_reduction=self.recon_reduction, kld_weight=self.kld_weight,
                                    kld_reduction=self.kld_reduction)

@@ -1,12 +1,13 @@
 """The training objectives of the reference recipes (../shared/reference-models.md) as single
 fused loss_terms calls: GAN losses, the CycleGAN / pix2pix generator and discriminator
-objectives, the VAE objective. Each returns (total, {term name: value}) with the terms as
-their recipes log them.
+objectives, the VAE objective. Each returns (total, terms): terms maps each name to its value as
+the recipes log it (a LoggedTerms: built when read, so a step that does not log runs one op).
 """
 from __future__ import annotations
 
 import torch
 
+from genimg_fast.ops.logged_terms import LoggedTerms, terms_named
 from genimg_fast.ops.loss_terms import LossTerm, loss_terms
 
 Tensor = torch.Tensor
@@ -40,21 +41,21 @@ def gan_loss(prediction: Tensor, mode: str, target_is_real: bool, real_label: fl
     return total
 
 
-def _named(total: Tensor, values: Tensor, names: list[str]) -> tuple[Tensor, dict[str, Tensor]]:
-    return total, dict(zip(names, values.unbind()))
-
-
-def discriminator_loss(pred_real: Tensor, pred_fake: Tensor, mode: str) -> tuple[Tensor, dict[str, Tensor]]:
-    """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)): the CycleGAN (per D) and pix2pix D step.
-    D_real and D_fake are logged before the 0.5, as pix2pix logs them."""
-    total, values = loss_terms([gan_term(pred_real, mode, True, 0.5), gan_term(pred_fake, mode, False, 0.5)])
-    return _named(total, values * 2, ["D_real", "D_fake"])
+def discriminator_loss(pred_real: Tensor, pred_fake: Tensor, mode: str,
+                       weight: float = 0.5) -> tuple[Tensor, LoggedTerms]:
+    """weight * (GAN(D(real), real) + GAN(D(fake), fake)). weight=0.5: the CycleGAN (per D) and
+    pix2pix D step; weight=1.0: the DCGAN example's errD = errD_real + errD_fake. D_real and
+    D_fake are logged without the weight, as pix2pix and the DCGAN example log them."""
+    if not weight > 0:
+        raise ValueError(f"discriminator_loss: weight must be positive, got {weight!r}")
+    total, values = loss_terms([gan_term(pred_real, mode, True, weight), gan_term(pred_fake, mode, False, weight)])
+    return total, terms_named(values, ["D_real", "D_fake"], 1.0 / weight)
 
 
 def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Tensor, real_A: Tensor, rec_B: Tensor,
                             real_B: Tensor, idt_A: Tensor | None = None, idt_B: Tensor | None = None, *,
                             mode: str = "lsgan", lambda_A: float = 10.0, lambda_B: float = 10.0,
-                            lambda_identity: float = 0.5) -> tuple[Tensor, dict[str, Tensor]]:
+                            lambda_identity: float = 0.5) -> tuple[Tensor, LoggedTerms]:
     """The six-term CycleGAN generator objective: GAN(D_A(G_A(A)), real) + GAN(D_B(G_B(B)), real)
     + lambda_A * L1(G_B(G_A(A)), A) + lambda_B * L1(G_A(G_B(B)), B)
     + lambda_B * lambda_identity * L1(G_A(B), B) + lambda_A * lambda_identity * L1(G_B(A), A).
@@ -70,22 +71,22 @@ def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Ten
                   LossTerm(idt_B, "l1", real_A, lambda_A * lambda_identity)]
         names += ["idt_A", "idt_B"]
     total, values = loss_terms(terms)
-    total, named = _named(total, values, names)
+    layout = {name: ((i,), 1.0) for i, name in enumerate(names)}
     if lambda_identity <= 0:
-        named["idt_A"] = named["idt_B"] = torch.zeros((), dtype=total.dtype, device=total.device)
-    return total, named
+        layout["idt_A"] = layout["idt_B"] = ((), 1.0)  # logged as 0, as the recipe does
+    return total, LoggedTerms(values, layout)
 
 
 def pix2pix_generator_loss(pred_fake: Tensor, fake_B: Tensor, real_B: Tensor, *, mode: str = "vanilla",
-                           lambda_L1: float = 100.0) -> tuple[Tensor, dict[str, Tensor]]:
+                           lambda_L1: float = 100.0) -> tuple[Tensor, LoggedTerms]:
     """GAN(D(cat(A, G(A))), real) + lambda_L1 * L1(G(A), B)."""
     total, values = loss_terms([gan_term(pred_fake, mode, True), LossTerm(fake_B, "l1", real_B, lambda_L1)])
-    return _named(total, values, ["G_GAN", "G_L1"])
+    return total, terms_named(values, ["G_GAN", "G_L1"])
 
 
 def vae_loss(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, *, recon_loss: str = "bce",
              recon_reduction: str = "sum", kld_weight: float = 1.0,
-             kld_reduction: str = "sum") -> tuple[Tensor, dict[str, Tensor]]:
+             kld_reduction: str = "sum") -> tuple[Tensor, LoggedTerms]:
     """reconstruction + kld_weight * KL(N(mu, exp(logvar)) || N(0, 1)).
 
     pytorch/examples: recon_loss='bce', recon_reduction='sum', kld_reduction='sum' (x may keep
@@ -106,5 +107,4 @@ def vae_loss(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, *, recon_loss
     total, values = loss_terms([LossTerm(recon, recon_loss, x, 1.0, recon_reduction),
                                 LossTerm(mu, "half_square", None, kl_weight, "sum"),
                                 LossTerm(logvar, "kl_logvar", None, kl_weight, "sum")])
-    recon_value, kl_mu, kl_logvar = values.unbind()
-    return total, {"recon": recon_value, "kld": kl_mu + kl_logvar}
+    return total, LoggedTerms(values, {"recon": ((0,), 1.0), "kld": ((1, 2), 1.0)})
