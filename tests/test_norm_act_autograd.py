@@ -11,11 +11,12 @@ import sys
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from genimg_fast import _backend
 from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
-from genimg_fast.ops import (norm_act_apply, norm_act_stats, norm_act_train, update_running_stats_,
-                             update_tracked_running_stats_)
+from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_stats, norm_act_train,
+                             update_running_stats_, update_tracked_running_stats_)
 
 needs_kernels = pytest.mark.skipif(not _backend.kernels_loaded(), reason="the extension is not loaded")
 
@@ -112,6 +113,55 @@ def test_apply_refuses_gradients_for_the_statistics():
     y = norm_act_apply(x.requires_grad_(), mean.requires_grad_(), var, w, b, 1e-5, "relu", 0.0)
     with pytest.raises(RuntimeError, match="gradients with respect to mean and var are not supported"):
         y.sum().backward()
+
+
+class _OpCounter(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@needs_kernels
+@pytest.mark.parametrize("momentum,ops", [(0.1, ["genimg_fast.batch_norm_act_train_.default"]),
+                                          (None, ["genimg_fast.norm_act_train.default",
+                                                  "genimg_fast.update_tracked_running_stats_.default"])])
+def test_batch_norm_training_forward_is_one_op_with_a_momentum(momentum, ops):
+    """With the kernels, BatchNormAct2d's training forward and its running-statistics update are
+    one op (one dispatch; on a GPU no launch of its own); momentum=None keeps the separate update."""
+    module = BatchNormAct2d(4, momentum=momentum, dtype=torch.float64)
+    x, _, _ = _inputs()
+    x.requires_grad_()
+    with _OpCounter() as counter:
+        y = module(x)
+    assert counter.ops == ops
+    assert "NormActTrainFunction" in y.grad_fn.name()
+
+
+@needs_kernels
+def test_forward_with_update_bumps_versions_and_refuses_grad_on_buffers():
+    x, w, b = _inputs()
+    rm, rv, tracked = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64), torch.tensor(0)
+    versions = (rm._version, rv._version, tracked._version)
+    batch_norm_act_train_(x, w, b, rm, rv, tracked, 0.1, 1e-5, "relu", 0.0)
+    assert all(t._version > v for t, v in zip((rm, rv, tracked), versions)) and tracked.item() == 1
+    with pytest.raises(RuntimeError, match="running statistics are buffers"):
+        batch_norm_act_train_(x, w, b, rm.clone().requires_grad_(), rv, tracked, 0.1, 1e-5, "relu", 0.0)
+
+
+@needs_kernels
+def test_eval_graph_refuses_backward_after_a_training_forward_updated_its_stats():
+    """Eval mode saves the running statistics; a training forward then changes them in place."""
+    module = BatchNormAct2d(4, dtype=torch.float64)
+    x, _, _ = _inputs()
+    x.requires_grad_()
+    y_eval = module.eval()(x)
+    module.train()(x.detach())
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y_eval.sum().backward()
 
 
 def test_running_stats_update_bumps_versions_and_refuses_grad():

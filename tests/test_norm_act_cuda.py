@@ -9,8 +9,8 @@ import pytest
 import torch
 from cuda_helpers import assert_raises_in_child, poison_allocator
 
-from genimg_fast.ops import (norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce, norm_act_stats,
-                             norm_act_train, norm_act_train_backward, update_running_stats_,
+from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
+                             norm_act_stats, norm_act_train, norm_act_train_backward, update_running_stats_,
                              update_tracked_running_stats_)
 from genimg_fast.ops import _norm_act_math as ref
 
@@ -249,6 +249,54 @@ def test_running_stats_with_batch_counter(cuda_kernels, momentum, buffers):
     tol = 1e-6 if buffers == "float32" else 2e-3
     torch.testing.assert_close(rm.double().cpu(), rm_ref, rtol=tol, atol=tol)
     torch.testing.assert_close(rv.double().cpu(), rv_ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", [(3, 40, 9, 7), (2, 5, 96, 96), (64, 48, 4, 4)])  # merged and separate merges
+def test_forward_that_updates_running_stats_equals_its_two_ops_bitwise(cuda_kernels, dtype, layout, shape):
+    """batch_norm_act_train_ blends the running statistics in the pass that publishes the batch
+    statistics, with the update kernel's formula: the same bits as norm_act_train followed by
+    update_tracked_running_stats_, and every channel updated, the counter once."""
+    x, w, b, gy = _make(shape, dtype, layout, 21)
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    c = shape[1]
+    running = [torch.randn(c, device="cuda", dtype=acc), torch.rand(c, device="cuda", dtype=acc) + 0.5,
+               torch.tensor(4, device="cuda")]
+    expected = [t.clone() for t in running]
+    poison_allocator(x.numel() * 8)
+    y, mean, var = batch_norm_act_train_(x, w, b, *running, 0.1, 1e-5, "leaky_relu", 0.2)
+    y_p, mean_p, var_p = norm_act_train(x, w, b, False, 1e-5, "leaky_relu", 0.2)
+    update_tracked_running_stats_(*expected, mean_p, var_p, x.numel() // c, 0.1)
+    assert torch.equal(y, y_p) and torch.equal(mean, mean_p) and torch.equal(var, var_p)
+    for got, want in zip(running, expected):
+        assert torch.equal(got, want)
+    assert running[2].item() == 5
+
+
+@pytest.mark.parametrize("buffers", ["float16", "view"])
+def test_forward_that_updates_running_stats_of_other_buffers(cuda_kernels, buffers):
+    """Buffers the kernels cannot write (model.half()'s fp16, strided views) are updated after them."""
+    x, w, b, _ = _make((6, 10, 5, 5), torch.float32, "contiguous", 22)
+    if buffers == "float16":
+        rm, rv = torch.randn(10, device="cuda").half(), (torch.rand(10, device="cuda") + 0.5).half()
+    else:
+        rm, rv = torch.randn(20, device="cuda")[::2], (torch.rand(20, device="cuda") + 0.5)[::2]
+    tracked = torch.tensor(0, device="cuda")
+    rm_ref, rv_ref, tracked_ref = rm.clone(), rv.clone(), tracked.clone()
+    _, mean, var = batch_norm_act_train_(x, w, b, rm, rv, tracked, 0.1, 1e-5, "relu", 0.0)
+    update_tracked_running_stats_(rm_ref, rv_ref, tracked_ref, mean, var, 150, 0.1)
+    assert torch.equal(rm, rm_ref) and torch.equal(rv, rv_ref) and tracked.item() == tracked_ref.item() == 1
+
+
+def test_batch_norm_training_forward_is_two_launches(cuda_kernels):
+    """BatchNormAct2d's training forward: statistics partials, then merge + apply + running update."""
+    from genimg_fast.bench.timing import count_launches
+    from genimg_fast.nn import BatchNormAct2d
+    module = BatchNormAct2d(16).cuda()
+    x = torch.randn(8, 16, 8, 8, device="cuda")
+    assert count_launches(lambda: module(x), torch.device("cuda")) == 2
+    assert module.num_batches_tracked.item() == 2  # count_launches calls it twice
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])

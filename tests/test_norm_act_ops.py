@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genimg_fast.ops import (norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce, norm_act_stats,
-                             norm_act_train, norm_act_train_backward, update_running_stats_,
+from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
+                             norm_act_stats, norm_act_train, norm_act_train_backward, update_running_stats_,
                              update_tracked_running_stats_)
 
 ACTIVATIONS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.2)]
@@ -119,6 +119,23 @@ def test_update_running_stats_counts_batches_and_averages_cumulatively():
     assert tracked.item() == 4
 
 
+@pytest.mark.parametrize("activation,slope", ACTIVATIONS)
+def test_batch_norm_forward_with_its_update_is_the_two_ops(activation, slope):
+    """batch_norm_act_train_ = norm_act_train + update_tracked_running_stats_ (momentum given)."""
+    x, w, b = _inputs()
+    running = [torch.randn(5, dtype=torch.float64), torch.rand(5, dtype=torch.float64) + 0.5, torch.tensor(7)]
+    expected = [t.clone() for t in running]
+    y, mean, var = batch_norm_act_train_(x, w, b, *running, 0.2, 1e-5, activation, slope)
+    y_p, mean_p, var_p = norm_act_train(x, w, b, False, 1e-5, activation, slope)
+    update_tracked_running_stats_(*expected, mean_p, var_p, x.numel() // 5, 0.2)
+    for got, want in zip((y, mean, var, *running), (y_p, mean_p, var_p, *expected)):
+        assert torch.equal(got, want)
+    empty = x[:0]
+    y0, mean0, _ = batch_norm_act_train_(empty, w, b, *running, 0.2, 1e-5, activation, slope)
+    assert y0.shape == empty.shape and torch.isnan(mean0).all() and running[2].item() == 9  # counted, like torch
+    assert torch.equal(running[0], expected[0])
+
+
 def test_low_precision_input_keeps_fp32_stats_and_its_dtype():
     x, w, b = _inputs((4, 3, 8, 8), torch.float32)
     y, mean, var = norm_act_train(x.to(torch.bfloat16), w, b, False, 1e-5, "relu", 0.0)
@@ -163,6 +180,13 @@ def test_nan_propagates_within_its_channel():
         (lambda x, w, b: norm_act_apply(x, w[:3], b, w, b, 1e-5, "relu", 0.0), ValueError, "mean must have shape"),
         (lambda x, w, b: norm_act_train(x, w.to("meta"), b, False, 1e-5, "relu", 0.0), ValueError,
          "weight must be on the same device"),
+        (lambda x, w, b: batch_norm_act_train_(x, w, b, w[:2].clone(), w.clone(), torch.tensor(0), 0.1, 1e-5, "relu",
+                                               0.0), ValueError, "running_mean must have shape"),
+        (lambda x, w, b: batch_norm_act_train_(x, w, b, w.clone(), w.clone(), torch.tensor(0.0), 0.1, 1e-5, "relu",
+                                               0.0), ValueError, "num_batches_tracked must be a one-element int64"),
+        (lambda x, w, b: batch_norm_act_train_(x[:1, :, :1, :1], w, b, w.clone(), w.clone(), torch.tensor(0), 0.1,
+                                               1e-5, "relu", 0.0), ValueError,
+         "Expected more than 1 value per channel when training"),
     ],
 )
 def test_bad_input_raises_errors_naming_the_argument(call, error, match):
@@ -188,3 +212,6 @@ def test_opcheck(per_sample):
     torch.library.opcheck(update_running_stats_, (torch.zeros(3), torch.ones(3), mean, var, 20, 0.1))
     torch.library.opcheck(update_tracked_running_stats_, (torch.zeros(3), torch.ones(3), torch.tensor(2), mean, var,
                                                           20, None))
+    if not per_sample:
+        torch.library.opcheck(batch_norm_act_train_, (*args, torch.zeros(3), torch.ones(3), torch.tensor(2), 0.1,
+                                                      1e-5, "leaky_relu", 0.2))

@@ -1,5 +1,6 @@
-// Autograd of norm_act_train, norm_act_apply and update_running_stats_ in C++, registered for
-// CPU and CUDA tensors (AutogradCPU / AutogradCUDA take precedence over the Python formulas that
+// Autograd of norm_act_train (and batch_norm_act_train_, which also updates the running
+// statistics), norm_act_apply and the running-statistics updates in C++, registered for CPU and
+// CUDA tensors (AutogradCPU / AutogradCUDA take precedence over the Python formulas that
 // genimg_fast/ops/norm_act.py registers for every device). The formulas are the same; running
 // them here keeps Python off the training step: the Python autograd wrapper of a custom op cost
 // more host time than the kernels of a DCGAN-sized norm layer take on the GPU.
@@ -76,13 +77,32 @@ Options saved_options(AutogradContext* ctx) {
           ctx->saved_data["slope"].toDouble()};
 }
 
+using BatchNormTrainSignature = Tensor3(const at::Tensor&, const OptTensor&, const OptTensor&, at::Tensor&, at::Tensor&,
+                                        at::Tensor&, double, double, c10::string_view, double);
+
+// The running statistics a batch-norm training forward updates (batch_norm_act_train_). They are
+// buffers, not autograd inputs: passed by pointer, Function::apply does not take them for inputs.
+struct RunningUpdate {
+  at::Tensor* mean;
+  at::Tensor* var;
+  at::Tensor* num_batches_tracked;
+  double momentum;
+};
+
+// norm_act_train, or with `running` batch_norm_act_train_ (the same forward that also updates
+// the running statistics); the same backward.
 class NormActTrainFunction : public torch::autograd::Function<NormActTrainFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const OptTensor& weight,
                                const OptTensor& bias, bool per_sample, double eps, c10::string_view activation,
-                               double slope) {
-    static const auto op = typed_op<TrainSignature>("genimg_fast::norm_act_train");
-    auto [y, mean, var] = call_below_autograd(op, x, weight, bias, per_sample, eps, activation, slope);
+                               double slope, const RunningUpdate* running) {
+    static const auto train_op = typed_op<TrainSignature>("genimg_fast::norm_act_train");
+    static const auto batch_norm_op = typed_op<BatchNormTrainSignature>("genimg_fast::batch_norm_act_train_");
+    auto [y, mean, var] =
+        running == nullptr
+            ? call_below_autograd(train_op, x, weight, bias, per_sample, eps, activation, slope)
+            : call_below_autograd(batch_norm_op, x, weight, bias, *running->mean, *running->var,
+                                  *running->num_batches_tracked, running->momentum, eps, activation, slope);
     ctx->mark_non_differentiable({mean, var});
     ctx->set_materialize_grads(false);  // mean/var get no gradient: no zero tensors for them
     ctx->save_for_backward({x, weight.value_or(at::Tensor()), bias.value_or(at::Tensor()), mean, var});
@@ -92,7 +112,7 @@ class NormActTrainFunction : public torch::autograd::Function<NormActTrainFuncti
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     static const auto op = typed_op<TrainBackwardSignature>("genimg_fast::norm_act_train_backward");
-    variable_list result(7);  // one per forward argument
+    variable_list result(8);  // one per forward argument
     const at::Tensor& grad_y = grads[0];
     if (!grad_y.defined()) return result;  // y took no part in the loss
     const variable_list saved = ctx->get_saved_variables();
@@ -154,7 +174,8 @@ class NormActApplyFunction : public torch::autograd::Function<NormActApplyFuncti
 
 Tensor3 norm_act_train_autograd(const at::Tensor& x, const OptTensor& weight, const OptTensor& bias, bool per_sample,
                                 double eps, c10::string_view activation, double slope) {
-  const variable_list out = NormActTrainFunction::apply(x, weight, bias, per_sample, eps, activation, slope);
+  const variable_list out = NormActTrainFunction::apply(x, weight, bias, per_sample, eps, activation, slope,
+                                                        static_cast<const RunningUpdate*>(nullptr));
   return {out[0], out[1], out[2]};
 }
 
@@ -207,9 +228,21 @@ void update_tracked_running_stats_autograd(c10::DispatchKeySet keys, at::Tensor&
   bump_versions({&running_mean, &running_var, &num_batches_tracked});
 }
 
+Tensor3 batch_norm_act_train_autograd(const at::Tensor& x, const OptTensor& weight, const OptTensor& bias,
+                                      at::Tensor& running_mean, at::Tensor& running_var, at::Tensor& num_batches_tracked,
+                                      double momentum, double eps, c10::string_view activation, double slope) {
+  TORCH_CHECK(!at::GradMode::is_enabled() || !(running_mean.requires_grad() || running_var.requires_grad()),
+              "genimg_fast.batch_norm_act_train_: the running statistics are buffers and must not require grad");
+  const RunningUpdate running{&running_mean, &running_var, &num_batches_tracked, momentum};
+  const variable_list out = NormActTrainFunction::apply(x, weight, bias, false, eps, activation, slope, &running);
+  bump_versions({&running_mean, &running_var, &num_batches_tracked});
+  return {out[0], out[1], out[2]};
+}
+
 #define GENIMG_REGISTER_NORM_ACT_AUTOGRAD(key)                                          \
   TORCH_LIBRARY_IMPL(genimg_fast, key, m) {                                             \
     m.impl("norm_act_train", TORCH_FN(norm_act_train_autograd));                        \
+    m.impl("batch_norm_act_train_", TORCH_FN(batch_norm_act_train_autograd));           \
     m.impl("norm_act_apply", TORCH_FN(norm_act_apply_autograd));                        \
     m.impl("update_running_stats_", TORCH_FN(update_running_stats_autograd));           \
     m.impl("update_tracked_running_stats_", TORCH_FN(update_tracked_running_stats_autograd)); \

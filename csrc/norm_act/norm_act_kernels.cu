@@ -8,6 +8,7 @@
 
 #include "common/vectorized.cuh"
 #include "norm_act/norm_act_launch.h"
+#include "norm_act/running_stats.cuh"
 #include "norm_act/tile_kernels.cuh"
 
 namespace genimg_fast {
@@ -61,13 +62,18 @@ __device__ __forceinline__ acc_t welford_variance(const WelfordValue<acc_t>& v) 
   return v.m2 / v.count;
 }
 
+// Writes a group's statistics; with a running target (batch norm: group == channel) also
+// updates that channel's running statistics from the same values.
 template <typename acc_t>
 struct StatsFinish {
   acc_t* mean;
   acc_t* var;
+  RunningStatsTarget<acc_t> running = {};
   __device__ void operator()(int64_t group, const WelfordValue<acc_t>& v) const {
+    const acc_t batch_var = welford_variance(v);
     mean[group] = v.mean;
-    var[group] = welford_variance(v);
+    var[group] = batch_var;
+    update_running_target(running, group, v.mean, batch_var);
   }
 };
 
@@ -277,10 +283,16 @@ size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
 }
 
 template <typename scalar_t>
+void run_norm_stats(const NormTiling& t, const scalar_t* x, const StatsFinish<acc_type_t<scalar_t>>& finish,
+                    void* workspace, cudaStream_t stream) {
+  run_grouped_reduction<kVectorWidth<scalar_t>>(t, StatsReducer<scalar_t>{x}, vector_width<scalar_t>(t, {x}), finish,
+                                                workspace, stream);
+}
+
+template <typename scalar_t>
 void launch_norm_stats(const NormTiling& t, const scalar_t* x, acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var,
                        void* workspace, cudaStream_t stream) {
-  run_grouped_reduction<kVectorWidth<scalar_t>>(t, StatsReducer<scalar_t>{x}, vector_width<scalar_t>(t, {x}),
-                                                StatsFinish<acc_type_t<scalar_t>>{mean, var}, workspace, stream);
+  run_norm_stats(t, x, StatsFinish<acc_type_t<scalar_t>>{mean, var}, workspace, stream);
 }
 
 template <typename scalar_t>
@@ -310,10 +322,12 @@ void launch_norm_act_backward_apply(const NormTiling& t, const NormActArgs<scala
 
 template <typename scalar_t>
 void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& args, acc_type_t<scalar_t>* mean,
-                           acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream) {
+                           acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream,
+                           const RunningStatsTarget<acc_type_t<scalar_t>>& running) {
   using acc_t = acc_type_t<scalar_t>;
+  const StatsFinish<acc_t> finish{mean, var, running};
   if (!t.merge_in_elementwise) {
-    launch_norm_stats(t, args.x, mean, var, workspace, stream);
+    run_norm_stats(t, args.x, finish, workspace, stream);
     NormActArgs<scalar_t> with_stats = args;
     with_stats.mean = mean;
     with_stats.var = var;
@@ -323,7 +337,7 @@ void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& arg
   StatsThenApplyOp<scalar_t> op;
   op.args = args;
   op.y = y;
-  op.stats = StatsFinish<acc_t>{mean, var};
+  op.stats = finish;
   run_reduce_then_merging_elementwise<kVectorWidth<scalar_t>>(t, StatsReducer<scalar_t>{args.x},
                                                               vector_width<scalar_t>(t, {args.x}), op,
                                                               vector_width<scalar_t>(t, {args.x, y}), workspace,
@@ -364,7 +378,7 @@ void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scala
                                                   const acc_type_t<T>*, const acc_type_t<T>*, double, T*,         \
                                                   cudaStream_t);                                                  \
   template void launch_norm_act_train<T>(const NormTiling&, const NormActArgs<T>&, acc_type_t<T>*, acc_type_t<T>*, \
-                                         T*, void*, cudaStream_t);                                                \
+                                         T*, void*, cudaStream_t, const RunningStatsTarget<acc_type_t<T>>&);      \
   template void launch_norm_act_train_backward<T>(const NormTiling&, const NormActArgs<T>&, const T*,             \
                                                   acc_type_t<T>*, acc_type_t<T>*, double, T*, void*, cudaStream_t);
 GENIMG_INSTANTIATE_NORM_ACT(float)

@@ -16,6 +16,17 @@ namespace genimg_fast {
 // Workspace the reductions need for their per-tile partials (enough for either reduction).
 size_t norm_reduce_workspace_bytes(const NormTiling& tiling, bool is_double);
 
+// Running statistics for a batch-norm training forward to update as it publishes its
+// statistics (momentum given): mean == null means none. keep = 1 - momentum, take = momentum and
+// unbias = count / (count - 1), rounded to stat_t as the update kernel rounds them.
+template <typename stat_t>
+struct RunningStatsTarget {
+  stat_t* mean = nullptr;
+  stat_t* var = nullptr;
+  int64_t* num_batches_tracked = nullptr;  // nullable
+  stat_t keep = 1, take = 0, unbias = 1;
+};
+
 template <typename scalar_t>
 struct NormActArgs {
   using acc_t = acc_type_t<scalar_t>;
@@ -54,10 +65,13 @@ void launch_norm_act_backward_apply(const NormTiling& tiling, const NormActArgs<
                                     cudaStream_t stream);
 
 // The training forward in two launches: statistics partials, then one pass that merges them,
-// writes mean/var (biased) and y = act(xhat * weight + bias). args.mean/var are not read.
+// writes mean/var (biased) and y = act(xhat * weight + bias). args.mean/var are not read. With
+// a running target (batch norm only), the pass that publishes a channel's statistics also
+// updates its running statistics (and the batch counter): no third launch.
 template <typename scalar_t>
 void launch_norm_act_train(const NormTiling& tiling, const NormActArgs<scalar_t>& args, acc_type_t<scalar_t>* mean,
-                           acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream);
+                           acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream,
+                           const RunningStatsTarget<acc_type_t<scalar_t>>& running = {});
 
 // The training backward in two launches: partials of sum(dz) and sum(dz * xhat), then one pass
 // that merges them, writes the per-group sums and dx (batch statistics over `count` values).

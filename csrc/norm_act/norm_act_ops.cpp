@@ -294,6 +294,56 @@ at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tens
   return dx.finish();
 }
 
+// Running statistics for the training forward to update in its kernels (batch norm with a
+// momentum), when their types and layout let the kernels write them.
+struct RunningBuffers {
+  at::Tensor* mean;
+  at::Tensor* var;
+  at::Tensor* num_batches_tracked;
+  double momentum;
+
+  bool kernel_writable(at::ScalarType acc) const {
+    return mean->scalar_type() == acc && var->scalar_type() == acc && mean->is_contiguous() &&
+           var->is_contiguous() && num_batches_tracked->is_contiguous();
+  }
+};
+
+// The training forward of a non-empty input: y and the batch statistics, plus the running
+// statistics' update when `running` is given (in the kernels, or after them for buffers they
+// cannot write: half-precision buffers or views).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x, const OptTensor& weight,
+                                                             const OptTensor& bias, bool per_sample, double eps,
+                                                             Activation act, double slope,
+                                                             const RunningBuffers* running) {
+  at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
+  const DenseInput in = dense_input(x);
+  const NormTiling t = tiling_for(in, per_sample);
+  const auto acc = acc_scalar_type(x);
+  const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
+  at::Tensor workspace = workspace_for(t, in.x);
+  Output y = output_like(x, in);
+  const int64_t count = per_sample ? t.S : t.N * t.S;
+  const bool update_in_kernels = running != nullptr && !per_sample && running->kernel_writable(acc);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_train", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    RunningStatsTarget<acc_t> target;
+    if (update_in_kernels) {  // rounded as update_running's kernel rounds them
+      target = {running->mean->mutable_data_ptr<acc_t>(), running->var->mutable_data_ptr<acc_t>(),
+                running->num_batches_tracked->mutable_data_ptr<int64_t>(),
+                static_cast<acc_t>(1.0 - running->momentum), static_cast<acc_t>(running->momentum),
+                static_cast<acc_t>(count > 1 ? static_cast<double>(count) / static_cast<double>(count - 1) : 1.0)};
+    }
+    launch_norm_act_train<scalar_t>(t, make_args<scalar_t>(in.x, mean, var, weight_acc, bias_acc, eps, act, slope),
+                                    mean.mutable_data_ptr<acc_t>(), var.mutable_data_ptr<acc_t>(),
+                                    y.work.mutable_data_ptr<scalar_t>(), workspace.mutable_data_ptr(), stream, target);
+  });
+  if (running != nullptr && !update_in_kernels) {
+    update_running(*running->mean, *running->var, *running->num_batches_tracked, mean, var, count, running->momentum);
+  }
+  return {y.finish(), mean, var};
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_cuda(const at::Tensor& x, const OptTensor& weight,
                                                                    const OptTensor& bias, bool per_sample,
                                                                    double eps, c10::string_view activation,
@@ -307,21 +357,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_cuda(const at::Ten
     auto [mean, var] = empty_input_stats(x, per_sample);
     return {at::empty_like(x), mean, var};
   }
-  at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
-  const DenseInput in = dense_input(x);
-  const NormTiling t = tiling_for(in, per_sample);
-  const auto acc = acc_scalar_type(x);
-  const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
-  at::Tensor workspace = workspace_for(t, in.x);
-  Output y = output_like(x, in);
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_train", [&] {
-    using acc_t = acc_type_t<scalar_t>;
-    launch_norm_act_train<scalar_t>(t, make_args<scalar_t>(in.x, mean, var, weight_acc, bias_acc, eps, act, slope),
-                                    mean.mutable_data_ptr<acc_t>(), var.mutable_data_ptr<acc_t>(),
-                                    y.work.mutable_data_ptr<scalar_t>(), workspace.mutable_data_ptr(), stream);
-  });
-  return {y.finish(), mean, var};
+  return train_forward(x, weight, bias, per_sample, eps, act, slope, nullptr);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_train_cuda(
+    const at::Tensor& x, const OptTensor& weight, const OptTensor& bias, at::Tensor& running_mean,
+    at::Tensor& running_var, at::Tensor& num_batches_tracked, double momentum, double eps,
+    c10::string_view activation, double slope) {
+  constexpr const char* kOp = "genimg_fast.batch_norm_act_train_";
+  check_params(x, weight, bias, kOp);
+  const Activation act = parse_activation(activation, kOp);
+  check_training_count(x, false);
+  check_running_stats(running_mean, running_var, num_batches_tracked, x.size(1), x.device(), kOp);
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (x.numel() == 0) {  // like torch: the batch is counted, the running statistics stay
+    num_batches_tracked.add_(1);
+    auto [mean, var] = empty_input_stats(x, false);
+    return {at::empty_like(x), mean, var};
+  }
+  const RunningBuffers running{&running_mean, &running_var, &num_batches_tracked, momentum};
+  return train_forward(x, weight, bias, false, eps, act, slope, &running);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
@@ -386,6 +441,7 @@ TORCH_LIBRARY_IMPL(genimg_fast, CUDA, m) {
   m.impl("norm_act_backward_reduce", TORCH_FN(norm_act_backward_reduce_cuda));
   m.impl("norm_act_backward_apply", TORCH_FN(norm_act_backward_apply_cuda));
   m.impl("norm_act_train", TORCH_FN(norm_act_train_cuda));
+  m.impl("batch_norm_act_train_", TORCH_FN(batch_norm_act_train_cuda));
   m.impl("norm_act_train_backward", TORCH_FN(norm_act_train_backward_cuda));
   m.impl("update_running_stats_", TORCH_FN(update_running_stats_cuda));
   m.impl("update_tracked_running_stats_", TORCH_FN(update_tracked_running_stats_cuda));

@@ -4,6 +4,7 @@
 #include <c10/cuda/CUDAException.h>
 
 #include "norm_act/norm_act_launch.h"
+#include "norm_act/running_stats.cuh"
 
 namespace genimg_fast {
 namespace {
@@ -34,8 +35,7 @@ __global__ void __launch_bounds__(kRunningStatsThreads)
     }
     batch_mean /= static_cast<stat_t>(stat_rows);
     batch_var /= static_cast<stat_t>(stat_rows);
-    running_mean[c] = keep * running_mean[c] + take * batch_mean;
-    running_var[c] = keep * running_var[c] + take * batch_var * unbias;
+    blend_running_stats(running_mean[c], running_var[c], batch_mean, batch_var, keep, take, unbias);
   }
 }
 

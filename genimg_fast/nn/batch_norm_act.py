@@ -12,7 +12,9 @@ from torch import nn
 
 from genimg_fast.nn._norm_act_base import NormActBase, empty_output
 from genimg_fast.nn.sync_batch_norm import sync_norm_act
-from genimg_fast.ops import norm_act_apply, norm_act_train, update_running_stats_, update_tracked_running_stats_
+from genimg_fast import _backend
+from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_train, update_running_stats_,
+                             update_tracked_running_stats_)
 
 
 class BatchNormAct2d(NormActBase):
@@ -59,6 +61,13 @@ class BatchNormAct2d(NormActBase):
             update_running_stats_(self.running_mean, self.running_var, mean, var, count,
                                   0.0 if self.momentum is None else self.momentum)
 
+    def _updates_in_one_op(self, x: torch.Tensor) -> bool:
+        """Whether the forward and the running-statistics update can be one op (with a GPU, the
+        update rides in the forward's kernels): its autograd is C++, so the kernels must be
+        loaded; and it takes torch's common case, a counter and a momentum."""
+        return (_backend.kernels_loaded() and x.device.type in ("cuda", "cpu") and self.momentum is not None
+                and self.num_batches_tracked is not None)
+
     def _sync_group(self):
         """The process group to share statistics with, or None when there is nothing to share."""
         if not (self.sync and self.training and dist.is_available() and dist.is_initialized()):
@@ -83,6 +92,11 @@ class BatchNormAct2d(NormActBase):
             if update:
                 self._update_running_stats(None, None, 0)
             return empty_output(x, self.weight, self.bias)
+        if update and self._updates_in_one_op(x):
+            y, _, _ = batch_norm_act_train_(x, self.weight, self.bias, self.running_mean, self.running_var,
+                                            self.num_batches_tracked, self.momentum, self.eps, self.activation,
+                                            self.negative_slope)
+            return y
         y, mean, var = norm_act_train(x, self.weight, self.bias, False, self.eps, self.activation,
                                       self.negative_slope)
         if update:

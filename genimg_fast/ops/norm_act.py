@@ -331,6 +331,43 @@ def _(running_mean, running_var, num_batches_tracked, mean, var, count, momentum
                    "genimg_fast.update_tracked_running_stats_")
 
 
+@torch.library.custom_op("genimg_fast::batch_norm_act_train_",
+                         mutates_args=("running_mean", "running_var", "num_batches_tracked"))
+def batch_norm_act_train_(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor,
+                          running_var: Tensor, num_batches_tracked: Tensor, momentum: float, eps: float,
+                          activation: str, slope: float) -> tuple[Tensor, Tensor, Tensor]:
+    """norm_act_train with batch statistics, then update_tracked_running_stats_ with `momentum`:
+    BatchNorm2d's whole training forward in one op. On a GPU the update happens in the forward's
+    own kernels (the pass that publishes a channel's statistics blends them into its running
+    statistics), so a training step saves a launch and a dispatch. The same numbers as the two
+    ops, bit for bit. Its autograd is C++ (CPU and CUDA tensors): use it when the kernels are
+    loaded (genimg_fast.nn.BatchNormAct2d does)."""
+    op = "genimg_fast.batch_norm_act_train_"
+    _check_common(x, weight, bias, activation, op)
+    check_training_count(x, False)
+    _check_running(running_mean, running_var, num_batches_tracked, x.shape[1], x.device, op)
+    _note_cuda(x, "batch_norm_act_train_")
+    if x.numel() == 0:  # like torch: the batch is counted, the running statistics stay
+        num_batches_tracked.add_(1)
+        nan = torch.full((x.shape[1],), float("nan"), dtype=accumulation_dtype(x.dtype), device=x.device)
+        return torch.empty_like(x), nan, nan.clone()
+    mean, var = math.stats(x, False)
+    y = math.apply(x, mean, var, weight, bias, eps, activation, slope)
+    math.update_running_stats(running_mean, running_var, mean, var, x.numel() // x.shape[1], momentum,
+                              num_batches_tracked)
+    return y, mean, var
+
+
+@batch_norm_act_train_.register_fake
+def _(x, weight, bias, running_mean, running_var, num_batches_tracked, momentum, eps, activation, slope):
+    op = "genimg_fast.batch_norm_act_train_"
+    _check_common(x, weight, bias, activation, op)
+    check_training_count(x, False)
+    _check_running(running_mean, running_var, num_batches_tracked, x.shape[1], x.device, op)
+    acc = accumulation_dtype(x.dtype)
+    return torch.empty_like(x), x.new_empty((x.shape[1],), dtype=acc), x.new_empty((x.shape[1],), dtype=acc)
+
+
 def _check_batch_stats(mean, var, op) -> None:
     for name, t in (("mean", mean), ("var", var)):
         check_float_tensor(t, name, op)
