@@ -58,6 +58,11 @@ GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profile_norm_act.
   || failures+=("profile")
 cat "$OUT/profile_norm_act.log" | tee -a "$LOG"
 
+step "profile: where the host time of a small training step goes"
+GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profile_host.py 2>&1 | grep -v "USDT" > "$OUT/profile_host.log" \
+  || failures+=("profile_host")
+head -n 8 "$OUT/profile_host.log" | tee -a "$LOG"
+
 step "torch.compile comparison: DCGAN batch-128 norm layers and the recipes' objectives"
 GENIMG_FAST_IMPL=cuda timeout 150 "$PY" -m genimg_fast.cli bench --quick --device cuda --compile \
   --only "dcgan G b128,cyclegan G b1,cyclegan D b1,pix2pix G b1,dcgan D b128,vae b128" \
