@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import torch
+from op_counter import OpCounter
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from genimg_fast import _backend
 from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
@@ -115,16 +115,6 @@ def test_apply_refuses_gradients_for_the_statistics():
         y.sum().backward()
 
 
-class _OpCounter(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
 @needs_kernels
 @pytest.mark.parametrize("momentum,ops", [(0.1, ["genimg_fast.batch_norm_act_train_.default"]),
                                           (None, ["genimg_fast.norm_act_train.default",
@@ -135,7 +125,7 @@ def test_batch_norm_training_forward_is_one_op_with_a_momentum(momentum, ops):
     module = BatchNormAct2d(4, momentum=momentum, dtype=torch.float64)
     x, _, _ = _inputs()
     x.requires_grad_()
-    with _OpCounter() as counter:
+    with OpCounter() as counter:
         y = module(x)
     assert counter.ops == ops
     assert "NormActTrainFunction" in y.grad_fn.name()

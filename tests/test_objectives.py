@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from op_counter import OpCounter
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import genimg_fast
 from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss, GANLoss, Pix2PixGeneratorLoss, VAELoss
@@ -103,16 +103,6 @@ def test_dcgan_discriminator_objective_is_the_example_s_errD():
         DiscriminatorLoss("bce", weight=0.0)(real, fake)
 
 
-class _OpCounter(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("name", ["cyclegan_G", "discriminator", "pix2pix_G", "vae"])
 def test_each_objective_is_one_op_until_its_terms_are_read(name):
     """A step that does not log runs the fused op alone; reading the terms builds them then."""
@@ -128,15 +118,15 @@ def test_each_objective_is_one_op_until_its_terms_are_read(name):
                             _rand(2, 4, seed=21).requires_grad_())),
     }
     objective, args = calls[name]
-    with _OpCounter() as counter:
+    with OpCounter() as counter:
         total, terms = objective(*args)
     assert counter.ops == ["genimg_fast.loss_terms.default"]
-    with _OpCounter() as counter:
+    with OpCounter() as counter:
         logged = {k: v for k, v in terms.items()}
     assert counter.ops, "reading the terms computes them"
     assert set(logged) == set(terms) and len(terms) == len(logged)
     assert all(v.dim() == 0 for v in logged.values())
-    with _OpCounter() as counter:
+    with OpCounter() as counter:
         again = terms[next(iter(terms))]
     assert counter.ops == [] and again is logged[next(iter(terms))]  # built once
     assert "LoggedTerms(" in repr(terms)
