@@ -143,6 +143,42 @@ def test_model_shapes(cuda_kernels, shape, per_sample, layout):
     _check_train(shape, torch.float32, layout, per_sample, "relu", 0.0)
 
 
+SINGLE_PASS_SHAPES = [  # NCHW groups of 512..8192 values take one block each; the edges and past them
+    ((32, 7, 4, 4), False),     # 512 a channel: the smallest single-pass group
+    ((8, 9, 16, 16), False),    # 2048: 8 values a thread
+    ((3, 5, 683, 1), False),    # 2049: 32 values a thread, runs of odd length
+    ((128, 3, 8, 8), False),    # 8192: the largest
+    ((3, 4, 2731, 1), False),   # 8193: the tile path again
+    ((2, 5, 16, 32), True),     # instance norm, 512 a plane
+    ((2, 3, 45, 91), True),     # 4095
+    ((1, 4, 64, 128), True),    # 8192
+]
+
+
+@pytest.mark.parametrize("shape,per_sample", SINGLE_PASS_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2)])
+def test_single_pass_groups(cuda_kernels, shape, per_sample, dtype, activation, slope):
+    _check_train(shape, dtype, "contiguous", per_sample, activation, slope)
+
+
+@pytest.mark.parametrize("shape,layout,launches", [((128, 512, 4, 4), "contiguous", 1),
+                                                   ((128, 256, 8, 8), "contiguous", 1),
+                                                   ((128, 64, 32, 32), "contiguous", 2),
+                                                   ((128, 512, 4, 4), "channels_last", 3)])
+def test_training_op_launches(cuda_kernels, shape, layout, launches):
+    """Launches each way: one for single-pass groups; two for the tile path whose elementwise pass
+    merges the partials; three where a channels_last tile would merge too many (16 row tiles x 32
+    channels here), with a separate merge."""
+    from genimg_fast.bench.timing import count_launches
+    x, w, b, gy = _make(shape, torch.float32, layout, 3)
+    y, mean, var = norm_act_train(x, w, b, False, 1e-5, "relu", 0.0)
+    device = torch.device("cuda")
+    assert count_launches(lambda: norm_act_train(x, w, b, False, 1e-5, "relu", 0.0), device) == launches
+    assert count_launches(lambda: norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0),
+                          device) == launches
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_no_affine(cuda_kernels, layout):
     _check_train((4, 7, 8, 8), torch.float32, layout, True, "leaky_relu", 0.2, affine=False)
@@ -289,13 +325,16 @@ def test_forward_that_updates_running_stats_of_other_buffers(cuda_kernels, buffe
     assert torch.equal(rm, rm_ref) and torch.equal(rv, rv_ref) and tracked.item() == tracked_ref.item() == 1
 
 
-def test_batch_norm_training_forward_is_two_launches(cuda_kernels):
-    """BatchNormAct2d's training forward: statistics partials, then merge + apply + running update."""
+@pytest.mark.parametrize("shape,launches", [((128, 16, 8, 8), 1), ((16, 16, 32, 32), 2)])
+def test_batch_norm_training_forward_launches(cuda_kernels, shape, launches):
+    """BatchNormAct2d's training forward updates its running statistics without a launch of its
+    own: one block per channel (8192 values a channel), or statistics partials then merge + apply
+    + update (16384)."""
     from genimg_fast.bench.timing import count_launches
     from genimg_fast.nn import BatchNormAct2d
     module = BatchNormAct2d(16).cuda()
-    x = torch.randn(8, 16, 8, 8, device="cuda")
-    assert count_launches(lambda: module(x), torch.device("cuda")) == 2
+    x = torch.randn(shape, device="cuda")
+    assert count_launches(lambda: module(x), torch.device("cuda")) == launches
     assert module.num_batches_tracked.item() == 2  # count_launches calls it twice
 
 

@@ -5,10 +5,12 @@
 #include <c10/util/Half.h>
 
 #include <initializer_list>
+#include <type_traits>
 
 #include "common/vectorized.cuh"
 #include "norm_act/norm_act_launch.h"
 #include "norm_act/running_stats.cuh"
+#include "norm_act/single_pass_kernels.cuh"
 #include "norm_act/tile_kernels.cuh"
 
 namespace genimg_fast {
@@ -21,6 +23,7 @@ __device__ __forceinline__ double reciprocal_sqrt(double v) { return rsqrt(v); }
 
 template <typename scalar_t>
 struct GroupConstants {
+  using scalar_type = scalar_t;
   using acc_t = acc_type_t<scalar_t>;
   NormActArgs<scalar_t> args;
 
@@ -275,6 +278,34 @@ void run_elementwise(const NormTiling& t, const Op& op, int vec, cudaStream_t st
 }
 #undef GENIMG_LAUNCH_NCHW
 
+template <typename scalar_t>
+void launch_single_pass_train(const NormTiling& t, const GroupConstants<scalar_t>& constants,
+                              acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var, scalar_t* y,
+                              const RunningStatsTarget<acc_type_t<scalar_t>>& running, cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>(t.groups);
+  if (single_pass_items(t) == 8) {
+    single_pass_train_kernel<8><<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, mean, var, y, running);
+  } else {
+    single_pass_train_kernel<32><<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, mean, var, y, running);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename scalar_t>
+void launch_single_pass_backward(const NormTiling& t, const GroupConstants<scalar_t>& constants, const scalar_t* dy,
+                                 acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat,
+                                 acc_type_t<scalar_t> inv_count, scalar_t* dx, cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>(t.groups);
+  if (single_pass_items(t) == 8) {
+    single_pass_backward_kernel<8><<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, dy, sum_dz, sum_dz_xhat,
+                                                                               inv_count, dx);
+  } else {
+    single_pass_backward_kernel<32><<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, dy, sum_dz, sum_dz_xhat,
+                                                                                inv_count, dx);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 }  // namespace
 
 size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
@@ -325,6 +356,12 @@ void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& arg
                            acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream,
                            const RunningStatsTarget<acc_type_t<scalar_t>>& running) {
   using acc_t = acc_type_t<scalar_t>;
+  if constexpr (std::is_same_v<acc_t, float>) {
+    if (uses_single_pass(t, true)) {
+      launch_single_pass_train(t, GroupConstants<scalar_t>{args}, mean, var, y, running, stream);
+      return;
+    }
+  }
   const StatsFinish<acc_t> finish{mean, var, running};
   if (!t.merge_in_elementwise) {
     run_norm_stats(t, args.x, finish, workspace, stream);
@@ -349,6 +386,13 @@ void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scala
                                     acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat, double count,
                                     scalar_t* dx, void* workspace, cudaStream_t stream) {
   using acc_t = acc_type_t<scalar_t>;
+  if constexpr (std::is_same_v<acc_t, float>) {
+    if (uses_single_pass(t, true)) {
+      launch_single_pass_backward(t, GroupConstants<scalar_t>{args}, dy, sum_dz, sum_dz_xhat,
+                                  static_cast<acc_t>(1.0 / count), dx, stream);
+      return;
+    }
+  }
   if (!t.merge_in_elementwise) {
     launch_norm_act_backward_reduce(t, args, dy, sum_dz, sum_dz_xhat, workspace, stream);
     launch_norm_act_backward_apply(t, args, dy, sum_dz, sum_dz_xhat, count, dx, stream);
