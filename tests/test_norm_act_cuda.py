@@ -162,6 +162,11 @@ def test_single_pass_groups(cuda_kernels, shape, per_sample, dtype, activation, 
     _check_train(shape, dtype, "contiguous", per_sample, activation, slope)
 
 
+@pytest.mark.parametrize("shape,per_sample", [((8, 9, 16, 16), False), ((2, 3, 45, 91), True)])
+def test_single_pass_groups_without_affine_or_activation(cuda_kernels, shape, per_sample):
+    _check_train(shape, torch.float32, "contiguous", per_sample, "identity", 0.0, affine=False)
+
+
 @pytest.mark.parametrize("shape,layout,launches", [((128, 512, 4, 4), "contiguous", 1),
                                                    ((128, 256, 8, 8), "contiguous", 1),
                                                    ((128, 64, 32, 32), "contiguous", 2),
@@ -289,7 +294,8 @@ def test_running_stats_with_batch_counter(cuda_kernels, momentum, buffers):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("shape", [(3, 40, 9, 7), (2, 5, 96, 96), (64, 48, 4, 4)])  # merged and separate merges
+# the tile path's merged and separate merges, and single-pass groups of 8 and of 32 values a thread
+@pytest.mark.parametrize("shape", [(3, 40, 9, 7), (2, 5, 96, 96), (64, 48, 4, 4), (64, 24, 8, 8)])
 def test_forward_that_updates_running_stats_equals_its_two_ops_bitwise(cuda_kernels, dtype, layout, shape):
     """batch_norm_act_train_ blends the running statistics in the pass that publishes the batch
     statistics, with the update kernel's formula: the same bits as norm_act_train followed by
@@ -414,6 +420,11 @@ def test_opcheck_cuda(cuda_kernels):
                                                   mean, var, 24, 0.1))
     torch.library.opcheck(update_tracked_running_stats_, (torch.zeros(5, device="cuda"), torch.ones(5, device="cuda"),
                                                           torch.tensor(1, device="cuda"), mean, var, 24, None))
+    for shape in [(2, 5, 3, 4), (32, 5, 4, 4)]:  # the tile path and a single-pass group
+        xb = torch.randn(shape, device="cuda", requires_grad=True)
+        torch.library.opcheck(batch_norm_act_train_, (xb, w, b, torch.zeros(5, device="cuda"),
+                                                      torch.ones(5, device="cuda"), torch.tensor(1, device="cuda"),
+                                                      0.1, 1e-5, "leaky_relu", 0.2))
 
 
 def test_cuda_graph_capture_of_a_training_step(cuda_kernels):

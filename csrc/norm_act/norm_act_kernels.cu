@@ -2,6 +2,7 @@
 // built from the generic tile kernels with per-element functors.
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/BFloat16.h>
+#include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
 #include <initializer_list>
@@ -356,6 +357,8 @@ void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& arg
                            acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream,
                            const RunningStatsTarget<acc_type_t<scalar_t>>& running) {
   using acc_t = acc_type_t<scalar_t>;
+  // running statistics are per channel: only batch norm's groups are channels
+  TORCH_INTERNAL_ASSERT(running.mean == nullptr || !t.per_sample);
   if constexpr (std::is_same_v<acc_t, float>) {
     if (uses_single_pass(t, true)) {
       launch_single_pass_train(t, GroupConstants<scalar_t>{args}, mean, var, y, running, stream);

@@ -7,13 +7,20 @@
 
 namespace genimg_fast {
 
+// Rounding spelled out (no contraction left to the compiler), so every kernel that inlines the
+// blend rounds it the same way.
+__device__ __forceinline__ float multiply(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double multiply(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float multiply_add(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+__device__ __forceinline__ double multiply_add(double a, double b, double c) { return __fma_rn(a, b, c); }
+
 // running = keep * running + take * batch (keep = 1 - momentum, take = momentum); the variance
 // taken unbiased (times count / (count - 1)).
 template <typename stat_t>
 __device__ __forceinline__ void blend_running_stats(stat_t& running_mean, stat_t& running_var, stat_t batch_mean,
                                                     stat_t batch_var, stat_t keep, stat_t take, stat_t unbias) {
-  running_mean = keep * running_mean + take * batch_mean;
-  running_var = keep * running_var + take * batch_var * unbias;
+  running_mean = multiply_add(take, batch_mean, multiply(keep, running_mean));
+  running_var = multiply_add(multiply(take, batch_var), unbias, multiply(keep, running_var));
 }
 
 // One channel's update from a training forward's statistics (no target: nothing); channel 0's

@@ -340,8 +340,9 @@ def batch_norm_act_train_(x: Tensor, weight: Tensor | None, bias: Tensor | None,
     BatchNorm2d's whole training forward in one op. On a GPU the update happens in the forward's
     own kernels (the pass that publishes a channel's statistics blends them into its running
     statistics), so a training step saves a launch and a dispatch. The same numbers as the two
-    ops, bit for bit. Its autograd is C++ (CPU and CUDA tensors): use it when the kernels are
-    loaded (genimg_fast.nn.BatchNormAct2d does)."""
+    ops, bit for bit. Its autograd is C++ (CPU and CUDA tensors; torch refuses a Python formula
+    for an op that mutates its inputs): without the kernels, a backward through it raises, so
+    genimg_fast.nn.BatchNormAct2d uses it only when they are loaded and the two ops otherwise."""
     op = "genimg_fast.batch_norm_act_train_"
     _check_common(x, weight, bias, activation, op)
     check_training_count(x, False)
