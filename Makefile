@@ -1,6 +1,6 @@
 # genimg_fast developer entry points. Each target bootstraps .venv on a fresh machine:
 # python -m venv, torch + build tools, then the package built in place with --no-build-isolation.
-#   make demo       backend_info + the quick benchmark
+#   make demo       a short DCGAN run on the built-in shapes (samples + loss curve in runs/demo), then the quick benchmark
 #   make test       the whole test suite (CUDA tests skip without a GPU)
 #   make bench      pytest-benchmark suite and the full `genimg-fast bench`
 #   make gpu-check  one-shot check on a lent GPU machine (system python3, no venv; see scripts/gpu_check.sh)
@@ -8,6 +8,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1
+TORCHVISION_SPEC ?= torchvision==0.29.1
 MAX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 PY := $(VENV)/bin/python
@@ -18,8 +19,11 @@ SOURCES := setup.py pyproject.toml $(shell find csrc buildtools -type f -not -na
 
 .PHONY: demo test bench gpu-check build clean FORCE
 
+DEMO_TRAIN := --data shapes --image-size 32 --ngf 64 --ndf 64 --batch-size 64 --dataset-size 4096 --epochs 15
+
 demo: $(BUILD_STAMP)
 	$(PY) -m genimg_fast.cli info
+	$(PY) -m genimg_fast.cli train dcgan $(DEMO_TRAIN) --out runs/demo
 	$(PY) -m genimg_fast.cli bench --quick
 
 test: $(BUILD_STAMP)
@@ -38,7 +42,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(DEPS_STAMP): requirements-dev.txt | $(PY)
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)" -r requirements-dev.txt
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" "$(TORCHVISION_SPEC)" -r requirements-dev.txt
 	touch $@
 
 # Rebuild when the build knobs change, not only when sources do.

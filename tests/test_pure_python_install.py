@@ -34,7 +34,7 @@ def test_wheel_without_kernels_installs_and_runs(tmp_path):
     source = tmp_path / "src"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.so", "_build_config.py", ".*cache",
-        "benchmarks", "tests"))
+        "benchmarks", "tests", "runs"))
     env_build = {"GENIMG_FAST_BUILD_CUDA": "0", "PATH": "/usr/bin:/bin"}
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-build-isolation", "--no-deps", "-w", str(tmp_path / "dist"),

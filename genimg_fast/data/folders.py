@@ -1,0 +1,70 @@
+"""User image folders for DCGAN and the VAE, read with torchvision, preprocessed as the
+pytorch/examples DCGAN does (resize, centre crop, to [-1, 1]). A folder with class
+subfolders is a torchvision ImageFolder; a flat folder of images works too. Problems name the
+path: a missing folder, a folder without images, a file that is not a readable image."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+
+def _torchvision():
+    try:
+        import torchvision
+    except ImportError as exc:  # an optional dependency: the ops and models work without it
+        raise ImportError("genimg_fast's image-folder data needs torchvision (pip install torchvision "
+                          "matching your torch)") from exc
+    return torchvision
+
+
+def dcgan_transform(image_size: int, channels: int = 3, unit_range: bool = False):
+    transforms = _torchvision().transforms
+    mean, std = ((0.0,), (1.0,)) if unit_range else ((0.5,), (0.5,))
+    steps = [transforms.Resize(image_size), transforms.CenterCrop(image_size)]
+    if channels == 1:
+        steps.append(transforms.Grayscale(1))
+    return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(mean * channels, std * channels)])
+
+
+def _loader_naming_the_file(path: str):
+    loader = _torchvision().datasets.folder.default_loader
+    try:
+        return loader(path)
+    except Exception as exc:  # PIL raises several kinds; all mean the same to a user
+        raise ValueError(f"{path}: not a readable image ({exc})") from exc
+
+
+class FlatImageFolder(Dataset):
+    """Every image file directly in `root` (sorted), label 0."""
+
+    def __init__(self, root: Path, transform) -> None:
+        extensions = _torchvision().datasets.folder.IMG_EXTENSIONS
+        self.files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(_loader_naming_the_file(str(self.files[index]))), 0
+
+
+def image_folder(root: str | Path, image_size: int, channels: int = 3, unit_range: bool = False) -> Dataset:
+    """The images under `root` for an unconditional model (labels unused)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder (give a folder of images, or 'shapes' for the built-in set)")
+    transform = dcgan_transform(image_size, channels, unit_range)
+    if any(p.is_dir() for p in root.iterdir()):
+        try:
+            dataset = _torchvision().datasets.ImageFolder(str(root), transform=transform,
+                                                          loader=_loader_naming_the_file)
+        except FileNotFoundError as exc:
+            raise ValueError(f"{root}: no images in its subfolders ({exc})") from exc
+    else:
+        dataset = FlatImageFolder(root, transform)
+    if len(dataset) == 0:
+        raise ValueError(f"{root}: no image files (looked for {', '.join(_torchvision().datasets.folder.IMG_EXTENSIONS)})")
+    return dataset

@@ -1,0 +1,19 @@
+"""The order of a run's batches: a permutation per epoch drawn from (seed, epoch) alone, so a
+resumed run replays exactly the batches an uninterrupted one would have seen, from any batch."""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def epoch_batches(dataset_size: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The epoch's batches of indices. A trailing batch of a single image is left out: batch norm
+    cannot train on one value per channel (the reference would stop with torch's error there)."""
+    order = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+    batches = [order[i:i + batch_size] for i in range(0, dataset_size, batch_size)]
+    return batches[:-1] if len(batches[-1]) == 1 and len(batches) > 1 else batches
+
+
+def batch_loader(dataset: Dataset, batches: list[list[int]], workers: int, pin_memory: bool) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
+                      persistent_workers=False)

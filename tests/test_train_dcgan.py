@@ -1,0 +1,125 @@
+"""`genimg-fast train dcgan` on the CPU with tiny networks: the reference's files (plain
+state_dicts that load into the reference layers), samples, the loss log and curve, exact
+resume after a stop anywhere, the fused and reference paths agreeing, and data errors that name
+the path."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("torchvision")
+pytest.importorskip("matplotlib")
+
+from genimg_fast.cli import main  # noqa: E402
+from genimg_fast.models import DCGANGenerator  # noqa: E402
+from genimg_fast.train import DCGANConfig, train_dcgan  # noqa: E402
+from genimg_fast.train.interrupt import StopRequest  # noqa: E402
+
+TINY = dict(image_size=32, ngf=8, ndf=8, nz=16, batch_size=8, dataset_size=32, progress=False, log_every=3)
+
+
+def _losses(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+
+
+def test_a_run_writes_reference_checkpoints_samples_and_its_losses(tmp_path):
+    summary = train_dcgan(DCGANConfig(out=str(tmp_path), epochs=2, **TINY))
+    assert summary["steps"] == 8 and summary["epochs_done"] == 2 and not summary["stopped_early"]
+    for name in ["netG_epoch_0.pth", "netG_epoch_1.pth", "netD_epoch_1.pth", "real_samples.png",
+                 "fake_samples_epoch_001.png", "loss_curve.png", "training_state.pt"]:
+        assert (tmp_path / name).is_file(), name
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # every write finished by a rename
+    reference = DCGANGenerator(nz=16, ngf=8, image_size=32, fused=False)
+    reference.load_state_dict(torch.load(tmp_path / "netG_epoch_1.pth", weights_only=True), strict=True)
+    losses = _losses(tmp_path)
+    assert [e["step"] for e in losses] == list(range(8))
+    assert all(0 < e["D_x"] < 1 and e["loss_D"] > 0 and e["loss_G"] > 0 for e in losses)
+
+
+@pytest.mark.parametrize("stop_after", [3, 4])  # inside the first epoch, and at its end
+def test_a_stopped_run_resumes_exactly(tmp_path, stop_after):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    train_dcgan(DCGANConfig(out=str(whole), epochs=2, **TINY))
+    first = train_dcgan(DCGANConfig(out=str(parts), epochs=2, max_steps=stop_after, **TINY))
+    assert first["stopped_early"] and first["steps"] == stop_after
+    # a stale line past the checkpoint (as a crash between log and checkpoint would leave) is dropped
+    with open(parts / "losses.jsonl", "a") as f:
+        f.write(json.dumps({"step": stop_after, "epoch": 0, "loss_D": -1.0, "loss_G": -1.0}) + "\n")
+    rest = train_dcgan(DCGANConfig(out=str(parts), epochs=2, resume=True, **TINY))
+    assert rest["steps"] == 8 and not rest["stopped_early"]
+    assert _losses(parts) == _losses(whole)
+    for name in ["netG_epoch_1.pth", "netD_epoch_1.pth"]:
+        a, b = torch.load(whole / name, weights_only=True), torch.load(parts / name, weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_resume_refuses_another_recipe_and_a_missing_state(tmp_path):
+    train_dcgan(DCGANConfig(out=str(tmp_path), epochs=1, max_steps=2, **TINY))
+    with pytest.raises(ValueError, match="--resume: lr was 0.0002 in the run being resumed, now 0.001"):
+        train_dcgan(DCGANConfig(out=str(tmp_path), epochs=1, resume=True, **{**TINY, "lr": 1e-3}))
+    with pytest.raises(FileNotFoundError, match="no training state to resume from"):
+        train_dcgan(DCGANConfig(out=str(tmp_path / "elsewhere"), resume=True, **TINY))
+
+
+def test_fused_and_reference_paths_train_alike(tmp_path):
+    """--impl reference trains the same layers in plain torch.nn with nn.BCELoss: same start, and
+    the same losses to rounding over a few Adam steps."""
+    fused = train_dcgan(DCGANConfig(out=str(tmp_path / "f"), epochs=1, impl="fused", **TINY))
+    reference = train_dcgan(DCGANConfig(out=str(tmp_path / "r"), epochs=1, impl="reference", **TINY))
+    assert fused["steps"] == reference["steps"] == 4
+    for a, b in zip(_losses(tmp_path / "f"), _losses(tmp_path / "r")):
+        for key in ("loss_D", "loss_G", "D_x"):
+            assert a[key] == pytest.approx(b[key], rel=1e-3), (a["step"], key)
+
+
+def _write_images(folder: Path, count: int) -> None:
+    from torchvision.utils import save_image
+    folder.mkdir(parents=True)
+    for i in range(count):
+        save_image(torch.rand(3, 20, 24), folder / f"img_{i}.png")
+
+
+def test_image_folders_flat_and_with_classes(tmp_path):
+    _write_images(tmp_path / "flat", 16)
+    _write_images(tmp_path / "classes" / "cats", 8)
+    _write_images(tmp_path / "classes" / "dogs", 8)
+    for data in ("flat", "classes"):
+        summary = train_dcgan(DCGANConfig(data=str(tmp_path / data), out=str(tmp_path / f"out_{data}"), epochs=1,
+                                          **{**TINY, "dataset_size": 0}))
+        assert summary["steps"] == 2
+
+
+def test_bad_data_names_the_path(tmp_path):
+    config = dict(TINY, epochs=1)
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nowhere'}: no such folder"):
+        train_dcgan(DCGANConfig(data=str(tmp_path / "nowhere"), out=str(tmp_path / "o1"), **config))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'empty'}: no image files"):
+        train_dcgan(DCGANConfig(data=str(tmp_path / "empty"), out=str(tmp_path / "o2"), **config))
+    _write_images(tmp_path / "broken", 7)
+    (tmp_path / "broken" / "img_x.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="img_x.png: not a readable image"):
+        train_dcgan(DCGANConfig(data=str(tmp_path / "broken"), out=str(tmp_path / "o3"), **config))
+
+
+def test_first_ctrl_c_asks_for_a_stop_and_the_second_interrupts():
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_cli_trains_and_resumes(tmp_path, capsys):
+    args = ["train", "dcgan", "--out", str(tmp_path), "--image-size", "32", "--ngf", "8", "--ndf", "8", "--nz", "16",
+            "--batch-size", "8", "--dataset-size", "16", "--epochs", "2", "--no-progress"]
+    assert main(args + ["--max-steps", "3"]) == 0
+    assert "stopped early (resume with --resume): 3 iterations" in capsys.readouterr().out
+    assert main(args + ["--resume"]) == 0
+    assert "dcgan done: 4 iterations, 2 epochs" in capsys.readouterr().out
