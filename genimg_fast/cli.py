@@ -32,56 +32,47 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_dcgan(args: argparse.Namespace) -> int:
-    import genimg_fast
-    from genimg_fast.train import DCGANConfig, train_dcgan
+# model -> (module, config class, train function, help)
+TRAINERS = {
+    "dcgan": ("genimg_fast.train.dcgan", "DCGANConfig", "train_dcgan",
+              "DCGAN (pytorch/examples dcgan) on 'shapes' (built in) or a folder of images"),
+    "vae": ("genimg_fast.train.vae", "VAEConfig", "train_vae",
+            "VAE: pytorch/examples' MLP VAE (--model mlp) or the convolutional VAE (--model conv)"),
+}
 
-    fields = {f for f in DCGANConfig.__dataclass_fields__}
-    config = DCGANConfig(**{k: v for k, v in vars(args).items() if k in fields})
+
+def _train(args: argparse.Namespace) -> int:
+    import importlib
+
+    import genimg_fast
+    from genimg_fast.train.cli_options import config_from_arguments
+
+    module_name, config_name, train_name, _ = TRAINERS[args.model_family]
+    module = importlib.import_module(module_name)
+    config = config_from_arguments(getattr(module, config_name), args)
     backend = genimg_fast.backend_info()
-    print(f"genimg-fast train dcgan: impl={config.impl}, kernels: {backend['impl']}"
+    print(f"genimg-fast train {args.model_family}: impl={config.impl}, kernels: {backend['impl']}"
           + (f" ({backend['reason']})" if backend["reason"] else "") + f", output in {config.out}", flush=True)
-    summary = train_dcgan(config)
+    summary = getattr(module, train_name)(config)
     status = "stopped early (resume with --resume)" if summary["stopped_early"] else "done"
-    print(f"dcgan {status}: {summary['steps']} iterations, {summary['epochs_done']} epochs, "
-          f"{summary['images_per_second']:.1f} images/s on {summary['device']}, last loss_D "
-          f"{summary['loss_D']:.4f} loss_G {summary['loss_G']:.4f}; checkpoints, samples, losses.jsonl and "
-          f"loss_curve.png in {summary['out']}")
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["losses"].items() if k.startswith("loss"))
+    print(f"{args.model_family} {status}: {summary['steps']} iterations, {summary['epochs_done']} epochs, "
+          f"{summary['images_per_second']:.1f} images/s on {summary['device']}, last {losses}; checkpoints, "
+          f"samples, losses.jsonl and loss_curve.png in {summary['out']}")
     return 0
 
 
 def _add_train_parser(sub) -> None:
-    from genimg_fast.train import DCGANConfig
+    import importlib
+
+    from genimg_fast.train.cli_options import add_config_arguments
 
     train = sub.add_parser("train", help="train a model of a reference recipe")
-    models = train.add_subparsers(dest="model", required=True)
-    dcgan = models.add_parser("dcgan", help="DCGAN (pytorch/examples dcgan): 'shapes' (built in) or a folder of images",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d = DCGANConfig()
-    dcgan.add_argument("--data", default=d.data, help="'shapes' (generated, no download) or a folder of images")
-    dcgan.add_argument("--out", default=d.out, help="output folder: checkpoints, samples, losses")
-    dcgan.add_argument("--image-size", type=int, default=d.image_size, help="32, 64, 128 or 256")
-    dcgan.add_argument("--channels", type=int, default=d.channels, choices=(1, 3))
-    dcgan.add_argument("--dataset-size", type=int, default=d.dataset_size, help="images in the built-in set")
-    dcgan.add_argument("--batch-size", type=int, default=d.batch_size)
-    dcgan.add_argument("--epochs", type=int, default=d.epochs)
-    dcgan.add_argument("--max-steps", type=int, default=None, help="stop after this many iterations (resumable)")
-    dcgan.add_argument("--nz", type=int, default=d.nz)
-    dcgan.add_argument("--ngf", type=int, default=d.ngf)
-    dcgan.add_argument("--ndf", type=int, default=d.ndf)
-    dcgan.add_argument("--lr", type=float, default=d.lr)
-    dcgan.add_argument("--beta1", type=float, default=d.beta1)
-    dcgan.add_argument("--impl", choices=("fused", "reference"), default=d.impl,
-                       help="genimg_fast's fused networks and losses, or plain torch.nn for A/B runs")
-    dcgan.add_argument("--device", default=d.device, help="auto (GPU if present), cpu or cuda[:N]")
-    dcgan.add_argument("--seed", type=int, default=d.seed)
-    dcgan.add_argument("--sample-every", type=int, default=d.sample_every, help="iterations between sample grids")
-    dcgan.add_argument("--log-every", type=int, default=d.log_every,
-                       help="read the losses from the device this often (every iteration is logged)")
-    dcgan.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
-    dcgan.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    dcgan.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    dcgan.set_defaults(func=_train_dcgan)
+    families = train.add_subparsers(dest="model_family", required=True)
+    for family, (module_name, config_name, _, help_text) in TRAINERS.items():
+        parser = families.add_parser(family, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        add_config_arguments(parser, getattr(importlib.import_module(module_name), config_name))
+        parser.set_defaults(func=_train)
 
 
 def build_parser() -> argparse.ArgumentParser:

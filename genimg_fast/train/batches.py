@@ -14,6 +14,9 @@ def epoch_batches(dataset_size: int, batch_size: int, seed: int, epoch: int) -> 
     return batches[:-1] if len(batches[-1]) == 1 and len(batches) > 1 else batches
 
 
-def batch_loader(dataset: Dataset, batches: list[list[int]], workers: int, pin_memory: bool) -> DataLoader:
+def batch_loader(dataset: Dataset, batches: list[list[int]], workers: int, pin_memory: bool, seed: int) -> DataLoader:
+    """A loader over the given batches. Its own generator: an iterator draws its workers' base
+    seed from it, which would otherwise advance the global RNG the models' noise comes from (and
+    a resumed run would then draw other noise than an uninterrupted one)."""
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
-                      persistent_workers=False)
+                      persistent_workers=False, generator=torch.Generator().manual_seed(seed))

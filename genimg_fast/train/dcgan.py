@@ -11,8 +11,6 @@ early), with the same losses as an uninterrupted run.
 """
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +20,10 @@ from torch import nn
 from genimg_fast.data import ColouredShapes, image_folder
 from genimg_fast.models import DCGANDiscriminator, DCGANGenerator
 from genimg_fast.nn import DiscriminatorLoss, GANLoss
-from genimg_fast.train.batches import batch_loader, epoch_batches
-from genimg_fast.train.checkpoint import atomic_save, load_training_state, rng_state, set_rng_state
-from genimg_fast.train.interrupt import StopRequest
-from genimg_fast.train.progress import StepProgress
-from genimg_fast.train.run_log import LossLog, plot_losses
+from genimg_fast.train.checkpoint import atomic_save
+from genimg_fast.train.loop import LoopSettings, resolve_device, run_training
 from genimg_fast.train.samples import save_grid
 
-STATE_FILE = "training_state.pt"
 # What a resumed run must share with the run it continues (the rest, e.g. epochs, may change).
 SAME_ON_RESUME = ("data", "image_size", "channels", "dataset_size", "batch_size", "nz", "ngf", "ndf", "lr", "beta1",
                   "impl", "seed")
@@ -60,11 +54,15 @@ class DCGANConfig:
     progress: bool = True
 
 
-class _Recipe:
-    """The networks, optimizers and losses of one run, reference or fused."""
+class DCGANRecipe:
+    """The networks, optimizers and losses of one run, fused or reference, and its noise."""
+
+    loss_keys = ["loss_D", "loss_G"]
 
     def __init__(self, config: DCGANConfig, device: torch.device) -> None:
         fused = config.impl == "fused"
+        self.title = f"DCGAN ({config.impl})"
+        self.nz = config.nz
         torch.manual_seed(config.seed)
         self.netG = DCGANGenerator(config.nz, config.ngf, config.channels, config.image_size, fused=fused,
                                    device=device)
@@ -78,19 +76,24 @@ class _Recipe:
             bce = nn.BCELoss()
             self.loss_D = lambda real, fake: (bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake)), {})
             self.loss_G = lambda out, _is_real: bce(out, torch.ones_like(out))
+        self.noise_gen = torch.Generator().manual_seed(config.seed + 1)
+        self.fixed_noise = torch.randn(64, config.nz, 1, 1,
+                                       generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
 
     def state_dict(self) -> dict:
         return {"netG": self.netG.state_dict(), "netD": self.netD.state_dict(), "optG": self.optG.state_dict(),
-                "optD": self.optD.state_dict()}
+                "optD": self.optD.state_dict(), "noise_gen": self.noise_gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.netG.load_state_dict(state["netG"])
         self.netD.load_state_dict(state["netD"])
         self.optG.load_state_dict(state["optG"])
         self.optD.load_state_dict(state["optD"])
+        self.noise_gen.set_state(state["noise_gen"])
 
-    def step(self, real: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         netG, netD = self.netG, self.netD
+        noise = torch.randn(real.shape[0], self.nz, 1, 1, generator=self.noise_gen).to(real.device)
         netD.zero_grad(set_to_none=True)
         out_real = netD(real)
         fake = netG(noise)
@@ -106,98 +109,27 @@ class _Recipe:
         return {"loss_D": errD.detach(), "loss_G": errG.detach(), "D_x": out_real.detach().mean(),
                 "D_G_z1": out_fake.detach().mean(), "D_G_z2": out.detach().mean()}
 
+    def first_batch(self, real: torch.Tensor, out: Path) -> None:
+        save_grid(real[:64], out / "real_samples.png")
 
-def _dataset(config: DCGANConfig):
-    if config.data == "shapes":
-        return ColouredShapes(config.dataset_size, config.image_size, config.channels, seed=config.seed)
-    return image_folder(config.data, config.image_size, config.channels)
+    def sample(self, epoch: int, out: Path) -> None:
+        with torch.no_grad():  # in train mode, as the reference samples
+            save_grid(self.netG(self.fixed_noise), out / f"fake_samples_epoch_{epoch:03d}.png")
 
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("genimg-fast train: --device cuda requested but torch sees no CUDA GPU")
-    return device
-
-
-def _check_resumable(config: DCGANConfig, saved: dict) -> None:
-    for name in SAME_ON_RESUME:
-        if saved[name] != getattr(config, name):
-            raise ValueError(f"--resume: {name} was {saved[name]!r} in the run being resumed, now {getattr(config, name)!r}")
+    def end_epoch(self, epoch: int, out: Path) -> None:
+        atomic_save(self.netG.state_dict(), out / f"netG_epoch_{epoch}.pth")
+        atomic_save(self.netD.state_dict(), out / f"netD_epoch_{epoch}.pth")
 
 
 def train_dcgan(config: DCGANConfig) -> dict:
-    """Train; returns a summary (steps, epochs, images per second, last losses, output folder)."""
+    """Train; returns a summary (steps, epochs done, images per second, last losses, output folder)."""
     if config.impl not in ("fused", "reference"):
         raise ValueError(f"impl must be 'fused' or 'reference', got {config.impl!r}")
-    out = Path(config.out)
-    device = _device(config.device)
-    dataset = _dataset(config)
-    recipe = _Recipe(config, device)
-    fixed_noise = torch.randn(64, config.nz, 1, 1, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
-    noise_gen = torch.Generator().manual_seed(config.seed + 1)
-    epoch, batch_in_epoch, step = 0, 0, 0
-    if config.resume:
-        state = load_training_state(out / STATE_FILE)
-        _check_resumable(config, state["config"])
-        recipe.load_state_dict(state["recipe"])
-        noise_gen.set_state(state["noise_gen"])
-        set_rng_state(state["rng"])
-        epoch, batch_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
-    log = LossLog(out / "losses.jsonl", resume_from_step=step if config.resume else None)
-    progress = StepProgress(config.progress, config.log_every, config.batch_size)
-    last: dict = {}
-
-    def write(entries: list[dict]) -> None:
-        nonlocal last
-        for entry in entries:
-            log.write(entry)
-            last = entry
-
-    def save_state() -> None:  # only at a step boundary: every finished step is in it, no half step
-        atomic_save({"config": dataclasses.asdict(config), "recipe": recipe.state_dict(), "epoch": epoch,
-                     "batch_in_epoch": batch_in_epoch, "step": step, "noise_gen": noise_gen.get_state(),
-                     "rng": rng_state()}, out / STATE_FILE)
-
-    started, first_step, stopped_early = time.perf_counter(), step, False
-    with StopRequest() as stop:
-        try:
-            while epoch < config.epochs:
-                batches = epoch_batches(len(dataset), config.batch_size, config.seed, epoch)
-                progress.start_epoch(epoch, config.epochs, len(batches), batch_in_epoch)
-                for real, _ in batch_loader(dataset, batches[batch_in_epoch:], config.workers, device.type == "cuda"):
-                    if stop.requested or (config.max_steps is not None and step >= config.max_steps):
-                        break
-                    real = real.to(device, non_blocking=True)
-                    if step == 0:
-                        save_grid(real[:64], out / "real_samples.png")
-                    noise = torch.randn(real.shape[0], config.nz, 1, 1, generator=noise_gen).to(device)
-                    write(progress.add(step, epoch, recipe.step(real, noise)))
-                    if batch_in_epoch % config.sample_every == 0:
-                        with torch.no_grad():  # in train mode, as the reference samples
-                            save_grid(recipe.netG(fixed_noise), out / f"fake_samples_epoch_{epoch:03d}.png")
-                    step += 1
-                    batch_in_epoch += 1
-                write(progress.flush())
-                if batch_in_epoch < len(batches):  # stopped inside the epoch
-                    stopped_early = True
-                    save_state()
-                    break
-                atomic_save(recipe.netG.state_dict(), out / f"netG_epoch_{epoch}.pth")
-                atomic_save(recipe.netD.state_dict(), out / f"netD_epoch_{epoch}.pth")
-                epoch, batch_in_epoch = epoch + 1, 0
-                save_state()
-        finally:
-            write(progress.flush())
-            progress.close()
-            log.close()
-            entries = log.entries()
-            if entries:
-                plot_losses(entries, ["loss_D", "loss_G"], out / "loss_curve.png", f"DCGAN ({config.impl})")
-    seconds = time.perf_counter() - started
-    images = (step - first_step) * config.batch_size
-    return {"steps": step, "epochs_done": epoch, "stopped_early": stopped_early,
-            "images_per_second": images / seconds if seconds > 0 else 0.0,
-            "loss_D": last.get("loss_D"), "loss_G": last.get("loss_G"), "out": str(out), "device": str(device)}
+    device = resolve_device(config.device)
+    if config.data == "shapes":
+        dataset = ColouredShapes(config.dataset_size, config.image_size, config.channels, seed=config.seed)
+    else:
+        dataset = image_folder(config.data, config.image_size, config.channels)
+    settings = LoopSettings(config.out, config.epochs, config.batch_size, config.seed, config.max_steps,
+                            config.sample_every, config.log_every, config.workers, config.resume, config.progress)
+    return run_training(settings, config, SAME_ON_RESUME, DCGANRecipe(config, device), dataset, device)

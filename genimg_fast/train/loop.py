@@ -1,0 +1,142 @@
+"""The loop every trainer shares: epochs of batches in a seeded order, one recipe step per batch,
+the losses logged, samples and checkpoints at their intervals, a graceful stop (Ctrl-C or
+max_steps) that saves a resumable state at a step boundary, and an exact resume from it.
+
+A recipe (one per model family) owns its networks, optimizers, losses and any random state of
+its own, and provides:
+  step(images) -> {name: 0-dim tensor}    one training iteration
+  state_dict() / load_state_dict(state)   everything a resumed run needs
+  first_batch(images, out)                e.g. the reference's real_samples.png
+  sample(epoch, out)                      a sample grid (every `sample_every` batches, and at epoch ends)
+  end_epoch(epoch, out)                   the reference's checkpoints
+  loss_keys                               what the loss curve plots; title: its heading
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch.utils.data import Dataset
+
+from genimg_fast.train.batches import batch_loader, epoch_batches
+from genimg_fast.train.checkpoint import atomic_save, load_training_state, rng_state, set_rng_state
+from genimg_fast.train.interrupt import StopRequest
+from genimg_fast.train.progress import StepProgress
+from genimg_fast.train.run_log import LossLog, plot_losses
+
+STATE_FILE = "training_state.pt"
+
+
+@dataclass
+class LoopSettings:
+    out: str
+    epochs: int
+    batch_size: int
+    seed: int
+    max_steps: int | None = None      # stop after this many iterations in all (resumable)
+    sample_every: int = 100
+    log_every: int = 10               # losses are read from the device this often; every step is logged
+    workers: int = 0
+    resume: bool = False
+    progress: bool = True
+
+
+class Recipe(Protocol):
+    loss_keys: list[str]
+    title: str
+
+    def step(self, images: torch.Tensor) -> dict[str, torch.Tensor]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+    def first_batch(self, images: torch.Tensor, out: Path) -> None: ...
+    def sample(self, epoch: int, out: Path) -> None: ...
+    def end_epoch(self, epoch: int, out: Path) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("genimg-fast train: --device cuda requested but torch sees no CUDA GPU")
+    return device
+
+
+def _check_resumable(config: dict[str, Any], saved: dict[str, Any], same_on_resume: tuple[str, ...]) -> None:
+    for name in same_on_resume:
+        if saved.get(name) != config.get(name):
+            raise ValueError(f"--resume: {name} was {saved.get(name)!r} in the run being resumed, now {config.get(name)!r}")
+
+
+def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str, ...], recipe: Recipe,
+                 dataset: Dataset, device: torch.device) -> dict:
+    """Train `recipe` on `dataset`; returns a summary (steps, epochs done, whether it stopped
+    early, images per second, the last logged losses, the output folder)."""
+    out = Path(settings.out)
+    config_record = dataclasses.asdict(config)
+    epoch, batch_in_epoch, step = 0, 0, 0
+    if settings.resume:
+        state = load_training_state(out / STATE_FILE)
+        _check_resumable(config_record, state["config"], same_on_resume)
+        recipe.load_state_dict(state["recipe"])
+        set_rng_state(state["rng"])
+        epoch, batch_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
+    log = LossLog(out / "losses.jsonl", resume_from_step=step if settings.resume else None)
+    progress = StepProgress(settings.progress, settings.log_every, settings.batch_size)
+    last: dict = {}
+
+    def write(entries: list[dict]) -> None:
+        nonlocal last
+        for entry in entries:
+            log.write(entry)
+            last = entry
+
+    def save_state() -> None:  # only at a step boundary: every finished step is in it, no half step
+        atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
+                     "batch_in_epoch": batch_in_epoch, "step": step, "rng": rng_state()}, out / STATE_FILE)
+
+    started, first_step, stopped_early = time.perf_counter(), step, False
+    with StopRequest() as stop:
+        try:
+            while epoch < settings.epochs:
+                batches = epoch_batches(len(dataset), settings.batch_size, settings.seed, epoch)
+                progress.start_epoch(epoch, settings.epochs, len(batches), batch_in_epoch)
+                loader = batch_loader(dataset, batches[batch_in_epoch:], settings.workers, device.type == "cuda",
+                                      seed=settings.seed * 100_003 + epoch)
+                for images, _ in loader:
+                    if stop.requested or (settings.max_steps is not None and step >= settings.max_steps):
+                        break
+                    images = images.to(device, non_blocking=True)
+                    if step == 0:
+                        recipe.first_batch(images, out)
+                    write(progress.add(step, epoch, recipe.step(images)))
+                    if batch_in_epoch % settings.sample_every == 0:
+                        recipe.sample(epoch, out)
+                    step += 1
+                    batch_in_epoch += 1
+                write(progress.flush())
+                if batch_in_epoch < len(batches):  # stopped inside the epoch
+                    stopped_early = True
+                    save_state()
+                    break
+                recipe.sample(epoch, out)
+                recipe.end_epoch(epoch, out)
+                epoch, batch_in_epoch = epoch + 1, 0
+                save_state()
+        finally:
+            write(progress.flush())
+            progress.close()
+            log.close()
+            entries = log.entries()
+            if entries:
+                plot_losses(entries, recipe.loss_keys, out / "loss_curve.png", recipe.title)
+    seconds = time.perf_counter() - started
+    images_done = (step - first_step) * settings.batch_size
+    return {"steps": step, "epochs_done": epoch, "stopped_early": stopped_early,
+            "images_per_second": images_done / seconds if seconds > 0 else 0.0,
+            "losses": {k: v for k, v in last.items() if k not in ("step", "epoch")}, "out": str(out),
+            "device": str(device)}

@@ -1,0 +1,144 @@
+"""VAE training. model='mlp' follows pytorch/examples vae/main.py: the 784-400-20 VAE on 28x28
+grey images in [0, 1], Adam(1e-3), loss = BCE(sum) + KL(sum), logged per image; each epoch
+`reconstruction_N.png` (8 inputs over their reconstructions) and `sample_N.png` (64 decodes of a
+fixed z). model='conv' is the convolutional VAE (64x64 colour, AntixK/PyTorch-VAE's VanillaVAE
+recipe: Adam(5e-3) with an exponential decay of 0.95 a epoch, MSE(mean) + 0.00025 * KL per
+image), where the fused norms pay. `vae_epoch_N.pth` (plain state_dict) after every epoch.
+
+impl='fused' uses VAELoss (and for 'conv' the fused network), impl='reference' torch's losses
+and plain layers, for A/B runs. Resumable exactly, like every trainer (see loop.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from genimg_fast.data import ColouredShapes, image_folder
+from genimg_fast.models import VAE, ConvVAE
+from genimg_fast.nn import VAELoss
+from genimg_fast.train.checkpoint import atomic_save
+from genimg_fast.train.loop import LoopSettings, resolve_device, run_training
+from genimg_fast.train.samples import save_grid
+
+SAME_ON_RESUME = ("model", "data", "dataset_size", "batch_size", "lr", "latent_dim", "impl", "seed")
+# model -> (image size, channels, default lr, default latent size)
+MODELS = {"mlp": (28, 1, 1e-3, 20), "conv": (64, 3, 5e-3, 128)}
+
+
+@dataclass
+class VAEConfig:
+    model: str = "mlp"                # 'mlp' (pytorch/examples, 28x28 grey) or 'conv' (64x64 colour)
+    data: str = "shapes"              # 'shapes' (built in) or a folder of images
+    out: str = "runs/vae"
+    dataset_size: int = 8192          # images in the built-in set
+    batch_size: int = 128
+    epochs: int = 10
+    max_steps: int | None = None      # stop after this many iterations in all (resumable)
+    lr: float | None = None           # default: the model's recipe (1e-3 mlp, 5e-3 conv)
+    latent_dim: int | None = None     # default: 20 mlp, 128 conv
+    impl: str = "fused"               # 'fused' or 'reference'
+    device: str = "auto"
+    seed: int = 0
+    sample_every: int = 10_000        # batches between sample grids (besides each epoch's end)
+    log_every: int = 10
+    workers: int = 0
+    resume: bool = False
+    progress: bool = True
+
+
+def _reference_loss(model: str):
+    if model == "mlp":  # pytorch/examples' loss_function
+        def loss(recon, x, mu, logvar):
+            bce = F.binary_cross_entropy(recon, x.view(-1, 784), reduction="sum")
+            return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    else:  # VanillaVAE.loss_function
+        def loss(recon, x, mu, logvar):
+            kld = torch.mean(-0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1), dim=0)
+            return F.mse_loss(recon, x) + 0.00025 * kld
+    return loss
+
+
+class VAERecipe:
+    loss_keys = ["loss"]
+
+    def __init__(self, config: VAEConfig, device: torch.device, dataset) -> None:
+        self.model_name = config.model
+        self.title = f"VAE {config.model} ({config.impl})"
+        _, channels, lr, latent = MODELS[config.model]
+        latent = config.latent_dim or latent
+        torch.manual_seed(config.seed)
+        if config.model == "mlp":
+            self.model = VAE(latent_dim=latent).to(device)
+            fused_loss = VAELoss()
+        else:
+            self.model = ConvVAE(channels, latent, fused=config.impl == "fused").to(device)
+            fused_loss = VAELoss("mse", "mean", kld_weight=0.00025, kld_reduction="batchmean")
+        self.loss = (lambda *a: fused_loss(*a)[0]) if config.impl == "fused" else _reference_loss(config.model)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr or lr)
+        self.scheduler = (torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=0.95)
+                          if config.model == "conv" else None)
+        self.fixed_z = torch.randn(64, latent, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
+        self.fixed_images = torch.stack([dataset[i][0] for i in range(min(8, len(dataset)))]).to(device)
+
+    def state_dict(self) -> dict:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+
+    def step(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.optimizer.zero_grad(set_to_none=True)
+        recon, mu, logvar = self.model(images)
+        loss = self.loss(recon, images, mu, logvar)
+        loss.backward()
+        self.optimizer.step()
+        per_image = loss.detach() / images.shape[0] if self.model_name == "mlp" else loss.detach()
+        return {"loss": per_image}
+
+    def first_batch(self, images: torch.Tensor, out: Path) -> None:
+        pass
+
+    def _as_images(self, flat: torch.Tensor) -> torch.Tensor:
+        size, channels, _, _ = MODELS[self.model_name]
+        return flat.view(-1, channels, size, size)
+
+    def sample(self, epoch: int, out: Path) -> None:
+        """As the example's test(): eval mode, no gradients; epochs count from 1 in the names."""
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            save_grid(self._as_images(self.model.decode(self.fixed_z)), out / f"sample_{epoch + 1}.png")
+            recon, _, _ = self.model(self.fixed_images)
+            comparison = torch.cat([self.fixed_images, self._as_images(recon)])
+            save_grid(comparison, out / f"reconstruction_{epoch + 1}.png", nrow=len(self.fixed_images))
+        self.model.train(was_training)
+
+    def end_epoch(self, epoch: int, out: Path) -> None:
+        atomic_save(self.model.state_dict(), out / f"vae_epoch_{epoch}.pth")
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+
+def train_vae(config: VAEConfig) -> dict:
+    if config.model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {config.model!r}")
+    if config.impl not in ("fused", "reference"):
+        raise ValueError(f"impl must be 'fused' or 'reference', got {config.impl!r}")
+    device = resolve_device(config.device)
+    size, channels, _, _ = MODELS[config.model]
+    if config.data == "shapes":
+        dataset = ColouredShapes(config.dataset_size, size, channels, seed=config.seed, unit_range=True)
+    else:
+        dataset = image_folder(config.data, size, channels, unit_range=True)
+    settings = LoopSettings(config.out, config.epochs, config.batch_size, config.seed, config.max_steps,
+                            config.sample_every, config.log_every, config.workers, config.resume, config.progress)
+    return run_training(settings, config, SAME_ON_RESUME, VAERecipe(config, device, dataset), dataset, device)
