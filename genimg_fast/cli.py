@@ -38,6 +38,10 @@ TRAINERS = {
               "DCGAN (pytorch/examples dcgan) on 'shapes' (built in) or a folder of images"),
     "vae": ("genimg_fast.train.vae", "VAEConfig", "train_vae",
             "VAE: pytorch/examples' MLP VAE (--model mlp) or the convolutional VAE (--model conv)"),
+    "cyclegan": ("genimg_fast.train.cyclegan", "CycleGANConfig", "train_cyclegan",
+                 "CycleGAN (junyanz): 'shapes' (built in, two styles) or a dataroot with trainA/ and trainB/"),
+    "pix2pix": ("genimg_fast.train.pix2pix", "Pix2PixConfig", "train_pix2pix",
+                "pix2pix (junyanz): 'shapes' (built in, outlines -> shapes) or a dataroot of A|B images in train/"),
 }
 
 
@@ -55,7 +59,8 @@ def _train(args: argparse.Namespace) -> int:
           + (f" ({backend['reason']})" if backend["reason"] else "") + f", output in {config.out}", flush=True)
     summary = getattr(module, train_name)(config)
     status = "stopped early (resume with --resume)" if summary["stopped_early"] else "done"
-    losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["losses"].items() if k.startswith("loss"))
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["losses"].items()
+                       if k.startswith("loss") or k in ("D", "D_A", "D_B", "G_GAN", "G_L1"))
     print(f"{args.model_family} {status}: {summary['steps']} iterations, {summary['epochs_done']} epochs, "
           f"{summary['images_per_second']:.1f} images/s on {summary['device']}, last {losses}; checkpoints, "
           f"samples, losses.jsonl and loss_curve.png in {summary['out']}")

@@ -22,8 +22,20 @@ HELP = {
     "log_every": "read the losses from the device this often (every iteration is logged)",
     "workers": "data-loading processes",
     "resume": "continue the run in --out exactly where it stopped",
+    "no_progress": "no progress bar",
+    "no_dropout": "no dropout in the generator (the reference's --no_dropout)",
+    "phase": "the dataroot's subfolder(s): <phase>/ (aligned) or <phase>A/, <phase>B/ (unaligned)",
+    "load_size": "images are resized to this square first (folders)",
+    "crop_size": "then randomly cropped to this (the training size; the built-in set is drawn at it)",
+    "epochs_decay": "epochs of linear decay of the learning rate to zero, after --epochs at the initial rate",
+    "save_epoch_freq": "also keep <epoch>_net_*.pth every this many epochs",
+    "lambda_identity": "weight of the identity terms, relative to lambda_A / lambda_B (0: none)",
+    "pool_size": "generated images the discriminators draw from (0: none)",
 }
-CHOICES = {"impl": ("fused", "reference"), "channels": (1, 3), "model": ("mlp", "conv")}
+CHOICES = {"impl": ("fused", "reference"), "channels": (1, 3), "model": ("mlp", "conv"),
+           "netG": ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"), "netD": ("basic", "n_layers", "pixel"),
+           "norm": ("batch", "instance", "none"), "gan_mode": ("lsgan", "vanilla", "wgangp"),
+           "direction": ("AtoB", "BtoA")}
 
 
 def _value_type(annotation: str):
@@ -37,8 +49,9 @@ def _value_type(annotation: str):
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
     for field in dataclasses.fields(config_cls):
         help_text = HELP.get(field.name)
-        if field.name == "progress":
-            parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        if isinstance(field.default, bool) and field.default:  # on by default: a --no-... flag turns it off
+            parser.add_argument(f"--no-{field.name.replace('_', '-')}", dest=field.name, action="store_false",
+                                help=HELP.get(f"no_{field.name}"))
         elif isinstance(field.default, bool):
             parser.add_argument(f"--{field.name.replace('_', '-')}", action="store_true", help=help_text)
         else:

@@ -91,8 +91,8 @@ class DCGANRecipe:
         self.optD.load_state_dict(state["optD"])
         self.noise_gen.set_state(state["noise_gen"])
 
-    def step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        netG, netD = self.netG, self.netD
+    def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        real, netG, netD = batch[0], self.netG, self.netD
         noise = torch.randn(real.shape[0], self.nz, 1, 1, generator=self.noise_gen).to(real.device)
         netD.zero_grad(set_to_none=True)
         out_real = netD(real)
@@ -109,8 +109,8 @@ class DCGANRecipe:
         return {"loss_D": errD.detach(), "loss_G": errG.detach(), "D_x": out_real.detach().mean(),
                 "D_G_z1": out_fake.detach().mean(), "D_G_z2": out.detach().mean()}
 
-    def first_batch(self, real: torch.Tensor, out: Path) -> None:
-        save_grid(real[:64], out / "real_samples.png")
+    def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
+        save_grid(batch[0][:64], out / "real_samples.png")
 
     def sample(self, epoch: int, out: Path) -> None:
         with torch.no_grad():  # in train mode, as the reference samples

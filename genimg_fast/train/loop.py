@@ -4,9 +4,10 @@ max_steps) that saves a resumable state at a step boundary, and an exact resume 
 
 A recipe (one per model family) owns its networks, optimizers, losses and any random state of
 its own, and provides:
-  step(images) -> {name: 0-dim tensor}    one training iteration
+  step(batch) -> {name: 0-dim tensor}     one training iteration on the data set's batch (a tuple
+                                          of tensors on the device: (images, labels), or (A, B))
   state_dict() / load_state_dict(state)   everything a resumed run needs
-  first_batch(images, out)                e.g. the reference's real_samples.png
+  first_batch(batch, out)                 e.g. the reference's real_samples.png
   sample(epoch, out)                      a sample grid (every `sample_every` batches, and at epoch ends)
   end_epoch(epoch, out)                   the reference's checkpoints
   loss_keys                               what the loss curve plots; title: its heading
@@ -14,6 +15,7 @@ its own, and provides:
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +51,10 @@ class Recipe(Protocol):
     loss_keys: list[str]
     title: str
 
-    def step(self, images: torch.Tensor) -> dict[str, torch.Tensor]: ...
+    def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]: ...
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
-    def first_batch(self, images: torch.Tensor, out: Path) -> None: ...
+    def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None: ...
     def sample(self, epoch: int, out: Path) -> None: ...
     def end_epoch(self, epoch: int, out: Path) -> None: ...
 
@@ -79,6 +81,7 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
     out = Path(settings.out)
     config_record = dataclasses.asdict(config)
     epoch, batch_in_epoch, step = 0, 0, 0
+    random.seed(settings.seed)  # Python's random draws too (the image pools): a run repeats from its seed
     if settings.resume:
         state = load_training_state(out / STATE_FILE)
         _check_resumable(config_record, state["config"], same_on_resume)
@@ -103,17 +106,19 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
     with StopRequest() as stop:
         try:
             while epoch < settings.epochs:
+                if hasattr(dataset, "set_epoch"):  # per-item randomness (crops, flips, unpaired draws) by epoch
+                    dataset.set_epoch(epoch)
                 batches = epoch_batches(len(dataset), settings.batch_size, settings.seed, epoch)
                 progress.start_epoch(epoch, settings.epochs, len(batches), batch_in_epoch)
                 loader = batch_loader(dataset, batches[batch_in_epoch:], settings.workers, device.type == "cuda",
                                       seed=settings.seed * 100_003 + epoch)
-                for images, _ in loader:
+                for batch in loader:
                     if stop.requested or (settings.max_steps is not None and step >= settings.max_steps):
                         break
-                    images = images.to(device, non_blocking=True)
+                    batch = tuple(t.to(device, non_blocking=True) for t in batch)
                     if step == 0:
-                        recipe.first_batch(images, out)
-                    write(progress.add(step, epoch, recipe.step(images)))
+                        recipe.first_batch(batch, out)
+                    write(progress.add(step, epoch, recipe.step(batch)))
                     if batch_in_epoch % settings.sample_every == 0:
                         recipe.sample(epoch, out)
                     step += 1

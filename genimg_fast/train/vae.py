@@ -95,7 +95,8 @@ class VAERecipe:
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
 
-    def step(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        images = batch[0]
         self.optimizer.zero_grad(set_to_none=True)
         recon, mu, logvar = self.model(images)
         loss = self.loss(recon, images, mu, logvar)
@@ -104,7 +105,7 @@ class VAERecipe:
         per_image = loss.detach() / images.shape[0] if self.model_name == "mlp" else loss.detach()
         return {"loss": per_image}
 
-    def first_batch(self, images: torch.Tensor, out: Path) -> None:
+    def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
         pass
 
     def _as_images(self, flat: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,104 @@
+"""junyanz's data layouts for pix2pix and CycleGAN, with its default preprocessing
+(resize_and_crop: resize to load_size x load_size, random crop_size crop, random horizontal
+flip, to [-1, 1]):
+
+- AlignedFolder: root/<phase>/* images holding A | B side by side, split at half the width,
+  both halves cropped and flipped alike (pix2pix).
+- UnalignedFolder: root/<phase>A and root/<phase>B; B drawn at random for each A (CycleGAN).
+
+The random crops, flips and draws come from (seed, epoch, index) (call set_epoch), so runs
+are reproducible and resume exactly. Problems name the path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from genimg_fast.data.folders import _loader_naming_the_file, _torchvision
+
+
+def _image_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    extensions = _torchvision().datasets.folder.IMG_EXTENSIONS
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+    if not files:
+        raise ValueError(f"{folder}: no image files (looked for {', '.join(extensions)})")
+    return files
+
+
+class _Preprocess:
+    """resize_and_crop + flip with parameters drawn from a generator."""
+
+    def __init__(self, load_size: int, crop_size: int, flip: bool) -> None:
+        if crop_size > load_size:
+            raise ValueError(f"crop_size ({crop_size}) must not exceed load_size ({load_size})")
+        self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
+
+    def params(self, g: torch.Generator) -> tuple[int, int, bool]:
+        span = self.load_size - self.crop_size + 1
+        top, left = (int(v) for v in torch.randint(span, (2,), generator=g))
+        return top, left, self.flip and bool(torch.rand((), generator=g) < 0.5)
+
+    def __call__(self, image, params: tuple[int, int, bool]) -> torch.Tensor:
+        F = _torchvision().transforms.functional
+        top, left, flip = params
+        image = F.resize(image, [self.load_size, self.load_size], interpolation=F.InterpolationMode.BICUBIC)
+        image = F.crop(image, top, left, self.crop_size, self.crop_size)
+        if flip:
+            image = F.hflip(image)
+        return F.normalize(F.to_tensor(image), [0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+
+
+class _EpochSeeded(Dataset):
+    def __init__(self, seed: int) -> None:
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _generator(self, index: int, stream: int) -> torch.Generator:
+        return torch.Generator().manual_seed(((self.seed * 7_919 + self.epoch) * 1_000_003 + index) * 4 + stream)
+
+
+class AlignedFolder(_EpochSeeded):
+    def __init__(self, root: str | Path, phase: str = "train", load_size: int = 286, crop_size: int = 256,
+                 flip: bool = True, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.preprocess = _Preprocess(load_size, crop_size, flip)
+        self.files = _image_files(Path(root) / phase)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        path = str(self.files[index])
+        image = _loader_naming_the_file(path)
+        w, h = image.size
+        if w < 2:
+            raise ValueError(f"{path}: too narrow to hold A | B side by side")
+        params = self.preprocess.params(self._generator(index, 0))
+        a, b = image.crop((0, 0, w // 2, h)), image.crop((w // 2, 0, w, h))
+        return self.preprocess(a, params), self.preprocess(b, params)
+
+
+class UnalignedFolder(_EpochSeeded):
+    def __init__(self, root: str | Path, phase: str = "train", load_size: int = 286, crop_size: int = 256,
+                 flip: bool = True, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.preprocess = _Preprocess(load_size, crop_size, flip)
+        self.files_a = _image_files(Path(root) / f"{phase}A")
+        self.files_b = _image_files(Path(root) / f"{phase}B")
+
+    def __len__(self) -> int:
+        return max(len(self.files_a), len(self.files_b))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = self._generator(index, 1)
+        path_a = self.files_a[index % len(self.files_a)]
+        path_b = self.files_b[int(torch.randint(len(self.files_b), (), generator=g))]
+        a = self.preprocess(_loader_naming_the_file(str(path_a)), self.preprocess.params(g))
+        b = self.preprocess(_loader_naming_the_file(str(path_b)), self.preprocess.params(g))
+        return a, b

@@ -1,0 +1,201 @@
+"""CycleGAN training, following junyanz's cycle_gan_model: G_A: A -> B and G_B: B -> A
+(resnet_9blocks, instance norm), PatchGAN discriminators D_A (on B) and D_B (on A), LSGAN;
+each iteration one generator step on the six-term objective (GAN x2, cycle L1 x2 with
+lambda_A/B, identity L1 x2 with lambda_identity) with the discriminators frozen, then one step
+of both discriminators on 0.5 * (real + pooled fake) (ImagePool of 50); Adam(2e-4, (0.5,
+0.999)); the 'linear' rate policy (constant `epochs`, then decay over `epochs_decay`).
+Checkpoints as the reference names them: latest_net_G_A.pth ... every epoch and
+<epoch>_net_G_A.pth ... every `save_epoch_freq` epochs (plain state_dicts).
+
+impl='fused' trains genimg_fast's networks with CycleGANGeneratorLoss / DiscriminatorLoss,
+impl='reference' plain torch.nn with torch's losses, for A/B runs. Resumable exactly (the image
+pools and Python's random state included).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from genimg_fast.data import UnalignedFolder, UnpairedShapeStyles
+from genimg_fast.models import define_D, define_G
+from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss
+from genimg_fast.train.checkpoint import atomic_save
+from genimg_fast.train.image_pool import ImagePool
+from genimg_fast.train.loop import LoopSettings, resolve_device, run_training
+from genimg_fast.train.requires_grad import set_requires_grad
+from genimg_fast.train.samples import save_grid
+from genimg_fast.train.schedules import linear_decay
+
+SAME_ON_RESUME = ("data", "phase", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD", "ngf",
+                  "ndf", "norm", "gan_mode", "lambda_A", "lambda_B", "lambda_identity", "pool_size", "lr", "beta1",
+                  "impl", "seed")
+
+
+@dataclass
+class CycleGANConfig:
+    data: str = "shapes"              # 'shapes' (built in) or a dataroot with <phase>A/ and <phase>B/
+    out: str = "runs/cyclegan"
+    phase: str = "train"
+    dataset_size: int = 1024          # image pairs in the built-in set
+    load_size: int = 286
+    crop_size: int = 256              # the image size (the built-in set is drawn at this size)
+    batch_size: int = 1
+    epochs: int = 100                 # at the initial rate
+    epochs_decay: int = 100           # then decaying linearly to zero
+    max_steps: int | None = None
+    netG: str = "resnet_9blocks"
+    netD: str = "basic"
+    ngf: int = 64
+    ndf: int = 64
+    norm: str = "instance"
+    gan_mode: str = "lsgan"
+    lambda_A: float = 10.0
+    lambda_B: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    lr: float = 2e-4
+    beta1: float = 0.5
+    save_epoch_freq: int = 5
+    impl: str = "fused"
+    device: str = "auto"
+    seed: int = 0
+    sample_every: int = 100
+    log_every: int = 10
+    workers: int = 0
+    resume: bool = False
+    progress: bool = True
+
+
+def gpu_ids(device: torch.device) -> tuple[int, ...]:
+    if device.type != "cuda":
+        return ()
+    return (device.index if device.index is not None else torch.cuda.current_device(),)
+
+
+def reference_gan_loss(prediction: torch.Tensor, mode: str, target_is_real: bool) -> torch.Tensor:
+    """junyanz's GANLoss in plain torch: a label tensor, then the loss."""
+    if mode == "wgangp":
+        return -prediction.mean() if target_is_real else prediction.mean()
+    target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
+    return F.mse_loss(prediction, target) if mode == "lsgan" else F.binary_cross_entropy_with_logits(prediction, target)
+
+
+class CycleGANRecipe:
+    loss_keys = ["loss_G", "D_A", "D_B"]
+
+    def __init__(self, config: CycleGANConfig, device: torch.device) -> None:
+        self.config, self.title = config, f"CycleGAN ({config.impl})"
+        fused = config.impl == "fused"
+        torch.manual_seed(config.seed)
+        ids = gpu_ids(device)
+        self.G_A = define_G(3, 3, config.ngf, config.netG, config.norm, False, gpu_ids=ids, fused=fused)
+        self.G_B = define_G(3, 3, config.ngf, config.netG, config.norm, False, gpu_ids=ids, fused=fused)
+        self.D_A = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
+        self.D_B = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
+        betas = (config.beta1, 0.999)
+        self.optG = torch.optim.Adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters()), config.lr, betas)
+        self.optD = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), config.lr, betas)
+        self.schedulers = [linear_decay(opt, config.epochs, config.epochs_decay) for opt in (self.optG, self.optD)]
+        self.pool_A, self.pool_B = ImagePool(config.pool_size), ImagePool(config.pool_size)
+        self.device = device
+        if fused:
+            self.g_loss = CycleGANGeneratorLoss(config.gan_mode, config.lambda_A, config.lambda_B, config.lambda_identity)
+            self.d_loss = DiscriminatorLoss(config.gan_mode)
+        self._visuals: list[torch.Tensor] = []
+
+    def state_dict(self) -> dict:
+        nets = {name: getattr(self, name).state_dict() for name in ("G_A", "G_B", "D_A", "D_B")}
+        return {**nets, "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
+                "schedulers": [s.state_dict() for s in self.schedulers], "pool_A": self.pool_A.state_dict(),
+                "pool_B": self.pool_B.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("G_A", "G_B", "D_A", "D_B"):
+            getattr(self, name).load_state_dict(state[name])
+        self.optG.load_state_dict(state["optG"])
+        self.optD.load_state_dict(state["optD"])
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+        self.pool_A.load_state_dict(state["pool_A"], self.device)
+        self.pool_B.load_state_dict(state["pool_B"], self.device)
+
+    def _generator_loss(self, fake_B, fake_A, rec_A, real_A, rec_B, real_B, idt_A, idt_B):
+        c = self.config
+        if c.impl == "fused":
+            total, terms = self.g_loss(self.D_A(fake_B), self.D_B(fake_A), rec_A, real_A, rec_B, real_B, idt_A, idt_B)
+            return total, {k: terms[k] for k in ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B")}
+        terms = {"G_A": reference_gan_loss(self.D_A(fake_B), c.gan_mode, True),
+                 "G_B": reference_gan_loss(self.D_B(fake_A), c.gan_mode, True),
+                 "cycle_A": F.l1_loss(rec_A, real_A) * c.lambda_A, "cycle_B": F.l1_loss(rec_B, real_B) * c.lambda_B}
+        if c.lambda_identity > 0:
+            terms["idt_A"] = F.l1_loss(idt_A, real_B) * c.lambda_B * c.lambda_identity
+            terms["idt_B"] = F.l1_loss(idt_B, real_A) * c.lambda_A * c.lambda_identity
+        else:
+            terms["idt_A"] = terms["idt_B"] = torch.zeros((), device=real_A.device)
+        return sum(terms.values()), terms
+
+    def _discriminator_loss(self, net, real, fake):
+        if self.config.impl == "fused":
+            return self.d_loss(net(real), net(fake.detach()))[0]
+        mode = self.config.gan_mode
+        return 0.5 * (reference_gan_loss(net(real), mode, True) + reference_gan_loss(net(fake.detach()), mode, False))
+
+    def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        real_A, real_B = batch
+        fake_B = self.G_A(real_A)
+        rec_A = self.G_B(fake_B)
+        fake_A = self.G_B(real_B)
+        rec_B = self.G_A(fake_A)
+        set_requires_grad([self.D_A, self.D_B], False)
+        self.optG.zero_grad(set_to_none=True)
+        identity = self.config.lambda_identity > 0
+        idt_A = self.G_A(real_B) if identity else None
+        idt_B = self.G_B(real_A) if identity else None
+        loss_G, terms = self._generator_loss(fake_B, fake_A, rec_A, real_A, rec_B, real_B, idt_A, idt_B)
+        loss_G.backward()
+        self.optG.step()
+        set_requires_grad([self.D_A, self.D_B], True)
+        self.optD.zero_grad(set_to_none=True)
+        loss_D_A = self._discriminator_loss(self.D_A, real_B, self.pool_B.query(fake_B))
+        loss_D_A.backward()
+        loss_D_B = self._discriminator_loss(self.D_B, real_A, self.pool_A.query(fake_A))
+        loss_D_B.backward()
+        self.optD.step()
+        self._visuals = [t[:1].detach() for t in (real_A, fake_B, rec_A, real_B, fake_A, rec_B)]
+        return {"loss_G": loss_G.detach(), **{k: v.detach() for k, v in terms.items()}, "D_A": loss_D_A.detach(),
+                "D_B": loss_D_B.detach()}
+
+    def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
+        pass
+
+    def sample(self, epoch: int, out: Path) -> None:
+        """The current visuals: real_A, fake_B, rec_A over real_B, fake_A, rec_B."""
+        if self._visuals:
+            save_grid(torch.cat(self._visuals), out / f"visuals_epoch_{epoch + 1:03d}.png", nrow=3)
+
+    def end_epoch(self, epoch: int, out: Path) -> None:
+        for name in ("G_A", "G_B", "D_A", "D_B"):
+            state = getattr(self, name).state_dict()
+            atomic_save(state, out / f"latest_net_{name}.pth")
+            if (epoch + 1) % self.config.save_epoch_freq == 0:
+                atomic_save(state, out / f"{epoch + 1}_net_{name}.pth")
+        for scheduler in self.schedulers:
+            scheduler.step()
+
+
+def train_cyclegan(config: CycleGANConfig) -> dict:
+    if config.impl not in ("fused", "reference"):
+        raise ValueError(f"impl must be 'fused' or 'reference', got {config.impl!r}")
+    device = resolve_device(config.device)
+    if config.data == "shapes":
+        dataset = UnpairedShapeStyles(config.dataset_size, config.crop_size, config.seed)
+    else:
+        dataset = UnalignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
+    settings = LoopSettings(config.out, config.epochs + config.epochs_decay, config.batch_size, config.seed,
+                            config.max_steps, config.sample_every, config.log_every, config.workers, config.resume,
+                            config.progress)
+    return run_training(settings, config, SAME_ON_RESUME, CycleGANRecipe(config, device), dataset, device)

@@ -1,0 +1,159 @@
+"""pix2pix training, following junyanz's pix2pix_model: G = unet_256 with batch norm and
+dropout, D = PatchGAN on cat(A, B) (6 channels), vanilla GAN (BCE with logits); each iteration
+first one D step on 0.5 * (D(cat(A, fake)) as fake + D(cat(A, B)) as real), then one G step
+on GAN(D(cat(A, fake)), real) + lambda_L1 * L1(fake, B) with D frozen; Adam(2e-4, (0.5,
+0.999)); the 'linear' rate policy. Checkpoints latest_net_G.pth / latest_net_D.pth every epoch
+and <epoch>_net_G.pth ... every `save_epoch_freq` epochs (plain state_dicts).
+
+impl='fused' uses genimg_fast's networks with Pix2PixGeneratorLoss / DiscriminatorLoss,
+impl='reference' plain torch.nn and torch's losses, for A/B runs. Resumable exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from genimg_fast.data import AlignedFolder, OutlinesToShapes
+from genimg_fast.models import define_D, define_G
+from genimg_fast.nn import DiscriminatorLoss, Pix2PixGeneratorLoss
+from genimg_fast.train.checkpoint import atomic_save
+from genimg_fast.train.cyclegan import gpu_ids, reference_gan_loss
+from genimg_fast.train.loop import LoopSettings, resolve_device, run_training
+from genimg_fast.train.requires_grad import set_requires_grad
+from genimg_fast.train.samples import save_grid
+from genimg_fast.train.schedules import linear_decay
+
+SAME_ON_RESUME = ("data", "phase", "direction", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD",
+                  "ngf", "ndf", "norm", "dropout", "gan_mode", "lambda_L1", "lr", "beta1", "impl", "seed")
+
+
+@dataclass
+class Pix2PixConfig:
+    data: str = "shapes"              # 'shapes' (built in: outlines -> filled shapes) or a dataroot of A|B images
+    out: str = "runs/pix2pix"
+    phase: str = "train"
+    direction: str = "AtoB"
+    dataset_size: int = 1024          # pairs in the built-in set
+    load_size: int = 286
+    crop_size: int = 256
+    batch_size: int = 1
+    epochs: int = 100
+    epochs_decay: int = 100
+    max_steps: int | None = None
+    netG: str = "unet_256"
+    netD: str = "basic"
+    ngf: int = 64
+    ndf: int = 64
+    norm: str = "batch"
+    dropout: bool = True              # the reference's default (its --no_dropout turns it off)
+    gan_mode: str = "vanilla"
+    lambda_L1: float = 100.0
+    lr: float = 2e-4
+    beta1: float = 0.5
+    save_epoch_freq: int = 5
+    impl: str = "fused"
+    device: str = "auto"
+    seed: int = 0
+    sample_every: int = 100
+    log_every: int = 10
+    workers: int = 0
+    resume: bool = False
+    progress: bool = True
+
+
+class Pix2PixRecipe:
+    loss_keys = ["G_GAN", "G_L1", "D"]
+
+    def __init__(self, config: Pix2PixConfig, device: torch.device) -> None:
+        self.config, self.title = config, f"pix2pix ({config.impl})"
+        fused = config.impl == "fused"
+        torch.manual_seed(config.seed)
+        ids = gpu_ids(device)
+        self.G = define_G(3, 3, config.ngf, config.netG, config.norm, config.dropout, gpu_ids=ids, fused=fused)
+        self.D = define_D(6, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
+        betas = (config.beta1, 0.999)
+        self.optG = torch.optim.Adam(self.G.parameters(), config.lr, betas)
+        self.optD = torch.optim.Adam(self.D.parameters(), config.lr, betas)
+        self.schedulers = [linear_decay(opt, config.epochs, config.epochs_decay) for opt in (self.optG, self.optD)]
+        if fused:
+            self.g_loss = Pix2PixGeneratorLoss(config.gan_mode, config.lambda_L1)
+            self.d_loss = DiscriminatorLoss(config.gan_mode)
+        self._visuals: list[torch.Tensor] = []
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "optG": self.optG.state_dict(),
+                "optD": self.optD.state_dict(), "schedulers": [s.state_dict() for s in self.schedulers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.optG.load_state_dict(state["optG"])
+        self.optD.load_state_dict(state["optD"])
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+
+    def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        real_A, real_B = batch if self.config.direction == "AtoB" else batch[::-1]
+        mode = self.config.gan_mode
+        fake_B = self.G(real_A)
+        # D first: fake, then real, as the reference calls them (batch norm sees them in that order)
+        set_requires_grad([self.D], True)
+        self.optD.zero_grad(set_to_none=True)
+        fake_AB = torch.cat((real_A, fake_B), 1)
+        pred_fake = self.D(fake_AB.detach())
+        pred_real = self.D(torch.cat((real_A, real_B), 1))
+        if self.config.impl == "fused":
+            loss_D = self.d_loss(pred_real, pred_fake)[0]
+        else:
+            loss_D = 0.5 * (reference_gan_loss(pred_fake, mode, False) + reference_gan_loss(pred_real, mode, True))
+        loss_D.backward()
+        self.optD.step()
+        set_requires_grad([self.D], False)
+        self.optG.zero_grad(set_to_none=True)
+        pred_fake = self.D(fake_AB)
+        if self.config.impl == "fused":
+            loss_G, terms = self.g_loss(pred_fake, fake_B, real_B)
+            gan, l1 = terms["G_GAN"], terms["G_L1"]
+        else:
+            gan, l1 = reference_gan_loss(pred_fake, mode, True), F.l1_loss(fake_B, real_B) * self.config.lambda_L1
+            loss_G = gan + l1
+        loss_G.backward()
+        self.optG.step()
+        self._visuals = [t[:1].detach() for t in (real_A, fake_B, real_B)]
+        return {"G_GAN": gan.detach(), "G_L1": l1.detach(), "D": loss_D.detach()}
+
+    def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
+        pass
+
+    def sample(self, epoch: int, out: Path) -> None:
+        """The current visuals: real_A, fake_B, real_B."""
+        if self._visuals:
+            save_grid(torch.cat(self._visuals), out / f"visuals_epoch_{epoch + 1:03d}.png", nrow=3)
+
+    def end_epoch(self, epoch: int, out: Path) -> None:
+        for name in ("G", "D"):
+            state = getattr(self, name).state_dict()
+            atomic_save(state, out / f"latest_net_{name}.pth")
+            if (epoch + 1) % self.config.save_epoch_freq == 0:
+                atomic_save(state, out / f"{epoch + 1}_net_{name}.pth")
+        for scheduler in self.schedulers:
+            scheduler.step()
+
+
+def train_pix2pix(config: Pix2PixConfig) -> dict:
+    if config.impl not in ("fused", "reference"):
+        raise ValueError(f"impl must be 'fused' or 'reference', got {config.impl!r}")
+    if config.direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {config.direction!r}")
+    device = resolve_device(config.device)
+    if config.data == "shapes":
+        dataset = OutlinesToShapes(config.dataset_size, config.crop_size, config.seed)
+    else:
+        dataset = AlignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
+    settings = LoopSettings(config.out, config.epochs + config.epochs_decay, config.batch_size, config.seed,
+                            config.max_steps, config.sample_every, config.log_every, config.workers, config.resume,
+                            config.progress)
+    return run_training(settings, config, SAME_ON_RESUME, Pix2PixRecipe(config, device), dataset, device)
