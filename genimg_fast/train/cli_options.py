@@ -23,6 +23,9 @@ HELP = {
     "workers": "data-loading processes",
     "resume": "continue the run in --out exactly where it stopped",
     "no_progress": "no progress bar",
+    "amp": "mixed precision: bf16, or fp16 with a gradient scaler",
+    "channels_last": "networks and batches in channels_last memory format",
+    "compile": "torch.compile the networks",
     "no_dropout": "no dropout in the generator (the reference's --no_dropout)",
     "phase": "the dataroot's subfolder(s): <phase>/ (aligned) or <phase>A/, <phase>B/ (unaligned)",
     "load_size": "images are resized to this square first (folders)",
@@ -32,7 +35,7 @@ HELP = {
     "lambda_identity": "weight of the identity terms, relative to lambda_A / lambda_B (0: none)",
     "pool_size": "generated images the discriminators draw from (0: none)",
 }
-CHOICES = {"impl": ("fused", "reference"), "channels": (1, 3), "model": ("mlp", "conv"),
+CHOICES = {"impl": ("fused", "reference"), "amp": ("none", "bf16", "fp16"), "channels": (1, 3), "model": ("mlp", "conv"),
            "netG": ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"), "netD": ("basic", "n_layers", "pixel"),
            "norm": ("batch", "instance", "none"), "gan_mode": ("lsgan", "vanilla", "wgangp"),
            "direction": ("AtoB", "BtoA")}
@@ -47,7 +50,11 @@ def _value_type(annotation: str):
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
-    for field in dataclasses.fields(config_cls):
+    from genimg_fast.train.options import RunOptions
+
+    shared = {field.name for field in dataclasses.fields(RunOptions)}
+    fields = dataclasses.fields(config_cls)
+    for field in [f for f in fields if f.name not in shared] + [f for f in fields if f.name in shared]:
         help_text = HELP.get(field.name)
         if isinstance(field.default, bool) and field.default:  # on by default: a --no-... flag turns it off
             parser.add_argument(f"--no-{field.name.replace('_', '-')}", dest=field.name, action="store_false",

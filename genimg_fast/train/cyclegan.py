@@ -25,7 +25,9 @@ from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.image_pool import ImagePool
-from genimg_fast.train.loop import LoopSettings, resolve_device, run_training
+from genimg_fast.train.loop import loop_settings, resolve_device, run_training
+from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
+from genimg_fast.train.precision import Precision
 from genimg_fast.train.requires_grad import set_requires_grad
 from genimg_fast.train.samples import save_grid
 from genimg_fast.train.schedules import linear_decay
@@ -36,7 +38,7 @@ SAME_ON_RESUME = ("data", "phase", "dataset_size", "load_size", "crop_size", "ba
 
 
 @dataclass
-class CycleGANConfig:
+class CycleGANConfig(RunOptions):
     data: str = "shapes"              # 'shapes' (built in) or a dataroot with <phase>A/ and <phase>B/
     out: str = "runs/cyclegan"
     phase: str = "train"
@@ -46,7 +48,6 @@ class CycleGANConfig:
     batch_size: int = 1
     epochs: int = 100                 # at the initial rate
     epochs_decay: int = 100           # then decaying linearly to zero
-    max_steps: int | None = None
     netG: str = "resnet_9blocks"
     netD: str = "basic"
     ngf: int = 64
@@ -60,14 +61,6 @@ class CycleGANConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     save_epoch_freq: int = 5
-    impl: str = "fused"
-    device: str = "auto"
-    seed: int = 0
-    sample_every: int = 100
-    log_every: int = 10
-    workers: int = 0
-    resume: bool = False
-    progress: bool = True
 
 
 def gpu_ids(device: torch.device) -> tuple[int, ...]:
@@ -96,6 +89,8 @@ class CycleGANRecipe:
         self.G_B = define_G(3, 3, config.ngf, config.netG, config.norm, False, gpu_ids=ids, fused=fused)
         self.D_A = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
         self.D_B = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
+        self.precision = Precision(config.amp, device)
+        prepare_networks([self.G_A, self.G_B, self.D_A, self.D_B], config)
         betas = (config.beta1, 0.999)
         self.optG = torch.optim.Adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters()), config.lr, betas)
         self.optD = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), config.lr, betas)
@@ -111,7 +106,7 @@ class CycleGANRecipe:
         nets = {name: getattr(self, name).state_dict() for name in ("G_A", "G_B", "D_A", "D_B")}
         return {**nets, "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
                 "schedulers": [s.state_dict() for s in self.schedulers], "pool_A": self.pool_A.state_dict(),
-                "pool_B": self.pool_B.state_dict()}
+                "pool_B": self.pool_B.state_dict(), "scaler": self.precision.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("G_A", "G_B", "D_A", "D_B"):
@@ -122,6 +117,7 @@ class CycleGANRecipe:
             scheduler.load_state_dict(saved)
         self.pool_A.load_state_dict(state["pool_A"], self.device)
         self.pool_B.load_state_dict(state["pool_B"], self.device)
+        self.precision.load_state_dict(state.get("scaler", {}))
 
     def _generator_loss(self, fake_B, fake_A, rec_A, real_A, rec_B, real_B, idt_A, idt_B):
         c = self.config
@@ -145,26 +141,32 @@ class CycleGANRecipe:
         return 0.5 * (reference_gan_loss(net(real), mode, True) + reference_gan_loss(net(fake.detach()), mode, False))
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        real_A, real_B = batch
-        fake_B = self.G_A(real_A)
-        rec_A = self.G_B(fake_B)
-        fake_A = self.G_B(real_B)
-        rec_B = self.G_A(fake_A)
+        real_A, real_B = prepare_batch(batch, self.config)
+        precision = self.precision
+        with precision.autocast():
+            fake_B = self.G_A(real_A)
+            rec_A = self.G_B(fake_B)
+            fake_A = self.G_B(real_B)
+            rec_B = self.G_A(fake_A)
         set_requires_grad([self.D_A, self.D_B], False)
         self.optG.zero_grad(set_to_none=True)
         identity = self.config.lambda_identity > 0
-        idt_A = self.G_A(real_B) if identity else None
-        idt_B = self.G_B(real_A) if identity else None
-        loss_G, terms = self._generator_loss(fake_B, fake_A, rec_A, real_A, rec_B, real_B, idt_A, idt_B)
-        loss_G.backward()
-        self.optG.step()
+        with precision.autocast():
+            idt_A = self.G_A(real_B) if identity else None
+            idt_B = self.G_B(real_A) if identity else None
+            loss_G, terms = self._generator_loss(fake_B, fake_A, rec_A, real_A, rec_B, real_B, idt_A, idt_B)
+        precision.backward(loss_G)
+        precision.step(self.optG)
         set_requires_grad([self.D_A, self.D_B], True)
         self.optD.zero_grad(set_to_none=True)
-        loss_D_A = self._discriminator_loss(self.D_A, real_B, self.pool_B.query(fake_B))
-        loss_D_A.backward()
-        loss_D_B = self._discriminator_loss(self.D_B, real_A, self.pool_A.query(fake_A))
-        loss_D_B.backward()
-        self.optD.step()
+        with precision.autocast():
+            loss_D_A = self._discriminator_loss(self.D_A, real_B, self.pool_B.query(fake_B))
+        precision.backward(loss_D_A)
+        with precision.autocast():
+            loss_D_B = self._discriminator_loss(self.D_B, real_A, self.pool_A.query(fake_A))
+        precision.backward(loss_D_B)
+        precision.step(self.optD)
+        precision.update()
         self._visuals = [t[:1].detach() for t in (real_A, fake_B, rec_A, real_B, fake_A, rec_B)]
         return {"loss_G": loss_G.detach(), **{k: v.detach() for k, v in terms.items()}, "D_A": loss_D_A.detach(),
                 "D_B": loss_D_B.detach()}
@@ -188,14 +190,11 @@ class CycleGANRecipe:
 
 
 def train_cyclegan(config: CycleGANConfig) -> dict:
-    if config.impl not in ("fused", "reference"):
-        raise ValueError(f"impl must be 'fused' or 'reference', got {config.impl!r}")
+    check_run_options(config)
     device = resolve_device(config.device)
     if config.data == "shapes":
         dataset = UnpairedShapeStyles(config.dataset_size, config.crop_size, config.seed)
     else:
         dataset = UnalignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
-    settings = LoopSettings(config.out, config.epochs + config.epochs_decay, config.batch_size, config.seed,
-                            config.max_steps, config.sample_every, config.log_every, config.workers, config.resume,
-                            config.progress)
-    return run_training(settings, config, SAME_ON_RESUME, CycleGANRecipe(config, device), dataset, device)
+    return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, SAME_ON_RESUME,
+                        CycleGANRecipe(config, device), dataset, device)

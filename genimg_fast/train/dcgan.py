@@ -21,7 +21,9 @@ from genimg_fast.data import ColouredShapes, image_folder
 from genimg_fast.models import DCGANDiscriminator, DCGANGenerator
 from genimg_fast.nn import DiscriminatorLoss, GANLoss
 from genimg_fast.train.checkpoint import atomic_save
-from genimg_fast.train.loop import LoopSettings, resolve_device, run_training
+from genimg_fast.train.loop import loop_settings, resolve_device, run_training
+from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
+from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 
 # What a resumed run must share with the run it continues (the rest, e.g. epochs, may change).
@@ -30,7 +32,7 @@ SAME_ON_RESUME = ("data", "image_size", "channels", "dataset_size", "batch_size"
 
 
 @dataclass
-class DCGANConfig:
+class DCGANConfig(RunOptions):
     data: str = "shapes"              # 'shapes' (built in) or a folder of images
     out: str = "runs/dcgan"
     image_size: int = 64
@@ -38,20 +40,11 @@ class DCGANConfig:
     dataset_size: int = 4096          # images in the built-in set
     batch_size: int = 128
     epochs: int = 25
-    max_steps: int | None = None      # stop after this many iterations in all (resumable)
     nz: int = 100
     ngf: int = 64
     ndf: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
-    impl: str = "fused"               # 'fused' or 'reference'
-    device: str = "auto"
-    seed: int = 0
-    sample_every: int = 100
-    log_every: int = 10               # losses are read from the GPU (a sync) this often; every step is logged
-    workers: int = 0
-    resume: bool = False
-    progress: bool = True
 
 
 class DCGANRecipe:
@@ -67,22 +60,29 @@ class DCGANRecipe:
         self.netG = DCGANGenerator(config.nz, config.ngf, config.channels, config.image_size, fused=fused,
                                    device=device)
         self.netD = DCGANDiscriminator(config.channels, config.ndf, config.image_size, fused=fused, device=device)
+        self.config, self.precision = config, Precision(config.amp, device)
+        prepare_networks([self.netG, self.netD], config)
         betas = (config.beta1, 0.999)
         self.optG = torch.optim.Adam(self.netG.parameters(), lr=config.lr, betas=betas)
         self.optD = torch.optim.Adam(self.netD.parameters(), lr=config.lr, betas=betas)
         if fused:
             self.loss_D, self.loss_G = DiscriminatorLoss("bce", weight=1.0), GANLoss("bce")
-        else:
+        else:  # nn.BCELoss is not autocast-safe: in fp32, outside autocast
             bce = nn.BCELoss()
-            self.loss_D = lambda real, fake: (bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake)), {})
-            self.loss_G = lambda out, _is_real: bce(out, torch.ones_like(out))
+
+            def fp32_bce(out, label):
+                with torch.autocast(device.type, enabled=False):
+                    return bce(out.float(), torch.full_like(out, label, dtype=torch.float32))
+            self.loss_D = lambda real, fake: (fp32_bce(real, 1.0) + fp32_bce(fake, 0.0), {})
+            self.loss_G = lambda out, _is_real: fp32_bce(out, 1.0)
         self.noise_gen = torch.Generator().manual_seed(config.seed + 1)
         self.fixed_noise = torch.randn(64, config.nz, 1, 1,
                                        generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
 
     def state_dict(self) -> dict:
         return {"netG": self.netG.state_dict(), "netD": self.netD.state_dict(), "optG": self.optG.state_dict(),
-                "optD": self.optD.state_dict(), "noise_gen": self.noise_gen.get_state()}
+                "optD": self.optD.state_dict(), "noise_gen": self.noise_gen.get_state(),
+                "scaler": self.precision.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.netG.load_state_dict(state["netG"])
@@ -90,22 +90,26 @@ class DCGANRecipe:
         self.optG.load_state_dict(state["optG"])
         self.optD.load_state_dict(state["optD"])
         self.noise_gen.set_state(state["noise_gen"])
+        self.precision.load_state_dict(state.get("scaler", {}))
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        real, netG, netD = batch[0], self.netG, self.netD
+        real, netG, netD, precision = prepare_batch(batch, self.config)[0], self.netG, self.netD, self.precision
         noise = torch.randn(real.shape[0], self.nz, 1, 1, generator=self.noise_gen).to(real.device)
         netD.zero_grad(set_to_none=True)
-        out_real = netD(real)
-        fake = netG(noise)
-        out_fake = netD(fake.detach())
-        errD, _ = self.loss_D(out_real, out_fake)
-        errD.backward()
-        self.optD.step()
+        with precision.autocast():
+            out_real = netD(real)
+            fake = netG(noise)
+            out_fake = netD(fake.detach())
+            errD, _ = self.loss_D(out_real, out_fake)
+        precision.backward(errD)
+        precision.step(self.optD)
         netG.zero_grad(set_to_none=True)
-        out = netD(fake)
-        errG = self.loss_G(out, True)
-        errG.backward()
-        self.optG.step()
+        with precision.autocast():
+            out = netD(fake)
+            errG = self.loss_G(out, True)
+        precision.backward(errG)
+        precision.step(self.optG)
+        precision.update()
         return {"loss_D": errD.detach(), "loss_G": errG.detach(), "D_x": out_real.detach().mean(),
                 "D_G_z1": out_fake.detach().mean(), "D_G_z2": out.detach().mean()}
 
@@ -123,13 +127,11 @@ class DCGANRecipe:
 
 def train_dcgan(config: DCGANConfig) -> dict:
     """Train; returns a summary (steps, epochs done, images per second, last losses, output folder)."""
-    if config.impl not in ("fused", "reference"):
-        raise ValueError(f"impl must be 'fused' or 'reference', got {config.impl!r}")
+    check_run_options(config)
     device = resolve_device(config.device)
     if config.data == "shapes":
         dataset = ColouredShapes(config.dataset_size, config.image_size, config.channels, seed=config.seed)
     else:
         dataset = image_folder(config.data, config.image_size, config.channels)
-    settings = LoopSettings(config.out, config.epochs, config.batch_size, config.seed, config.max_steps,
-                            config.sample_every, config.log_every, config.workers, config.resume, config.progress)
-    return run_training(settings, config, SAME_ON_RESUME, DCGANRecipe(config, device), dataset, device)
+    return run_training(loop_settings(config, config.epochs), config, SAME_ON_RESUME, DCGANRecipe(config, device),
+                        dataset, device)

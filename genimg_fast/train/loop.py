@@ -59,6 +59,12 @@ class Recipe(Protocol):
     def end_epoch(self, epoch: int, out: Path) -> None: ...
 
 
+def loop_settings(config: Any, epochs: int) -> LoopSettings:
+    """The loop's part of a trainer's config (a RunOptions with out and batch_size)."""
+    return LoopSettings(config.out, epochs, config.batch_size, config.seed, config.max_steps, config.sample_every,
+                        config.log_every, config.workers, config.resume, config.progress)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

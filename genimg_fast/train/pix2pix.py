@@ -21,7 +21,9 @@ from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import DiscriminatorLoss, Pix2PixGeneratorLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.cyclegan import gpu_ids, reference_gan_loss
-from genimg_fast.train.loop import LoopSettings, resolve_device, run_training
+from genimg_fast.train.loop import loop_settings, resolve_device, run_training
+from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
+from genimg_fast.train.precision import Precision
 from genimg_fast.train.requires_grad import set_requires_grad
 from genimg_fast.train.samples import save_grid
 from genimg_fast.train.schedules import linear_decay
@@ -31,7 +33,7 @@ SAME_ON_RESUME = ("data", "phase", "direction", "dataset_size", "load_size", "cr
 
 
 @dataclass
-class Pix2PixConfig:
+class Pix2PixConfig(RunOptions):
     data: str = "shapes"              # 'shapes' (built in: outlines -> filled shapes) or a dataroot of A|B images
     out: str = "runs/pix2pix"
     phase: str = "train"
@@ -42,7 +44,6 @@ class Pix2PixConfig:
     batch_size: int = 1
     epochs: int = 100
     epochs_decay: int = 100
-    max_steps: int | None = None
     netG: str = "unet_256"
     netD: str = "basic"
     ngf: int = 64
@@ -54,14 +55,6 @@ class Pix2PixConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     save_epoch_freq: int = 5
-    impl: str = "fused"
-    device: str = "auto"
-    seed: int = 0
-    sample_every: int = 100
-    log_every: int = 10
-    workers: int = 0
-    resume: bool = False
-    progress: bool = True
 
 
 class Pix2PixRecipe:
@@ -74,6 +67,8 @@ class Pix2PixRecipe:
         ids = gpu_ids(device)
         self.G = define_G(3, 3, config.ngf, config.netG, config.norm, config.dropout, gpu_ids=ids, fused=fused)
         self.D = define_D(6, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
+        self.precision = Precision(config.amp, device)
+        prepare_networks([self.G, self.D], config)
         betas = (config.beta1, 0.999)
         self.optG = torch.optim.Adam(self.G.parameters(), config.lr, betas)
         self.optD = torch.optim.Adam(self.D.parameters(), config.lr, betas)
@@ -85,7 +80,8 @@ class Pix2PixRecipe:
 
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "optG": self.optG.state_dict(),
-                "optD": self.optD.state_dict(), "schedulers": [s.state_dict() for s in self.schedulers]}
+                "optD": self.optD.state_dict(), "schedulers": [s.state_dict() for s in self.schedulers],
+                "scaler": self.precision.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
@@ -94,34 +90,40 @@ class Pix2PixRecipe:
         self.optD.load_state_dict(state["optD"])
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
+        self.precision.load_state_dict(state.get("scaler", {}))
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        batch = prepare_batch(batch, self.config)
         real_A, real_B = batch if self.config.direction == "AtoB" else batch[::-1]
-        mode = self.config.gan_mode
-        fake_B = self.G(real_A)
+        mode, precision = self.config.gan_mode, self.precision
+        with precision.autocast():
+            fake_B = self.G(real_A)
         # D first: fake, then real, as the reference calls them (batch norm sees them in that order)
         set_requires_grad([self.D], True)
         self.optD.zero_grad(set_to_none=True)
-        fake_AB = torch.cat((real_A, fake_B), 1)
-        pred_fake = self.D(fake_AB.detach())
-        pred_real = self.D(torch.cat((real_A, real_B), 1))
-        if self.config.impl == "fused":
-            loss_D = self.d_loss(pred_real, pred_fake)[0]
-        else:
-            loss_D = 0.5 * (reference_gan_loss(pred_fake, mode, False) + reference_gan_loss(pred_real, mode, True))
-        loss_D.backward()
-        self.optD.step()
+        with precision.autocast():
+            fake_AB = torch.cat((real_A, fake_B), 1)
+            pred_fake = self.D(fake_AB.detach())
+            pred_real = self.D(torch.cat((real_A, real_B), 1))
+            if self.config.impl == "fused":
+                loss_D = self.d_loss(pred_real, pred_fake)[0]
+            else:
+                loss_D = 0.5 * (reference_gan_loss(pred_fake, mode, False) + reference_gan_loss(pred_real, mode, True))
+        precision.backward(loss_D)
+        precision.step(self.optD)
         set_requires_grad([self.D], False)
         self.optG.zero_grad(set_to_none=True)
-        pred_fake = self.D(fake_AB)
-        if self.config.impl == "fused":
-            loss_G, terms = self.g_loss(pred_fake, fake_B, real_B)
-            gan, l1 = terms["G_GAN"], terms["G_L1"]
-        else:
-            gan, l1 = reference_gan_loss(pred_fake, mode, True), F.l1_loss(fake_B, real_B) * self.config.lambda_L1
-            loss_G = gan + l1
-        loss_G.backward()
-        self.optG.step()
+        with precision.autocast():
+            pred_fake = self.D(fake_AB)
+            if self.config.impl == "fused":
+                loss_G, terms = self.g_loss(pred_fake, fake_B, real_B)
+                gan, l1 = terms["G_GAN"], terms["G_L1"]
+            else:
+                gan, l1 = reference_gan_loss(pred_fake, mode, True), F.l1_loss(fake_B, real_B) * self.config.lambda_L1
+                loss_G = gan + l1
+        precision.backward(loss_G)
+        precision.step(self.optG)
+        precision.update()
         self._visuals = [t[:1].detach() for t in (real_A, fake_B, real_B)]
         return {"G_GAN": gan.detach(), "G_L1": l1.detach(), "D": loss_D.detach()}
 
@@ -144,8 +146,7 @@ class Pix2PixRecipe:
 
 
 def train_pix2pix(config: Pix2PixConfig) -> dict:
-    if config.impl not in ("fused", "reference"):
-        raise ValueError(f"impl must be 'fused' or 'reference', got {config.impl!r}")
+    check_run_options(config)
     if config.direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {config.direction!r}")
     device = resolve_device(config.device)
@@ -153,7 +154,5 @@ def train_pix2pix(config: Pix2PixConfig) -> dict:
         dataset = OutlinesToShapes(config.dataset_size, config.crop_size, config.seed)
     else:
         dataset = AlignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
-    settings = LoopSettings(config.out, config.epochs + config.epochs_decay, config.batch_size, config.seed,
-                            config.max_steps, config.sample_every, config.log_every, config.workers, config.resume,
-                            config.progress)
-    return run_training(settings, config, SAME_ON_RESUME, Pix2PixRecipe(config, device), dataset, device)
+    return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, SAME_ON_RESUME,
+                        Pix2PixRecipe(config, device), dataset, device)

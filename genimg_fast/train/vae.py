@@ -20,7 +20,9 @@ from genimg_fast.data import ColouredShapes, image_folder
 from genimg_fast.models import VAE, ConvVAE
 from genimg_fast.nn import VAELoss
 from genimg_fast.train.checkpoint import atomic_save
-from genimg_fast.train.loop import LoopSettings, resolve_device, run_training
+from genimg_fast.train.loop import loop_settings, resolve_device, run_training
+from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
+from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 
 SAME_ON_RESUME = ("model", "data", "dataset_size", "batch_size", "lr", "latent_dim", "impl", "seed")
@@ -29,31 +31,25 @@ MODELS = {"mlp": (28, 1, 1e-3, 20), "conv": (64, 3, 5e-3, 128)}
 
 
 @dataclass
-class VAEConfig:
+class VAEConfig(RunOptions):
     model: str = "mlp"                # 'mlp' (pytorch/examples, 28x28 grey) or 'conv' (64x64 colour)
     data: str = "shapes"              # 'shapes' (built in) or a folder of images
     out: str = "runs/vae"
     dataset_size: int = 8192          # images in the built-in set
     batch_size: int = 128
     epochs: int = 10
-    max_steps: int | None = None      # stop after this many iterations in all (resumable)
     lr: float | None = None           # default: the model's recipe (1e-3 mlp, 5e-3 conv)
     latent_dim: int | None = None     # default: 20 mlp, 128 conv
-    impl: str = "fused"               # 'fused' or 'reference'
-    device: str = "auto"
-    seed: int = 0
     sample_every: int = 10_000        # batches between sample grids (besides each epoch's end)
-    log_every: int = 10
-    workers: int = 0
-    resume: bool = False
-    progress: bool = True
 
 
 def _reference_loss(model: str):
-    if model == "mlp":  # pytorch/examples' loss_function
+    if model == "mlp":  # pytorch/examples' loss_function (in fp32: binary_cross_entropy is not autocast-safe)
         def loss(recon, x, mu, logvar):
-            bce = F.binary_cross_entropy(recon, x.view(-1, 784), reduction="sum")
-            return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+            with torch.autocast(recon.device.type, enabled=False):
+                recon, mu, logvar = recon.float(), mu.float(), logvar.float()
+                bce = F.binary_cross_entropy(recon, x.view(-1, 784).float(), reduction="sum")
+                return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
     else:  # VanillaVAE.loss_function
         def loss(recon, x, mu, logvar):
             kld = torch.mean(-0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1), dim=0)
@@ -76,6 +72,8 @@ class VAERecipe:
         else:
             self.model = ConvVAE(channels, latent, fused=config.impl == "fused").to(device)
             fused_loss = VAELoss("mse", "mean", kld_weight=0.00025, kld_reduction="batchmean")
+        self.config, self.precision = config, Precision(config.amp, device)
+        prepare_networks([self.model], config)
         self.loss = (lambda *a: fused_loss(*a)[0]) if config.impl == "fused" else _reference_loss(config.model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr or lr)
         self.scheduler = (torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=0.95)
@@ -84,7 +82,8 @@ class VAERecipe:
         self.fixed_images = torch.stack([dataset[i][0] for i in range(min(8, len(dataset)))]).to(device)
 
     def state_dict(self) -> dict:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scaler": self.precision.state_dict()}
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
         return state
@@ -92,16 +91,19 @@ class VAERecipe:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.precision.load_state_dict(state.get("scaler", {}))
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        images = batch[0]
+        images = prepare_batch(batch, self.config)[0]
         self.optimizer.zero_grad(set_to_none=True)
-        recon, mu, logvar = self.model(images)
-        loss = self.loss(recon, images, mu, logvar)
-        loss.backward()
-        self.optimizer.step()
+        with self.precision.autocast():
+            recon, mu, logvar = self.model(images)
+            loss = self.loss(recon, images, mu, logvar)
+        self.precision.backward(loss)
+        self.precision.step(self.optimizer)
+        self.precision.update()
         per_image = loss.detach() / images.shape[0] if self.model_name == "mlp" else loss.detach()
         return {"loss": per_image}
 
@@ -132,14 +134,12 @@ class VAERecipe:
 def train_vae(config: VAEConfig) -> dict:
     if config.model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {config.model!r}")
-    if config.impl not in ("fused", "reference"):
-        raise ValueError(f"impl must be 'fused' or 'reference', got {config.impl!r}")
+    check_run_options(config)
     device = resolve_device(config.device)
     size, channels, _, _ = MODELS[config.model]
     if config.data == "shapes":
         dataset = ColouredShapes(config.dataset_size, size, channels, seed=config.seed, unit_range=True)
     else:
         dataset = image_folder(config.data, size, channels, unit_range=True)
-    settings = LoopSettings(config.out, config.epochs, config.batch_size, config.seed, config.max_steps,
-                            config.sample_every, config.log_every, config.workers, config.resume, config.progress)
-    return run_training(settings, config, SAME_ON_RESUME, VAERecipe(config, device, dataset), dataset, device)
+    return run_training(loop_settings(config, config.epochs), config, SAME_ON_RESUME, VAERecipe(config, device, dataset),
+                        dataset, device)

@@ -1,0 +1,47 @@
+"""Options every trainer shares (its own config dataclass adds the recipe's), and the speed
+options applied to its networks: channels_last memory format and torch.compile. (Mixed precision
+is precision.py.)"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class RunOptions:
+    max_steps: int | None = None      # stop after this many iterations in all (resumable)
+    impl: str = "fused"               # 'fused' or 'reference'
+    amp: str = "none"                 # 'none', 'bf16' or 'fp16' (with a gradient scaler)
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 0
+    sample_every: int = 100
+    log_every: int = 10               # losses are read from the device this often; every step is logged
+    workers: int = 0
+    resume: bool = False
+    progress: bool = True
+
+
+def check_run_options(options: RunOptions) -> None:
+    if options.impl not in ("fused", "reference"):
+        raise ValueError(f"impl must be 'fused' or 'reference', got {options.impl!r}")
+    if options.amp not in ("none", "bf16", "fp16"):
+        raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {options.amp!r}")
+
+
+def prepare_networks(networks: list[nn.Module], options: RunOptions) -> None:
+    """In place, so optimizers, state_dict keys and checkpoints stay those of the plain networks."""
+    for net in networks:
+        if options.channels_last:
+            net.to(memory_format=torch.channels_last)
+        if options.compile:
+            net.compile()
+
+
+def prepare_batch(batch: tuple[torch.Tensor, ...], options: RunOptions) -> tuple[torch.Tensor, ...]:
+    if not options.channels_last:
+        return batch
+    return tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in batch)

@@ -1,0 +1,65 @@
+"""The trainers' speed options on the CPU: --amp bf16 / fp16 (with its gradient scaler, resumed
+with the run), --channels-last (the same numbers as the default layout) and --compile (the
+checkpoints keep the reference's keys)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("torchvision")
+pytest.importorskip("matplotlib")
+
+from genimg_fast.models import DCGANGenerator  # noqa: E402
+from genimg_fast.train.cyclegan import CycleGANConfig, train_cyclegan  # noqa: E402
+from genimg_fast.train.dcgan import DCGANConfig, train_dcgan  # noqa: E402
+
+DCGAN = dict(image_size=32, ngf=8, ndf=8, nz=16, batch_size=8, dataset_size=32, epochs=2, progress=False, log_every=2)
+CYCLE = dict(crop_size=32, ngf=4, ndf=4, netG="resnet_6blocks", dataset_size=4, batch_size=2, epochs=1,
+             epochs_decay=0, pool_size=2, progress=False)
+
+
+def _losses(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_resumes(tmp_path, amp):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    train_dcgan(DCGANConfig(out=str(whole), amp=amp, **DCGAN))
+    fp32 = tmp_path / "fp32"
+    train_dcgan(DCGANConfig(out=str(fp32), **DCGAN))
+    for low, full in zip(_losses(whole)[:2], _losses(fp32)[:2]):  # before the runs drift apart
+        assert math.isfinite(low["loss_D"]) and low["loss_D"] == pytest.approx(full["loss_D"], rel=0.1)
+    train_dcgan(DCGANConfig(out=str(parts), amp=amp, max_steps=3, **DCGAN))
+    state = torch.load(parts / "training_state.pt", weights_only=False)
+    assert bool(state["recipe"]["scaler"]) == (amp == "fp16")
+    train_dcgan(DCGANConfig(out=str(parts), amp=amp, resume=True, **DCGAN))
+    assert _losses(parts) == _losses(whole)
+
+
+def test_channels_last_gives_the_default_layout_s_numbers(tmp_path):
+    train_cyclegan(CycleGANConfig(out=str(tmp_path / "nchw"), **CYCLE))
+    train_cyclegan(CycleGANConfig(out=str(tmp_path / "nhwc"), channels_last=True, **CYCLE))
+    for a, b in zip(_losses(tmp_path / "nchw"), _losses(tmp_path / "nhwc")):
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+
+
+def test_compiled_networks_keep_the_reference_checkpoint_keys(tmp_path, monkeypatch):
+    compile_module = torch.nn.Module.compile
+    # aot_eager: the same tracing as the default backend, without building C++ kernels in a test
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compile_module(self, backend="aot_eager"))
+    summary = train_dcgan(DCGANConfig(out=str(tmp_path), compile=True, **{**DCGAN, "epochs": 1}))
+    assert summary["steps"] == 4
+    state = torch.load(tmp_path / "netG_epoch_0.pth", weights_only=True)
+    assert not any("_orig_mod" in k for k in state)
+    DCGANGenerator(nz=16, ngf=8, image_size=32, fused=False).load_state_dict(state, strict=True)
+
+
+def test_unknown_precision_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="amp must be 'none', 'bf16' or 'fp16'"):
+        train_dcgan(DCGANConfig(out=str(tmp_path), amp="fp8", **DCGAN))
