@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -23,14 +22,11 @@ import torch.nn.functional as F
 from genimg_fast.data import UnalignedFolder, UnpairedShapeStyles
 from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss
-from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.image_pool import ImagePool
+from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
 from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
-from genimg_fast.train.precision import Precision
 from genimg_fast.train.requires_grad import set_requires_grad
-from genimg_fast.train.samples import save_grid
-from genimg_fast.train.schedules import linear_decay
 
 SAME_ON_RESUME = ("data", "phase", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD", "ngf",
                   "ndf", "norm", "gan_mode", "lambda_A", "lambda_B", "lambda_identity", "pool_size", "lr", "beta1",
@@ -63,25 +59,12 @@ class CycleGANConfig(RunOptions):
     save_epoch_freq: int = 5
 
 
-def gpu_ids(device: torch.device) -> tuple[int, ...]:
-    if device.type != "cuda":
-        return ()
-    return (device.index if device.index is not None else torch.cuda.current_device(),)
-
-
-def reference_gan_loss(prediction: torch.Tensor, mode: str, target_is_real: bool) -> torch.Tensor:
-    """junyanz's GANLoss in plain torch: a label tensor, then the loss."""
-    if mode == "wgangp":
-        return -prediction.mean() if target_is_real else prediction.mean()
-    target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
-    return F.mse_loss(prediction, target) if mode == "lsgan" else F.binary_cross_entropy_with_logits(prediction, target)
-
-
-class CycleGANRecipe:
+class CycleGANRecipe(ImageToImageRecipe):
     loss_keys = ["loss_G", "D_A", "D_B"]
+    net_names = ("G_A", "G_B", "D_A", "D_B")
 
     def __init__(self, config: CycleGANConfig, device: torch.device) -> None:
-        self.config, self.title = config, f"CycleGAN ({config.impl})"
+        self.title = f"CycleGAN ({config.impl})"
         fused = config.impl == "fused"
         torch.manual_seed(config.seed)
         ids = gpu_ids(device)
@@ -89,35 +72,21 @@ class CycleGANRecipe:
         self.G_B = define_G(3, 3, config.ngf, config.netG, config.norm, False, gpu_ids=ids, fused=fused)
         self.D_A = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
         self.D_B = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
-        self.precision = Precision(config.amp, device)
         prepare_networks([self.G_A, self.G_B, self.D_A, self.D_B], config)
-        betas = (config.beta1, 0.999)
-        self.optG = torch.optim.Adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters()), config.lr, betas)
-        self.optD = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), config.lr, betas)
-        self.schedulers = [linear_decay(opt, config.epochs, config.epochs_decay) for opt in (self.optG, self.optD)]
+        self._setup_training(config, device, itertools.chain(self.G_A.parameters(), self.G_B.parameters()),
+                             itertools.chain(self.D_A.parameters(), self.D_B.parameters()))
         self.pool_A, self.pool_B = ImagePool(config.pool_size), ImagePool(config.pool_size)
-        self.device = device
         if fused:
             self.g_loss = CycleGANGeneratorLoss(config.gan_mode, config.lambda_A, config.lambda_B, config.lambda_identity)
             self.d_loss = DiscriminatorLoss(config.gan_mode)
-        self._visuals: list[torch.Tensor] = []
 
     def state_dict(self) -> dict:
-        nets = {name: getattr(self, name).state_dict() for name in ("G_A", "G_B", "D_A", "D_B")}
-        return {**nets, "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
-                "schedulers": [s.state_dict() for s in self.schedulers], "pool_A": self.pool_A.state_dict(),
-                "pool_B": self.pool_B.state_dict(), "scaler": self.precision.state_dict()}
+        return {**super().state_dict(), "pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        for name in ("G_A", "G_B", "D_A", "D_B"):
-            getattr(self, name).load_state_dict(state[name])
-        self.optG.load_state_dict(state["optG"])
-        self.optD.load_state_dict(state["optD"])
-        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
-            scheduler.load_state_dict(saved)
+        super().load_state_dict(state)
         self.pool_A.load_state_dict(state["pool_A"], self.device)
         self.pool_B.load_state_dict(state["pool_B"], self.device)
-        self.precision.load_state_dict(state.get("scaler", {}))
 
     def _generator_loss(self, fake_B, fake_A, rec_A, real_A, rec_B, real_B, idt_A, idt_B):
         c = self.config
@@ -170,24 +139,6 @@ class CycleGANRecipe:
         self._visuals = [t[:1].detach() for t in (real_A, fake_B, rec_A, real_B, fake_A, rec_B)]
         return {"loss_G": loss_G.detach(), **{k: v.detach() for k, v in terms.items()}, "D_A": loss_D_A.detach(),
                 "D_B": loss_D_B.detach()}
-
-    def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
-        pass
-
-    def sample(self, epoch: int, out: Path) -> None:
-        """The current visuals: real_A, fake_B, rec_A over real_B, fake_A, rec_B."""
-        if self._visuals:
-            save_grid(torch.cat(self._visuals), out / f"visuals_epoch_{epoch + 1:03d}.png", nrow=3)
-
-    def end_epoch(self, epoch: int, out: Path) -> None:
-        for name in ("G_A", "G_B", "D_A", "D_B"):
-            state = getattr(self, name).state_dict()
-            atomic_save(state, out / f"latest_net_{name}.pth")
-            if (epoch + 1) % self.config.save_epoch_freq == 0:
-                atomic_save(state, out / f"{epoch + 1}_net_{name}.pth")
-        for scheduler in self.schedulers:
-            scheduler.step()
-
 
 def train_cyclegan(config: CycleGANConfig) -> dict:
     check_run_options(config)

@@ -11,7 +11,6 @@ impl='reference' plain torch.nn and torch's losses, for A/B runs. Resumable exac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,14 +18,10 @@ import torch.nn.functional as F
 from genimg_fast.data import AlignedFolder, OutlinesToShapes
 from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import DiscriminatorLoss, Pix2PixGeneratorLoss
-from genimg_fast.train.checkpoint import atomic_save
-from genimg_fast.train.cyclegan import gpu_ids, reference_gan_loss
+from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
 from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
-from genimg_fast.train.precision import Precision
 from genimg_fast.train.requires_grad import set_requires_grad
-from genimg_fast.train.samples import save_grid
-from genimg_fast.train.schedules import linear_decay
 
 SAME_ON_RESUME = ("data", "phase", "direction", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD",
                   "ngf", "ndf", "norm", "dropout", "gan_mode", "lambda_L1", "lr", "beta1", "impl", "seed")
@@ -57,40 +52,22 @@ class Pix2PixConfig(RunOptions):
     save_epoch_freq: int = 5
 
 
-class Pix2PixRecipe:
+class Pix2PixRecipe(ImageToImageRecipe):
     loss_keys = ["G_GAN", "G_L1", "D"]
+    net_names = ("G", "D")
 
     def __init__(self, config: Pix2PixConfig, device: torch.device) -> None:
-        self.config, self.title = config, f"pix2pix ({config.impl})"
+        self.title = f"pix2pix ({config.impl})"
         fused = config.impl == "fused"
         torch.manual_seed(config.seed)
         ids = gpu_ids(device)
         self.G = define_G(3, 3, config.ngf, config.netG, config.norm, config.dropout, gpu_ids=ids, fused=fused)
         self.D = define_D(6, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
-        self.precision = Precision(config.amp, device)
         prepare_networks([self.G, self.D], config)
-        betas = (config.beta1, 0.999)
-        self.optG = torch.optim.Adam(self.G.parameters(), config.lr, betas)
-        self.optD = torch.optim.Adam(self.D.parameters(), config.lr, betas)
-        self.schedulers = [linear_decay(opt, config.epochs, config.epochs_decay) for opt in (self.optG, self.optD)]
+        self._setup_training(config, device, self.G.parameters(), self.D.parameters())
         if fused:
             self.g_loss = Pix2PixGeneratorLoss(config.gan_mode, config.lambda_L1)
             self.d_loss = DiscriminatorLoss(config.gan_mode)
-        self._visuals: list[torch.Tensor] = []
-
-    def state_dict(self) -> dict:
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "optG": self.optG.state_dict(),
-                "optD": self.optD.state_dict(), "schedulers": [s.state_dict() for s in self.schedulers],
-                "scaler": self.precision.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.optG.load_state_dict(state["optG"])
-        self.optD.load_state_dict(state["optD"])
-        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
-            scheduler.load_state_dict(saved)
-        self.precision.load_state_dict(state.get("scaler", {}))
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         batch = prepare_batch(batch, self.config)
@@ -126,24 +103,6 @@ class Pix2PixRecipe:
         precision.update()
         self._visuals = [t[:1].detach() for t in (real_A, fake_B, real_B)]
         return {"G_GAN": gan.detach(), "G_L1": l1.detach(), "D": loss_D.detach()}
-
-    def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
-        pass
-
-    def sample(self, epoch: int, out: Path) -> None:
-        """The current visuals: real_A, fake_B, real_B."""
-        if self._visuals:
-            save_grid(torch.cat(self._visuals), out / f"visuals_epoch_{epoch + 1:03d}.png", nrow=3)
-
-    def end_epoch(self, epoch: int, out: Path) -> None:
-        for name in ("G", "D"):
-            state = getattr(self, name).state_dict()
-            atomic_save(state, out / f"latest_net_{name}.pth")
-            if (epoch + 1) % self.config.save_epoch_freq == 0:
-                atomic_save(state, out / f"{epoch + 1}_net_{name}.pth")
-        for scheduler in self.schedulers:
-            scheduler.step()
-
 
 def train_pix2pix(config: Pix2PixConfig) -> dict:
     check_run_options(config)

@@ -1,0 +1,75 @@
+"""What junyanz's two image-to-image recipes share: their named networks, Adam(lr, (beta1,
+0.999)) for the generators and for the discriminators with the 'linear' rate policy, the
+reference's checkpoint names (latest_net_<name>.pth every epoch, <epoch>_net_<name>.pth every
+save_epoch_freq), a grid of the latest visuals, and the GAN loss written in plain torch for
+impl='reference'."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from genimg_fast.train.checkpoint import atomic_save
+from genimg_fast.train.precision import Precision
+from genimg_fast.train.samples import save_grid
+from genimg_fast.train.schedules import linear_decay
+
+
+def gpu_ids(device: torch.device) -> tuple[int, ...]:
+    """define_G / define_D's placement argument for `device`."""
+    if device.type != "cuda":
+        return ()
+    return (device.index if device.index is not None else torch.cuda.current_device(),)
+
+
+def reference_gan_loss(prediction: torch.Tensor, mode: str, target_is_real: bool) -> torch.Tensor:
+    """junyanz's GANLoss in plain torch: a label tensor, then the loss."""
+    if mode == "wgangp":
+        return -prediction.mean() if target_is_real else prediction.mean()
+    target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
+    return F.mse_loss(prediction, target) if mode == "lsgan" else F.binary_cross_entropy_with_logits(prediction, target)
+
+
+class ImageToImageRecipe:
+    net_names: tuple[str, ...]  # the attributes holding the networks, as the checkpoints name them
+
+    def _setup_training(self, config, device: torch.device, generator_params, discriminator_params) -> None:
+        self.config, self.device = config, device
+        self.precision = Precision(config.amp, device)
+        betas = (config.beta1, 0.999)
+        self.optG = torch.optim.Adam(generator_params, config.lr, betas)
+        self.optD = torch.optim.Adam(discriminator_params, config.lr, betas)
+        self.schedulers = [linear_decay(opt, config.epochs, config.epochs_decay) for opt in (self.optG, self.optD)]
+        self._visuals: list[torch.Tensor] = []
+
+    def state_dict(self) -> dict:
+        return {**{name: getattr(self, name).state_dict() for name in self.net_names},
+                "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
+                "schedulers": [s.state_dict() for s in self.schedulers], "scaler": self.precision.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.net_names:
+            getattr(self, name).load_state_dict(state[name])
+        self.optG.load_state_dict(state["optG"])
+        self.optD.load_state_dict(state["optD"])
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+        self.precision.load_state_dict(state.get("scaler", {}))
+
+    def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
+        pass
+
+    def sample(self, epoch: int, out: Path) -> None:
+        """The latest step's visuals (first image of the batch), three to a row."""
+        if self._visuals:
+            save_grid(torch.cat(self._visuals), out / f"visuals_epoch_{epoch + 1:03d}.png", nrow=3)
+
+    def end_epoch(self, epoch: int, out: Path) -> None:
+        for name in self.net_names:
+            state = getattr(self, name).state_dict()
+            atomic_save(state, out / f"latest_net_{name}.pth")
+            if (epoch + 1) % self.config.save_epoch_freq == 0:
+                atomic_save(state, out / f"{epoch + 1}_net_{name}.pth")
+        for scheduler in self.schedulers:
+            scheduler.step()
