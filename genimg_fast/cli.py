@@ -80,6 +80,58 @@ def _add_train_parser(sub) -> None:
         parser.set_defaults(func=_train)
 
 
+def _device_name(name: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from genimg_fast.inference.sample import sample
+
+    path = sample(args.model, args.checkpoint, args.out, args.n, args.seed, _device_name(args.device),
+                  fold=args.fold)
+    print(f"{args.n} {args.model} samples from {args.checkpoint}: {path}")
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from genimg_fast.inference.translate import translate
+
+    page = translate(args.checkpoint, args.input, args.out, args.size, args.aligned, args.eval, args.dropout,
+                     _device_name(args.device), args.seed)
+    print(f"translated {args.input} with {args.checkpoint}: {page}")
+    return 0
+
+
+def _add_inference_parsers(sub) -> None:
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    sample = sub.add_parser("sample", help="a grid of images from a DCGAN generator or VAE checkpoint",
+                            formatter_class=defaults)
+    sample.add_argument("model", choices=("dcgan", "vae"))
+    sample.add_argument("--checkpoint", required=True, help="netG_epoch_N.pth or vae_epoch_N.pth (plain state_dict)")
+    sample.add_argument("--out", default="samples.png", help="the PNG grid to write")
+    sample.add_argument("--n", type=int, default=64, help="images")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
+    sample.add_argument("--no-fold", dest="fold", action="store_false",
+                        help="keep DCGAN's batch norms (default: folded into the convolutions, eval mode)")
+    sample.set_defaults(func=_sample)
+    translate = sub.add_parser("translate", help="a folder of images through a CycleGAN or pix2pix generator",
+                               formatter_class=defaults)
+    translate.add_argument("--checkpoint", required=True, help="e.g. latest_net_G_A.pth or latest_net_G.pth")
+    translate.add_argument("--input", required=True, help="folder of images")
+    translate.add_argument("--out", default="results", help="folder for images/ and index.html")
+    translate.add_argument("--size", type=int, default=256, help="images are resized to this square")
+    translate.add_argument("--aligned", action="store_true", help="inputs are A|B pairs: translate A, show B")
+    translate.add_argument("--eval", action="store_true", help="eval mode (default: train mode, as the reference)")
+    translate.add_argument("--no-dropout", dest="dropout", action="store_false",
+                           help="the U-Net was trained without dropout (its checkpoint cannot tell)")
+    translate.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
+    translate.add_argument("--seed", type=int, default=0, help="for the dropout kept at test time")
+    translate.set_defaults(func=_translate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genimg-fast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="PATH", help="write the results record (device, versions, commit) here")
     bench.set_defaults(func=_bench)
     _add_train_parser(sub)
+    _add_inference_parsers(sub)
     return parser
 
 

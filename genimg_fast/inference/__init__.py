@@ -1,0 +1,1 @@
+"""Inference from trained checkpoints: sample (DCGAN, VAE) and translate (CycleGAN, pix2pix)."""

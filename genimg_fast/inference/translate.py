@@ -1,0 +1,65 @@
+"""`genimg-fast translate`: a folder of images through a CycleGAN or pix2pix generator, written
+as <name>_real.png / <name>_fake.png under <out>/images plus an index.html that shows each
+input beside its output (and the target, for A|B images), like the reference's results page.
+
+As junyanz's test script does by default, the generator stays in training mode (pix2pix's batch
+norm uses the image's own statistics and its dropout stays on); --eval switches to eval mode."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import torch
+
+from genimg_fast.data.folders import _loader_naming_the_file, _torchvision
+from genimg_fast.data.image_pairs import _image_files
+from genimg_fast.inference import checkpoints
+from genimg_fast.train.checkpoint import atomic_write_text
+
+
+def _to_tensor(image, size: int) -> torch.Tensor:
+    F = _torchvision().transforms.functional
+    image = F.resize(image, [size, size], interpolation=F.InterpolationMode.BICUBIC)
+    return F.normalize(F.to_tensor(image.convert("RGB")), [0.5] * 3, [0.5] * 3)
+
+
+def _save(image: torch.Tensor, path: Path) -> None:
+    from torchvision.utils import save_image
+    save_image(image.float().cpu() * 0.5 + 0.5, path)
+
+
+def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, size: int = 256, aligned: bool = False,
+              eval_mode: bool = False, dropout: bool = True, device: str = "cpu", seed: int = 0) -> Path:
+    torch.manual_seed(seed)  # dropout at test time, as the reference keeps it
+    net, name = checkpoints.image_generator(checkpoint, dropout=dropout)
+    net = net.to(device).train(not eval_mode)
+    files = _image_files(Path(input_dir))
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    with torch.no_grad():
+        for path in files:
+            image = _loader_naming_the_file(str(path))
+            target = None
+            if aligned:  # A | B side by side: translate A, show B
+                w, h = image.size
+                image, target = image.crop((0, 0, w // 2, h)), image.crop((w // 2, 0, w, h))
+            real = _to_tensor(image, size).unsqueeze(0).to(device)
+            fake = net(real)
+            names = {"real": f"{path.stem}_real.png", "fake": f"{path.stem}_fake.png"}
+            _save(real[0], out / "images" / names["real"])
+            _save(fake[0], out / "images" / names["fake"])
+            if target is not None:
+                names["target"] = f"{path.stem}_target.png"
+                _save(_to_tensor(target, size), out / "images" / names["target"])
+            rows.append((path.name, names))
+    columns = ["real", "fake"] + (["target"] if aligned else [])
+    cells = "\n".join(
+        "<tr><td>" + html.escape(label) + "</td>" + "".join(
+            f'<td><img src="images/{html.escape(names[c])}" width="{min(size, 256)}"></td>' for c in columns) + "</tr>"
+        for label, names in rows)
+    page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(str(checkpoint))}</title></head>"
+            f"<body><h3>{html.escape(name)} from {html.escape(str(checkpoint))}</h3>\n<table>\n<tr><th>image</th>"
+            + "".join(f"<th>{c}</th>" for c in columns) + f"</tr>\n{cells}\n</table></body></html>\n")
+    atomic_write_text(page, out / "index.html")
+    return out / "index.html"
