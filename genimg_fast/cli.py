@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -55,9 +56,15 @@ def _train(args: argparse.Namespace) -> int:
     module = importlib.import_module(module_name)
     config = config_from_arguments(getattr(module, config_name), args)
     backend = genimg_fast.backend_info()
-    print(f"genimg-fast train {args.model_family}: impl={config.impl}, kernels: {backend['impl']}"
-          + (f" ({backend['reason']})" if backend["reason"] else "") + f", output in {config.out}", flush=True)
+    speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
+    if speaks:
+        print(f"genimg-fast train {args.model_family}: impl={config.impl}, kernels: {backend['impl']}"
+              + (f" ({backend['reason']})" if backend["reason"] else "") + f", output in {config.out}"
+              + (f", {os.environ['WORLD_SIZE']} processes" if os.environ.get("WORLD_SIZE", "1") != "1" else ""),
+              flush=True)
     summary = getattr(module, train_name)(config)
+    if not speaks:
+        return 0
     status = "stopped early (resume with --resume)" if summary["stopped_early"] else "done"
     losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["losses"].items()
                        if k.startswith("loss") or k in ("D", "D_A", "D_B", "G_GAN", "G_L1"))

@@ -23,6 +23,7 @@ from genimg_fast.data import UnalignedFolder, UnpairedShapeStyles
 from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss
 from genimg_fast.train.image_pool import ImagePool
+from genimg_fast.train.distributed import Distributed, from_environment
 from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
 from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
@@ -63,7 +64,8 @@ class CycleGANRecipe(ImageToImageRecipe):
     loss_keys = ["loss_G", "D_A", "D_B"]
     net_names = ("G_A", "G_B", "D_A", "D_B")
 
-    def __init__(self, config: CycleGANConfig, device: torch.device) -> None:
+    def __init__(self, config: CycleGANConfig, device: torch.device, distributed: Distributed | None = None) -> None:
+        distributed = distributed or Distributed()
         self.title = f"CycleGAN ({config.impl})"
         fused = config.impl == "fused"
         torch.manual_seed(config.seed)
@@ -72,8 +74,9 @@ class CycleGANRecipe(ImageToImageRecipe):
         self.G_B = define_G(3, 3, config.ngf, config.netG, config.norm, False, gpu_ids=ids, fused=fused)
         self.D_A = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
         self.D_B = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
-        prepare_networks([self.G_A, self.G_B, self.D_A, self.D_B], config)
-        self._setup_training(config, device, itertools.chain(self.G_A.parameters(), self.G_B.parameters()),
+        prepare_networks([self.G_A, self.G_B, self.D_A, self.D_B], config, distributed)
+        self._setup_training(config, device, distributed,
+                             itertools.chain(self.G_A.parameters(), self.G_B.parameters()),
                              itertools.chain(self.D_A.parameters(), self.D_B.parameters()))
         self.pool_A, self.pool_B = ImagePool(config.pool_size), ImagePool(config.pool_size)
         if fused:
@@ -142,10 +145,11 @@ class CycleGANRecipe(ImageToImageRecipe):
 
 def train_cyclegan(config: CycleGANConfig) -> dict:
     check_run_options(config)
-    device = resolve_device(config.device)
+    distributed, device_name = from_environment(config.device)
+    device = resolve_device(device_name)
     if config.data == "shapes":
         dataset = UnpairedShapeStyles(config.dataset_size, config.crop_size, config.seed)
     else:
         dataset = UnalignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
     return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, SAME_ON_RESUME,
-                        CycleGANRecipe(config, device), dataset, device)
+                        CycleGANRecipe(config, device, distributed), dataset, device, distributed)

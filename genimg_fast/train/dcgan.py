@@ -21,6 +21,7 @@ from genimg_fast.data import ColouredShapes, image_folder
 from genimg_fast.models import DCGANDiscriminator, DCGANGenerator
 from genimg_fast.nn import DiscriminatorLoss, GANLoss
 from genimg_fast.train.checkpoint import atomic_save
+from genimg_fast.train.distributed import Distributed, from_environment
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
 from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
@@ -52,16 +53,17 @@ class DCGANRecipe:
 
     loss_keys = ["loss_D", "loss_G"]
 
-    def __init__(self, config: DCGANConfig, device: torch.device) -> None:
+    def __init__(self, config: DCGANConfig, device: torch.device, distributed: Distributed | None = None) -> None:
         fused = config.impl == "fused"
+        self.distributed = distributed or Distributed()
         self.title = f"DCGAN ({config.impl})"
         self.nz = config.nz
         torch.manual_seed(config.seed)
         self.netG = DCGANGenerator(config.nz, config.ngf, config.channels, config.image_size, fused=fused,
                                    device=device)
         self.netD = DCGANDiscriminator(config.channels, config.ndf, config.image_size, fused=fused, device=device)
-        self.config, self.precision = config, Precision(config.amp, device)
-        prepare_networks([self.netG, self.netD], config)
+        self.config, self.precision = config, Precision(config.amp, device, self.distributed)
+        prepare_networks([self.netG, self.netD], config, self.distributed)
         betas = (config.beta1, 0.999)
         self.optG = torch.optim.Adam(self.netG.parameters(), lr=config.lr, betas=betas)
         self.optD = torch.optim.Adam(self.netD.parameters(), lr=config.lr, betas=betas)
@@ -94,7 +96,9 @@ class DCGANRecipe:
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         real, netG, netD, precision = prepare_batch(batch, self.config)[0], self.netG, self.netD, self.precision
-        noise = torch.randn(real.shape[0], self.nz, 1, 1, generator=self.noise_gen).to(real.device)
+        # the global batch's noise, then this process's slice of it: any number of processes draw the same
+        global_batch = real.shape[0] * self.distributed.world
+        noise = self.distributed.shard(torch.randn(global_batch, self.nz, 1, 1, generator=self.noise_gen)).to(real.device)
         netD.zero_grad(set_to_none=True)
         with precision.autocast():
             out_real = netD(real)
@@ -116,22 +120,26 @@ class DCGANRecipe:
     def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
         save_grid(batch[0][:64], out / "real_samples.png")
 
-    def sample(self, epoch: int, out: Path) -> None:
+    def sample(self, epoch: int, out: Path, write: bool = True) -> None:
         with torch.no_grad():  # in train mode, as the reference samples
-            save_grid(self.netG(self.fixed_noise), out / f"fake_samples_epoch_{epoch:03d}.png")
+            fake = self.netG(self.fixed_noise)
+        if write:
+            save_grid(fake, out / f"fake_samples_epoch_{epoch:03d}.png")
 
-    def end_epoch(self, epoch: int, out: Path) -> None:
-        atomic_save(self.netG.state_dict(), out / f"netG_epoch_{epoch}.pth")
-        atomic_save(self.netD.state_dict(), out / f"netD_epoch_{epoch}.pth")
+    def end_epoch(self, epoch: int, out: Path, write: bool = True) -> None:
+        if write:
+            atomic_save(self.netG.state_dict(), out / f"netG_epoch_{epoch}.pth")
+            atomic_save(self.netD.state_dict(), out / f"netD_epoch_{epoch}.pth")
 
 
 def train_dcgan(config: DCGANConfig) -> dict:
     """Train; returns a summary (steps, epochs done, images per second, last losses, output folder)."""
     check_run_options(config)
-    device = resolve_device(config.device)
+    distributed, device_name = from_environment(config.device)
+    device = resolve_device(device_name)
     if config.data == "shapes":
         dataset = ColouredShapes(config.dataset_size, config.image_size, config.channels, seed=config.seed)
     else:
         dataset = image_folder(config.data, config.image_size, config.channels)
-    return run_training(loop_settings(config, config.epochs), config, SAME_ON_RESUME, DCGANRecipe(config, device),
-                        dataset, device)
+    return run_training(loop_settings(config, config.epochs), config, SAME_ON_RESUME,
+                        DCGANRecipe(config, device, distributed), dataset, device, distributed)

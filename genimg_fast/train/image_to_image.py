@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from genimg_fast.train.checkpoint import atomic_save
+from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 from genimg_fast.train.schedules import linear_decay
@@ -34,9 +35,10 @@ def reference_gan_loss(prediction: torch.Tensor, mode: str, target_is_real: bool
 class ImageToImageRecipe:
     net_names: tuple[str, ...]  # the attributes holding the networks, as the checkpoints name them
 
-    def _setup_training(self, config, device: torch.device, generator_params, discriminator_params) -> None:
+    def _setup_training(self, config, device: torch.device, distributed: Distributed, generator_params,
+                        discriminator_params) -> None:
         self.config, self.device = config, device
-        self.precision = Precision(config.amp, device)
+        self.precision = Precision(config.amp, device, distributed)
         betas = (config.beta1, 0.999)
         self.optG = torch.optim.Adam(generator_params, config.lr, betas)
         self.optD = torch.optim.Adam(discriminator_params, config.lr, betas)
@@ -60,13 +62,13 @@ class ImageToImageRecipe:
     def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
         pass
 
-    def sample(self, epoch: int, out: Path) -> None:
+    def sample(self, epoch: int, out: Path, write: bool = True) -> None:
         """The latest step's visuals (first image of the batch), three to a row."""
-        if self._visuals:
+        if self._visuals and write:
             save_grid(torch.cat(self._visuals), out / f"visuals_epoch_{epoch + 1:03d}.png", nrow=3)
 
-    def end_epoch(self, epoch: int, out: Path) -> None:
-        for name in self.net_names:
+    def end_epoch(self, epoch: int, out: Path, write: bool = True) -> None:
+        for name in self.net_names if write else ():
             state = getattr(self, name).state_dict()
             atomic_save(state, out / f"latest_net_{name}.pth")
             if (epoch + 1) % self.config.save_epoch_freq == 0:

@@ -7,9 +7,10 @@ its own, and provides:
   step(batch) -> {name: 0-dim tensor}     one training iteration on the data set's batch (a tuple
                                           of tensors on the device: (images, labels), or (A, B))
   state_dict() / load_state_dict(state)   everything a resumed run needs
-  first_batch(batch, out)                 e.g. the reference's real_samples.png
-  sample(epoch, out)                      a sample grid (every `sample_every` batches, and at epoch ends)
-  end_epoch(epoch, out)                   the reference's checkpoints
+  first_batch(batch, out)                 e.g. the reference's real_samples.png (rank 0 only)
+  sample(epoch, out, write)               a sample grid (every `sample_every` batches, and at epoch ends;
+                                          every process computes it, `write` says whether to save it)
+  end_epoch(epoch, out, write)            the reference's checkpoints (saved when `write`)
   loss_keys                               what the loss curve plots; title: its heading
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch.utils.data import Dataset
 
 from genimg_fast.train.batches import batch_loader, epoch_batches
 from genimg_fast.train.checkpoint import atomic_save, load_training_state, rng_state, set_rng_state
+from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.interrupt import StopRequest
 from genimg_fast.train.progress import StepProgress
 from genimg_fast.train.run_log import LossLog, plot_losses
@@ -55,8 +57,8 @@ class Recipe(Protocol):
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
     def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None: ...
-    def sample(self, epoch: int, out: Path) -> None: ...
-    def end_epoch(self, epoch: int, out: Path) -> None: ...
+    def sample(self, epoch: int, out: Path, write: bool) -> None: ...
+    def end_epoch(self, epoch: int, out: Path, write: bool) -> None: ...
 
 
 def loop_settings(config: Any, epochs: int) -> LoopSettings:
@@ -81,10 +83,16 @@ def _check_resumable(config: dict[str, Any], saved: dict[str, Any], same_on_resu
 
 
 def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str, ...], recipe: Recipe,
-                 dataset: Dataset, device: torch.device) -> dict:
+                 dataset: Dataset, device: torch.device, distributed: Distributed | None = None) -> dict:
     """Train `recipe` on `dataset`; returns a summary (steps, epochs done, whether it stopped
-    early, images per second, the last logged losses, the output folder)."""
+    early, images per second, the last logged losses, the output folder). In a data-parallel
+    run each process trains on its slice of every batch and only rank 0 writes files."""
+    distributed = distributed or Distributed()
+    if settings.batch_size % distributed.world:
+        raise ValueError(f"batch_size {settings.batch_size} does not split into {distributed.world} equal slices "
+                         "(one per process)")
     out = Path(settings.out)
+    writes = distributed.writes
     config_record = dataclasses.asdict(config)
     epoch, batch_in_epoch, step = 0, 0, 0
     random.seed(settings.seed)  # Python's random draws too (the image pools): a run repeats from its seed
@@ -94,19 +102,21 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
         recipe.load_state_dict(state["recipe"])
         set_rng_state(state["rng"])
         epoch, batch_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
-    log = LossLog(out / "losses.jsonl", resume_from_step=step if settings.resume else None)
-    progress = StepProgress(settings.progress, settings.log_every, settings.batch_size)
+    log = LossLog(out / "losses.jsonl", resume_from_step=step if settings.resume else None) if writes else None
+    progress = StepProgress(settings.progress and writes, settings.log_every, settings.batch_size, distributed.mean)
     last: dict = {}
 
     def write(entries: list[dict]) -> None:
         nonlocal last
         for entry in entries:
-            log.write(entry)
+            if log is not None:
+                log.write(entry)
             last = entry
 
     def save_state() -> None:  # only at a step boundary: every finished step is in it, no half step
-        atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
-                     "batch_in_epoch": batch_in_epoch, "step": step, "rng": rng_state()}, out / STATE_FILE)
+        if writes:
+            atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
+                         "batch_in_epoch": batch_in_epoch, "step": step, "rng": rng_state()}, out / STATE_FILE)
 
     started, first_step, stopped_early = time.perf_counter(), step, False
     with StopRequest() as stop:
@@ -114,19 +124,21 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
             while epoch < settings.epochs:
                 if hasattr(dataset, "set_epoch"):  # per-item randomness (crops, flips, unpaired draws) by epoch
                     dataset.set_epoch(epoch)
-                batches = epoch_batches(len(dataset), settings.batch_size, settings.seed, epoch)
+                batches = [distributed.shard(b) for b in
+                           epoch_batches(len(dataset), settings.batch_size, settings.seed, epoch)]
                 progress.start_epoch(epoch, settings.epochs, len(batches), batch_in_epoch)
                 loader = batch_loader(dataset, batches[batch_in_epoch:], settings.workers, device.type == "cuda",
                                       seed=settings.seed * 100_003 + epoch)
                 for batch in loader:
-                    if stop.requested or (settings.max_steps is not None and step >= settings.max_steps):
+                    if distributed.any(stop.requested, device) or (settings.max_steps is not None and
+                                                                   step >= settings.max_steps):
                         break
                     batch = tuple(t.to(device, non_blocking=True) for t in batch)
-                    if step == 0:
+                    if step == 0 and writes:
                         recipe.first_batch(batch, out)
                     write(progress.add(step, epoch, recipe.step(batch)))
                     if batch_in_epoch % settings.sample_every == 0:
-                        recipe.sample(epoch, out)
+                        recipe.sample(epoch, out, writes)  # every process runs it: synchronized norms
                     step += 1
                     batch_in_epoch += 1
                 write(progress.flush())
@@ -134,17 +146,18 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
                     stopped_early = True
                     save_state()
                     break
-                recipe.sample(epoch, out)
-                recipe.end_epoch(epoch, out)
+                recipe.sample(epoch, out, writes)
+                recipe.end_epoch(epoch, out, writes)
                 epoch, batch_in_epoch = epoch + 1, 0
                 save_state()
         finally:
             write(progress.flush())
             progress.close()
-            log.close()
-            entries = log.entries()
-            if entries:
-                plot_losses(entries, recipe.loss_keys, out / "loss_curve.png", recipe.title)
+            if log is not None:
+                log.close()
+                entries = log.entries()
+                if entries:
+                    plot_losses(entries, recipe.loss_keys, out / "loss_curve.png", recipe.title)
     seconds = time.perf_counter() - started
     images_done = (step - first_step) * settings.batch_size
     return {"steps": step, "epochs_done": epoch, "stopped_early": stopped_early,

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from genimg_fast.train.distributed import Distributed, synchronize_batch_norms
+
 
 @dataclass
 class RunOptions:
@@ -32,9 +34,11 @@ def check_run_options(options: RunOptions) -> None:
         raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {options.amp!r}")
 
 
-def prepare_networks(networks: list[nn.Module], options: RunOptions) -> None:
+def prepare_networks(networks: list[nn.Module], options: RunOptions, distributed: Distributed) -> None:
     """In place, so optimizers, state_dict keys and checkpoints stay those of the plain networks."""
     for net in networks:
+        if distributed.active:
+            synchronize_batch_norms(net, options.impl == "fused")
         if options.channels_last:
             net.to(memory_format=torch.channels_last)
         if options.compile:

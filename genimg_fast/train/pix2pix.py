@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from genimg_fast.data import AlignedFolder, OutlinesToShapes
 from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import DiscriminatorLoss, Pix2PixGeneratorLoss
+from genimg_fast.train.distributed import Distributed, from_environment
 from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
 from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
@@ -56,15 +57,16 @@ class Pix2PixRecipe(ImageToImageRecipe):
     loss_keys = ["G_GAN", "G_L1", "D"]
     net_names = ("G", "D")
 
-    def __init__(self, config: Pix2PixConfig, device: torch.device) -> None:
+    def __init__(self, config: Pix2PixConfig, device: torch.device, distributed: Distributed | None = None) -> None:
+        distributed = distributed or Distributed()
         self.title = f"pix2pix ({config.impl})"
         fused = config.impl == "fused"
         torch.manual_seed(config.seed)
         ids = gpu_ids(device)
         self.G = define_G(3, 3, config.ngf, config.netG, config.norm, config.dropout, gpu_ids=ids, fused=fused)
         self.D = define_D(6, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
-        prepare_networks([self.G, self.D], config)
-        self._setup_training(config, device, self.G.parameters(), self.D.parameters())
+        prepare_networks([self.G, self.D], config, distributed)
+        self._setup_training(config, device, distributed, self.G.parameters(), self.D.parameters())
         if fused:
             self.g_loss = Pix2PixGeneratorLoss(config.gan_mode, config.lambda_L1)
             self.d_loss = DiscriminatorLoss(config.gan_mode)
@@ -108,10 +110,11 @@ def train_pix2pix(config: Pix2PixConfig) -> dict:
     check_run_options(config)
     if config.direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {config.direction!r}")
-    device = resolve_device(config.device)
+    distributed, device_name = from_environment(config.device)
+    device = resolve_device(device_name)
     if config.data == "shapes":
         dataset = OutlinesToShapes(config.dataset_size, config.crop_size, config.seed)
     else:
         dataset = AlignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
     return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, SAME_ON_RESUME,
-                        Pix2PixRecipe(config, device), dataset, device)
+                        Pix2PixRecipe(config, device, distributed), dataset, device, distributed)

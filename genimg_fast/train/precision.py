@@ -7,10 +7,16 @@ import contextlib
 
 import torch
 
+from genimg_fast.train.distributed import Distributed
+
 
 class Precision:
-    def __init__(self, mode: str, device: torch.device) -> None:
+    """Also where a data-parallel run averages each optimizer's gradients over the processes,
+    just before the optimizer steps."""
+
+    def __init__(self, mode: str, device: torch.device, distributed: Distributed | None = None) -> None:
         self.mode, self.device_type = mode, device.type
+        self.distributed = distributed or Distributed()
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
         self.scaler = torch.amp.GradScaler(device.type) if mode == "fp16" else None
 
@@ -23,6 +29,7 @@ class Precision:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.distributed.average_gradients(optimizer)  # scaled gradients average the same way
         if self.scaler is not None:
             self.scaler.step(optimizer)
         else:

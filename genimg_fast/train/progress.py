@@ -4,13 +4,18 @@ second, and the per-step losses collected as tensors and read from the device ev
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 
 
 class StepProgress:
-    def __init__(self, enabled: bool, log_every: int, images_per_step: int) -> None:
+    def __init__(self, enabled: bool, log_every: int, images_per_step: int,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> None:
+        """reduce: applied to the collected losses before they are read (a data-parallel run
+        averages them over its processes)."""
         self.enabled, self.log_every, self.images_per_step = enabled, max(1, log_every), images_per_step
+        self.reduce = reduce
         self._bar = None  # a tqdm bar while an epoch runs
         self._pending: list[tuple[int, int, dict[str, torch.Tensor]]] = []
         self._since = time.perf_counter()
@@ -35,7 +40,8 @@ class StepProgress:
         if not self._pending:
             return []
         names = list(self._pending[0][2])
-        values = torch.stack([torch.stack([losses[n].float() for n in names]) for _, _, losses in self._pending])
+        values = self.reduce(torch.stack([torch.stack([losses[n].float() for n in names])
+                                          for _, _, losses in self._pending]))
         entries = [{"step": step, "epoch": epoch, **dict(zip(names, row))}
                    for (step, epoch, _), row in zip(self._pending, values.cpu().tolist())]
         now = time.perf_counter()

@@ -20,6 +20,7 @@ from genimg_fast.data import ColouredShapes, image_folder
 from genimg_fast.models import VAE, ConvVAE
 from genimg_fast.nn import VAELoss
 from genimg_fast.train.checkpoint import atomic_save
+from genimg_fast.train.distributed import Distributed, from_environment
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
 from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
@@ -60,8 +61,9 @@ def _reference_loss(model: str):
 class VAERecipe:
     loss_keys = ["loss"]
 
-    def __init__(self, config: VAEConfig, device: torch.device, dataset) -> None:
+    def __init__(self, config: VAEConfig, device: torch.device, dataset, distributed: Distributed | None = None) -> None:
         self.model_name = config.model
+        self.distributed = distributed or Distributed()
         self.title = f"VAE {config.model} ({config.impl})"
         _, channels, lr, latent = MODELS[config.model]
         latent = config.latent_dim or latent
@@ -72,8 +74,8 @@ class VAERecipe:
         else:
             self.model = ConvVAE(channels, latent, fused=config.impl == "fused").to(device)
             fused_loss = VAELoss("mse", "mean", kld_weight=0.00025, kld_reduction="batchmean")
-        self.config, self.precision = config, Precision(config.amp, device)
-        prepare_networks([self.model], config)
+        self.config, self.precision = config, Precision(config.amp, device, self.distributed)
+        prepare_networks([self.model], config, self.distributed)
         self.loss = (lambda *a: fused_loss(*a)[0]) if config.impl == "fused" else _reference_loss(config.model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr or lr)
         self.scheduler = (torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=0.95)
@@ -101,7 +103,10 @@ class VAERecipe:
         with self.precision.autocast():
             recon, mu, logvar = self.model(images)
             loss = self.loss(recon, images, mu, logvar)
-        self.precision.backward(loss)
+        # the examples' loss is a sum over the batch: averaging the processes' gradients would
+        # divide it by their number, so each process's sum counts that many times
+        scale = self.distributed.world if self.model_name == "mlp" else 1
+        self.precision.backward(loss * scale if scale != 1 else loss)
         self.precision.step(self.optimizer)
         self.precision.update()
         per_image = loss.detach() / images.shape[0] if self.model_name == "mlp" else loss.detach()
@@ -114,8 +119,10 @@ class VAERecipe:
         size, channels, _, _ = MODELS[self.model_name]
         return flat.view(-1, channels, size, size)
 
-    def sample(self, epoch: int, out: Path) -> None:
+    def sample(self, epoch: int, out: Path, write: bool = True) -> None:
         """As the example's test(): eval mode, no gradients; epochs count from 1 in the names."""
+        if not write:  # eval mode: no synchronized statistics, only rank 0 needs to run it
+            return
         was_training = self.model.training
         self.model.eval()
         with torch.no_grad():
@@ -125,8 +132,9 @@ class VAERecipe:
             save_grid(comparison, out / f"reconstruction_{epoch + 1}.png", nrow=len(self.fixed_images))
         self.model.train(was_training)
 
-    def end_epoch(self, epoch: int, out: Path) -> None:
-        atomic_save(self.model.state_dict(), out / f"vae_epoch_{epoch}.pth")
+    def end_epoch(self, epoch: int, out: Path, write: bool = True) -> None:
+        if write:
+            atomic_save(self.model.state_dict(), out / f"vae_epoch_{epoch}.pth")
         if self.scheduler is not None:
             self.scheduler.step()
 
@@ -135,11 +143,12 @@ def train_vae(config: VAEConfig) -> dict:
     if config.model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {config.model!r}")
     check_run_options(config)
-    device = resolve_device(config.device)
+    distributed, device_name = from_environment(config.device)
+    device = resolve_device(device_name)
     size, channels, _, _ = MODELS[config.model]
     if config.data == "shapes":
         dataset = ColouredShapes(config.dataset_size, size, channels, seed=config.seed, unit_range=True)
     else:
         dataset = image_folder(config.data, size, channels, unit_range=True)
-    return run_training(loop_settings(config, config.epochs), config, SAME_ON_RESUME, VAERecipe(config, device, dataset),
-                        dataset, device)
+    return run_training(loop_settings(config, config.epochs), config, SAME_ON_RESUME,
+                        VAERecipe(config, device, dataset, distributed), dataset, device, distributed)

@@ -1,0 +1,85 @@
+"""Data-parallel training across processes (`torchrun --nproc-per-node N -m genimg_fast.cli
+train ...`): every process takes an equal slice of each global batch (and of the noise drawn
+for it), batch norm statistics are synchronized across processes (the fused norms' sync
+option, or nn.SyncBatchNorm on the reference path), and the gradients of each optimizer are
+averaged before it steps, so N processes compute what one process computes on the whole batch.
+Gradients are all-reduced explicitly rather than through DistributedDataParallel: the GAN
+recipes run a discriminator several times before one backward, which DDP's reducer does not
+allow. Only rank 0 writes files; the logged losses are averaged over the processes."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def writes(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, rows):
+        """This process's contiguous slice of a global batch (a tensor or a list)."""
+        if not self.active:
+            return rows
+        size = len(rows) // self.world
+        return rows[self.rank * size:(self.rank + 1) * size]
+
+    def average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self.active:
+            return
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad.div_(self.world)
+
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return tensor
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor / self.world
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """Whether any process says yes (all stop together, or a collective would wait forever)."""
+        if not self.active:
+            return flag
+        value = torch.tensor(float(flag), device=device)
+        dist.all_reduce(value)
+        return bool(value.item() > 0)
+
+
+def from_environment(device_name: str) -> tuple[Distributed, str]:
+    """The process group torchrun describes in the environment (none: one process), and the
+    device this process should use (its LOCAL_RANK's GPU under torchrun with GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed(), device_name
+    uses_gpu = device_name != "cpu" and torch.cuda.is_available()
+    if uses_gpu and device_name == "auto":
+        device_name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(torch.device(device_name))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if uses_gpu else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size()), device_name
+
+
+def synchronize_batch_norms(net: nn.Module, fused: bool) -> nn.Module:
+    """Batch norm statistics over the global batch, in place: genimg_fast.sync_batchnorm for the
+    fused networks, nn.SyncBatchNorm for the reference layers."""
+    if fused:
+        from genimg_fast.convert import sync_batchnorm
+        return sync_batchnorm(net, inplace=True)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net)

@@ -1,0 +1,46 @@
+"""Data-parallel training with torchrun on the CPU (gloo): two processes, each on half of every
+batch, with synchronized batch norm and averaged gradients, train what one process trains on
+the whole batch; only rank 0 writes files."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("torchvision")
+pytest.importorskip("matplotlib")
+
+ARGS = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size", "8", "--dataset-size", "32",
+        "--epochs", "1", "--log-every", "2", "--device", "cpu", "--no-progress"]
+
+
+def _train(out: Path, processes: int) -> subprocess.CompletedProcess:
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+                if processes > 1 else [sys.executable])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(launcher + ["-m", "genimg_fast.cli", "train", "dcgan", "--out", str(out)] + ARGS,
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.slow
+def test_two_processes_train_what_one_trains_on_the_whole_batch(tmp_path):
+    one, two = _train(tmp_path / "one", 1), _train(tmp_path / "two", 2)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("dcgan done") == 1  # rank 0 alone reports and writes
+    losses = [[json.loads(line) for line in (tmp_path / run / "losses.jsonl").read_text().splitlines()]
+              for run in ("one", "two")]
+    assert len(losses[0]) == len(losses[1]) == 4
+    for a, b in zip(*losses):
+        for key in ("loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (a["step"], key)
+    for name in ("netG_epoch_0.pth", "netD_epoch_0.pth"):
+        a = torch.load(tmp_path / "one" / name, weights_only=True)
+        b = torch.load(tmp_path / "two" / name, weights_only=True)
+        for key in a:
+            torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=lambda m, key=key: f"{key}: {m}")
