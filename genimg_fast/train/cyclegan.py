@@ -64,7 +64,8 @@ class CycleGANRecipe(ImageToImageRecipe):
     loss_keys = ["loss_G", "D_A", "D_B"]
     net_names = ("G_A", "G_B", "D_A", "D_B")
 
-    def __init__(self, config: CycleGANConfig, device: torch.device, distributed: Distributed | None = None) -> None:
+    def __init__(self, config: CycleGANConfig, device: torch.device, dataset,
+                 distributed: Distributed | None = None) -> None:
         distributed = distributed or Distributed()
         self.title = f"CycleGAN ({config.impl})"
         fused = config.impl == "fused"
@@ -75,13 +76,20 @@ class CycleGANRecipe(ImageToImageRecipe):
         self.D_A = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
         self.D_B = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
         prepare_networks([self.G_A, self.G_B, self.D_A, self.D_B], config, distributed)
-        self._setup_training(config, device, distributed,
+        self._setup_training(config, device, distributed, dataset,
                              itertools.chain(self.G_A.parameters(), self.G_B.parameters()),
                              itertools.chain(self.D_A.parameters(), self.D_B.parameters()))
         self.pool_A, self.pool_B = ImagePool(config.pool_size), ImagePool(config.pool_size)
         if fused:
             self.g_loss = CycleGANGeneratorLoss(config.gan_mode, config.lambda_A, config.lambda_B, config.lambda_identity)
             self.d_loss = DiscriminatorLoss(config.gan_mode)
+
+    def visuals(self, real_A: torch.Tensor, real_B: torch.Tensor) -> list[torch.Tensor]:
+        """real_A, fake_B, rec_A and real_B, fake_A, rec_B, for each pair."""
+        fake_B, fake_A = self.G_A(real_A), self.G_B(real_B)
+        rec_A, rec_B = self.G_B(fake_B), self.G_A(fake_A)
+        return [t[i:i + 1].float() for i in range(len(real_A))
+                for t in (real_A, fake_B, rec_A, real_B, fake_A, rec_B)]
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
@@ -139,7 +147,6 @@ class CycleGANRecipe(ImageToImageRecipe):
         precision.backward(loss_D_B)
         precision.step(self.optD)
         precision.update()
-        self._visuals = [t[:1].detach() for t in (real_A, fake_B, rec_A, real_B, fake_A, rec_B)]
         return {"loss_G": loss_G.detach(), **{k: v.detach() for k, v in terms.items()}, "D_A": loss_D_A.detach(),
                 "D_B": loss_D_B.detach()}
 
@@ -152,4 +159,4 @@ def train_cyclegan(config: CycleGANConfig) -> dict:
     else:
         dataset = UnalignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
     return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, SAME_ON_RESUME,
-                        CycleGANRecipe(config, device, distributed), dataset, device, distributed)
+                        CycleGANRecipe(config, device, dataset, distributed), dataset, device, distributed)

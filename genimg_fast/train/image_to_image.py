@@ -35,7 +35,7 @@ def reference_gan_loss(prediction: torch.Tensor, mode: str, target_is_real: bool
 class ImageToImageRecipe:
     net_names: tuple[str, ...]  # the attributes holding the networks, as the checkpoints name them
 
-    def _setup_training(self, config, device: torch.device, distributed: Distributed, generator_params,
+    def _setup_training(self, config, device: torch.device, distributed: Distributed, dataset, generator_params,
                         discriminator_params) -> None:
         self.config, self.device = config, device
         self.precision = Precision(config.amp, device, distributed)
@@ -43,7 +43,8 @@ class ImageToImageRecipe:
         self.optG = torch.optim.Adam(generator_params, config.lr, betas)
         self.optD = torch.optim.Adam(discriminator_params, config.lr, betas)
         self.schedulers = [linear_decay(opt, config.epochs, config.epochs_decay) for opt in (self.optG, self.optD)]
-        self._visuals: list[torch.Tensor] = []
+        pairs = [dataset[i] for i in range(min(3, len(dataset)))]  # the same inputs in every visuals grid
+        self.fixed_A, self.fixed_B = (torch.stack(images).to(device) for images in zip(*pairs))
 
     def state_dict(self) -> dict:
         return {**{name: getattr(self, name).state_dict() for name in self.net_names},
@@ -62,10 +63,24 @@ class ImageToImageRecipe:
     def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
         pass
 
+    def visuals(self, real_A: torch.Tensor, real_B: torch.Tensor) -> list[torch.Tensor]:
+        """Rows of three images for each input pair (the recipe's translations)."""
+        raise NotImplementedError
+
     def sample(self, epoch: int, out: Path, write: bool = True) -> None:
-        """The latest step's visuals (first image of the batch), three to a row."""
-        if self._visuals and write:
-            save_grid(torch.cat(self._visuals), out / f"visuals_epoch_{epoch + 1:03d}.png", nrow=3)
+        """The recipe's visuals of the same few training pairs, in eval mode (no side effect on the
+        running statistics; no synchronized norm to wait for: rank 0 alone runs it)."""
+        if not write:
+            return
+        nets = [getattr(self, name) for name in self.net_names]
+        modes = [net.training for net in nets]
+        for net in nets:
+            net.eval()
+        with torch.no_grad(), self.precision.autocast():
+            rows = self.visuals(self.fixed_A, self.fixed_B)
+        for net, mode in zip(nets, modes):
+            net.train(mode)
+        save_grid(torch.cat(rows), out / f"visuals_epoch_{epoch + 1:03d}.png", nrow=3)
 
     def end_epoch(self, epoch: int, out: Path, write: bool = True) -> None:
         for name in self.net_names if write else ():

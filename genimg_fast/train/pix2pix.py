@@ -57,7 +57,8 @@ class Pix2PixRecipe(ImageToImageRecipe):
     loss_keys = ["G_GAN", "G_L1", "D"]
     net_names = ("G", "D")
 
-    def __init__(self, config: Pix2PixConfig, device: torch.device, distributed: Distributed | None = None) -> None:
+    def __init__(self, config: Pix2PixConfig, device: torch.device, dataset,
+                 distributed: Distributed | None = None) -> None:
         distributed = distributed or Distributed()
         self.title = f"pix2pix ({config.impl})"
         fused = config.impl == "fused"
@@ -66,10 +67,17 @@ class Pix2PixRecipe(ImageToImageRecipe):
         self.G = define_G(3, 3, config.ngf, config.netG, config.norm, config.dropout, gpu_ids=ids, fused=fused)
         self.D = define_D(6, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
         prepare_networks([self.G, self.D], config, distributed)
-        self._setup_training(config, device, distributed, self.G.parameters(), self.D.parameters())
+        self._setup_training(config, device, distributed, dataset, self.G.parameters(), self.D.parameters())
         if fused:
             self.g_loss = Pix2PixGeneratorLoss(config.gan_mode, config.lambda_L1)
             self.d_loss = DiscriminatorLoss(config.gan_mode)
+
+    def visuals(self, real_A: torch.Tensor, real_B: torch.Tensor) -> list[torch.Tensor]:
+        """real_A, fake_B, real_B for each pair (the translation direction's A and B)."""
+        if self.config.direction == "BtoA":
+            real_A, real_B = real_B, real_A
+        fake_B = self.G(real_A)
+        return [t[i:i + 1].float() for i in range(len(real_A)) for t in (real_A, fake_B, real_B)]
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         batch = prepare_batch(batch, self.config)
@@ -103,7 +111,6 @@ class Pix2PixRecipe(ImageToImageRecipe):
         precision.backward(loss_G)
         precision.step(self.optG)
         precision.update()
-        self._visuals = [t[:1].detach() for t in (real_A, fake_B, real_B)]
         return {"G_GAN": gan.detach(), "G_L1": l1.detach(), "D": loss_D.detach()}
 
 def train_pix2pix(config: Pix2PixConfig) -> dict:
@@ -117,4 +124,4 @@ def train_pix2pix(config: Pix2PixConfig) -> dict:
     else:
         dataset = AlignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
     return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, SAME_ON_RESUME,
-                        Pix2PixRecipe(config, device, distributed), dataset, device, distributed)
+                        Pix2PixRecipe(config, device, dataset, distributed), dataset, device, distributed)
