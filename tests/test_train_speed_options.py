@@ -63,3 +63,12 @@ def test_compiled_networks_keep_the_reference_checkpoint_keys(tmp_path, monkeypa
 def test_unknown_precision_is_refused(tmp_path):
     with pytest.raises(ValueError, match="amp must be 'none', 'bf16' or 'fp16'"):
         train_dcgan(DCGANConfig(out=str(tmp_path), amp="fp8", **DCGAN))
+
+
+def test_cuda_graphs_are_refused_where_they_cannot_work(tmp_path):
+    with pytest.raises(ValueError, match="cuda_graphs cannot capture fp16's gradient scaler"):
+        train_dcgan(DCGANConfig(out=str(tmp_path), amp="fp16", cuda_graphs=True, **DCGAN))
+    with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device, the run is on cpu"):
+        train_dcgan(DCGANConfig(out=str(tmp_path), cuda_graphs=True, **{**DCGAN, "device": "cpu"}))
+    with pytest.raises(ValueError, match="cuda_graphs needs pool_size 0"):
+        train_cyclegan(CycleGANConfig(out=str(tmp_path), cuda_graphs=True, **{**CYCLE, "pool_size": 2}))

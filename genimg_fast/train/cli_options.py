@@ -26,6 +26,7 @@ HELP = {
     "amp": "mixed precision: bf16, or fp16 with a gradient scaler",
     "channels_last": "networks and batches in channels_last memory format",
     "compile": "torch.compile the networks",
+    "cuda_graphs": "capture each whole iteration in a CUDA graph (one GPU; not with --amp fp16)",
     "no_dropout": "no dropout in the generator (the reference's --no_dropout)",
     "phase": "the dataroot's subfolder(s): <phase>/ (aligned) or <phase>A/, <phase>B/ (unaligned)",
     "load_size": "images are resized to this square first (folders)",

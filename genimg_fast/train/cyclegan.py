@@ -26,7 +26,8 @@ from genimg_fast.train.image_pool import ImagePool
 from genimg_fast.train.distributed import Distributed, from_environment
 from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
-from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
+from genimg_fast.train.options import (RunOptions, check_cuda_graphs, check_run_options, prepare_batch,
+                                       prepare_networks)
 from genimg_fast.train.requires_grad import set_requires_grad
 
 SAME_ON_RESUME = ("data", "phase", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD", "ngf",
@@ -121,7 +122,14 @@ class CycleGANRecipe(ImageToImageRecipe):
         return 0.5 * (reference_gan_loss(net(real), mode, True) + reference_gan_loss(net(fake.detach()), mode, False))
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        real_A, real_B = prepare_batch(batch, self.config)
+        return self.graph_step(*self.graph_inputs(batch))
+
+    def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return prepare_batch(batch, self.config)
+
+    def graph_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One iteration from device inputs alone (with an image pool the host chooses among the
+        stored images, so --cuda-graphs needs --pool-size 0)."""
         precision = self.precision
         with precision.autocast():
             fake_B = self.G_A(real_A)
@@ -152,8 +160,11 @@ class CycleGANRecipe(ImageToImageRecipe):
 
 def train_cyclegan(config: CycleGANConfig) -> dict:
     check_run_options(config)
+    if config.cuda_graphs and config.pool_size:
+        raise ValueError("cuda_graphs needs pool_size 0: the image pool chooses among stored images on the host")
     distributed, device_name = from_environment(config.device)
     device = resolve_device(device_name)
+    check_cuda_graphs(config, device, distributed)
     if config.data == "shapes":
         dataset = UnpairedShapeStyles(config.dataset_size, config.crop_size, config.seed)
     else:

@@ -23,7 +23,8 @@ from genimg_fast.nn import DiscriminatorLoss, GANLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed, from_environment
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
-from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
+from genimg_fast.train.options import (RunOptions, adam, check_cuda_graphs, check_run_options, prepare_batch,
+                                       prepare_networks)
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 
@@ -65,8 +66,8 @@ class DCGANRecipe:
         self.config, self.precision = config, Precision(config.amp, device, self.distributed)
         prepare_networks([self.netG, self.netD], config, self.distributed)
         betas = (config.beta1, 0.999)
-        self.optG = torch.optim.Adam(self.netG.parameters(), lr=config.lr, betas=betas)
-        self.optD = torch.optim.Adam(self.netD.parameters(), lr=config.lr, betas=betas)
+        self.optG = adam(self.netG.parameters(), config.lr, betas, config, device)
+        self.optD = adam(self.netD.parameters(), config.lr, betas, config, device)
         if fused:
             self.loss_D, self.loss_G = DiscriminatorLoss("bce", weight=1.0), GANLoss("bce")
         else:  # nn.BCELoss is not autocast-safe: in fp32, outside autocast
@@ -80,6 +81,12 @@ class DCGANRecipe:
         self.noise_gen = torch.Generator().manual_seed(config.seed + 1)
         self.fixed_noise = torch.randn(64, config.nz, 1, 1,
                                        generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
+
+    def networks(self) -> dict:
+        return {"netG": self.netG, "netD": self.netD}
+
+    def optimizers(self) -> dict:
+        return {"optG": self.optG, "optD": self.optD}
 
     def state_dict(self) -> dict:
         return {"netG": self.netG.state_dict(), "netD": self.netD.state_dict(), "optG": self.optG.state_dict(),
@@ -95,10 +102,19 @@ class DCGANRecipe:
         self.precision.load_state_dict(state.get("scaler", {}))
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        real, netG, netD, precision = prepare_batch(batch, self.config)[0], self.netG, self.netD, self.precision
+        return self.graph_step(*self.graph_inputs(batch))
+
+    def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """The step's device inputs, drawn on the host: the real batch and its noise."""
+        real = prepare_batch(batch, self.config)[0]
         # the global batch's noise, then this process's slice of it: any number of processes draw the same
         global_batch = real.shape[0] * self.distributed.world
-        noise = self.distributed.shard(torch.randn(global_batch, self.nz, 1, 1, generator=self.noise_gen)).to(real.device)
+        noise = self.distributed.shard(torch.randn(global_batch, self.nz, 1, 1, generator=self.noise_gen))
+        return real, noise.to(real.device)
+
+    def graph_step(self, real: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One iteration from device inputs alone (what --cuda-graphs captures)."""
+        netG, netD, precision = self.netG, self.netD, self.precision
         netD.zero_grad(set_to_none=True)
         with precision.autocast():
             out_real = netD(real)
@@ -137,6 +153,7 @@ def train_dcgan(config: DCGANConfig) -> dict:
     check_run_options(config)
     distributed, device_name = from_environment(config.device)
     device = resolve_device(device_name)
+    check_cuda_graphs(config, device, distributed)
     if config.data == "shapes":
         dataset = ColouredShapes(config.dataset_size, config.image_size, config.channels, seed=config.seed)
     else:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
+from genimg_fast.train.options import adam
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 from genimg_fast.train.schedules import linear_decay
@@ -40,11 +41,17 @@ class ImageToImageRecipe:
         self.config, self.device = config, device
         self.precision = Precision(config.amp, device, distributed)
         betas = (config.beta1, 0.999)
-        self.optG = torch.optim.Adam(generator_params, config.lr, betas)
-        self.optD = torch.optim.Adam(discriminator_params, config.lr, betas)
+        self.optG = adam(generator_params, config.lr, betas, config, device)
+        self.optD = adam(discriminator_params, config.lr, betas, config, device)
         self.schedulers = [linear_decay(opt, config.epochs, config.epochs_decay) for opt in (self.optG, self.optD)]
         pairs = [dataset[i] for i in range(min(3, len(dataset)))]  # the same inputs in every visuals grid
         self.fixed_A, self.fixed_B = (torch.stack(images).to(device) for images in zip(*pairs))
+
+    def networks(self) -> dict:
+        return {name: getattr(self, name) for name in self.net_names}
+
+    def optimizers(self) -> dict:
+        return {"optG": self.optG, "optD": self.optD}
 
     def state_dict(self) -> dict:
         return {**{name: getattr(self, name).state_dict() for name in self.net_names},

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from genimg_fast.train.batches import batch_loader, epoch_batches
 from genimg_fast.train.checkpoint import atomic_save, load_training_state, rng_state, set_rng_state
+from genimg_fast.train.cuda_graph_step import CUDAGraphStep
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.interrupt import StopRequest
 from genimg_fast.train.progress import StepProgress
@@ -47,6 +48,7 @@ class LoopSettings:
     workers: int = 0
     resume: bool = False
     progress: bool = True
+    cuda_graphs: bool = False
 
 
 class Recipe(Protocol):
@@ -64,7 +66,7 @@ class Recipe(Protocol):
 def loop_settings(config: Any, epochs: int) -> LoopSettings:
     """The loop's part of a trainer's config (a RunOptions with out and batch_size)."""
     return LoopSettings(config.out, epochs, config.batch_size, config.seed, config.max_steps, config.sample_every,
-                        config.log_every, config.workers, config.resume, config.progress)
+                        config.log_every, config.workers, config.resume, config.progress, config.cuda_graphs)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,6 +120,7 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
             atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
                          "batch_in_epoch": batch_in_epoch, "step": step, "rng": rng_state()}, out / STATE_FILE)
 
+    train_step = CUDAGraphStep(recipe) if settings.cuda_graphs else recipe.step
     started, first_step, stopped_early = time.perf_counter(), step, False
     with StopRequest() as stop:
         try:
@@ -136,7 +139,7 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
                     batch = tuple(t.to(device, non_blocking=True) for t in batch)
                     if step == 0 and writes:
                         recipe.first_batch(batch, out)
-                    write(progress.add(step, epoch, recipe.step(batch)))
+                    write(progress.add(step, epoch, train_step(batch)))
                     if batch_in_epoch % settings.sample_every == 0:
                         recipe.sample(epoch, out, writes)  # every process runs it: synchronized norms
                     step += 1

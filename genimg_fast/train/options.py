@@ -18,6 +18,7 @@ class RunOptions:
     amp: str = "none"                 # 'none', 'bf16' or 'fp16' (with a gradient scaler)
     channels_last: bool = False
     compile: bool = False
+    cuda_graphs: bool = False         # capture the whole iteration in a CUDA graph (GPU, one process)
     device: str = "auto"
     seed: int = 0
     sample_every: int = 100
@@ -32,7 +33,24 @@ def check_run_options(options: RunOptions) -> None:
         raise ValueError(f"impl must be 'fused' or 'reference', got {options.impl!r}")
     if options.amp not in ("none", "bf16", "fp16"):
         raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {options.amp!r}")
+    if options.cuda_graphs and options.amp == "fp16":
+        raise ValueError("cuda_graphs cannot capture fp16's gradient scaler (it reads the gradients on the host): "
+                         "use amp='bf16' or 'none'")
 
+
+def check_cuda_graphs(options: RunOptions, device: torch.device, distributed: Distributed) -> None:
+    if options.cuda_graphs and device.type != "cuda":
+        raise ValueError(f"cuda_graphs needs a CUDA device, the run is on {device}")
+    if options.cuda_graphs and distributed.active:
+        raise ValueError("cuda_graphs runs in one process (the data-parallel gradient exchange is not captured)")
+
+
+def adam(params, lr: float, betas: tuple[float, float], options: RunOptions, device: torch.device):
+    """The recipes' Adam; capturable (device step counter, tensor learning rate that schedulers
+    fill in place) when the iteration is captured in a CUDA graph."""
+    if options.cuda_graphs:
+        return torch.optim.Adam(params, lr=torch.tensor(lr, device=device), betas=betas, capturable=True)
+    return torch.optim.Adam(params, lr=lr, betas=betas)
 
 def prepare_networks(networks: list[nn.Module], options: RunOptions, distributed: Distributed) -> None:
     """In place, so optimizers, state_dict keys and checkpoints stay those of the plain networks."""

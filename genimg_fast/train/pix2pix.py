@@ -21,7 +21,8 @@ from genimg_fast.nn import DiscriminatorLoss, Pix2PixGeneratorLoss
 from genimg_fast.train.distributed import Distributed, from_environment
 from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
-from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
+from genimg_fast.train.options import (RunOptions, check_cuda_graphs, check_run_options, prepare_batch,
+                                       prepare_networks)
 from genimg_fast.train.requires_grad import set_requires_grad
 
 SAME_ON_RESUME = ("data", "phase", "direction", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD",
@@ -80,8 +81,14 @@ class Pix2PixRecipe(ImageToImageRecipe):
         return [t[i:i + 1].float() for i in range(len(real_A)) for t in (real_A, fake_B, real_B)]
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        return self.graph_step(*self.graph_inputs(batch))
+
+    def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         batch = prepare_batch(batch, self.config)
-        real_A, real_B = batch if self.config.direction == "AtoB" else batch[::-1]
+        return batch if self.config.direction == "AtoB" else batch[::-1]
+
+    def graph_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One iteration from device inputs alone (what --cuda-graphs captures)."""
         mode, precision = self.config.gan_mode, self.precision
         with precision.autocast():
             fake_B = self.G(real_A)
@@ -119,6 +126,7 @@ def train_pix2pix(config: Pix2PixConfig) -> dict:
         raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {config.direction!r}")
     distributed, device_name = from_environment(config.device)
     device = resolve_device(device_name)
+    check_cuda_graphs(config, device, distributed)
     if config.data == "shapes":
         dataset = OutlinesToShapes(config.dataset_size, config.crop_size, config.seed)
     else:

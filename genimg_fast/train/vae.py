@@ -22,7 +22,8 @@ from genimg_fast.nn import VAELoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed, from_environment
 from genimg_fast.train.loop import loop_settings, resolve_device, run_training
-from genimg_fast.train.options import RunOptions, check_run_options, prepare_batch, prepare_networks
+from genimg_fast.train.options import (RunOptions, adam, check_cuda_graphs, check_run_options, prepare_batch,
+                                       prepare_networks)
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 
@@ -77,11 +78,17 @@ class VAERecipe:
         self.config, self.precision = config, Precision(config.amp, device, self.distributed)
         prepare_networks([self.model], config, self.distributed)
         self.loss = (lambda *a: fused_loss(*a)[0]) if config.impl == "fused" else _reference_loss(config.model)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr or lr)
+        self.optimizer = adam(self.model.parameters(), config.lr or lr, (0.9, 0.999), config, device)
         self.scheduler = (torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=0.95)
                           if config.model == "conv" else None)
         self.fixed_z = torch.randn(64, latent, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
         self.fixed_images = torch.stack([dataset[i][0] for i in range(min(8, len(dataset)))]).to(device)
+
+    def networks(self) -> dict:
+        return {"model": self.model}
+
+    def optimizers(self) -> dict:
+        return {"optimizer": self.optimizer}
 
     def state_dict(self) -> dict:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -98,7 +105,13 @@ class VAERecipe:
             self.scheduler.load_state_dict(state["scheduler"])
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        images = prepare_batch(batch, self.config)[0]
+        return self.graph_step(*self.graph_inputs(batch))
+
+    def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return (prepare_batch(batch, self.config)[0],)
+
+    def graph_step(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One iteration from device inputs alone (what --cuda-graphs captures)."""
         self.optimizer.zero_grad(set_to_none=True)
         with self.precision.autocast():
             recon, mu, logvar = self.model(images)
@@ -145,6 +158,7 @@ def train_vae(config: VAEConfig) -> dict:
     check_run_options(config)
     distributed, device_name = from_environment(config.device)
     device = resolve_device(device_name)
+    check_cuda_graphs(config, device, distributed)
     size, channels, _, _ = MODELS[config.model]
     if config.data == "shapes":
         dataset = ColouredShapes(config.dataset_size, size, channels, seed=config.seed, unit_range=True)
