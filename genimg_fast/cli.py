@@ -87,16 +87,12 @@ def _add_train_parser(sub) -> None:
         parser.set_defaults(func=_train)
 
 
-def _device_name(name: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def _sample(args: argparse.Namespace) -> int:
     from genimg_fast.inference.sample import sample
 
-    path = sample(args.model, args.checkpoint, args.out, args.n, args.seed, _device_name(args.device),
+    from genimg_fast._device import resolve_device
+
+    path = sample(args.model, args.checkpoint, args.out, args.n, args.seed, resolve_device(args.device, "sample"),
                   fold=args.fold)
     print(f"{args.n} {args.model} samples from {args.checkpoint}: {path}")
     return 0
@@ -105,8 +101,10 @@ def _sample(args: argparse.Namespace) -> int:
 def _translate(args: argparse.Namespace) -> int:
     from genimg_fast.inference.translate import translate
 
+    from genimg_fast._device import resolve_device
+
     page = translate(args.checkpoint, args.input, args.out, args.size, args.aligned, args.eval, args.dropout,
-                     _device_name(args.device), args.seed)
+                     resolve_device(args.device, "translate"), args.seed)
     print(f"translated {args.input} with {args.checkpoint}: {page}")
     return 0
 

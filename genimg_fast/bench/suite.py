@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from genimg_fast._device import resolve_device as _resolve_device
 from genimg_fast.bench import l1_loss_bench, models_bench, norm_act_bench, objectives_bench
 from genimg_fast.bench.environment import environment_record
 from genimg_fast.bench.timing import copy_bandwidth_gbs
@@ -17,12 +18,7 @@ FAMILIES = (l1_loss_bench, norm_act_bench, objectives_bench, models_bench)
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("genimg-fast bench: --device cuda requested but torch sees no CUDA GPU")
-    return device
+    return _resolve_device(name, "bench")
 
 
 def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str | None = None) -> dict[str, Any]:

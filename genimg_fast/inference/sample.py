@@ -13,7 +13,7 @@ from genimg_fast.inference import checkpoints
 from genimg_fast.train.samples import save_grid
 
 
-def sample(model: str, checkpoint: str | Path, out: str | Path, n: int = 64, seed: int = 0, device: str = "cpu",
+def sample(model: str, checkpoint: str | Path, out: str | Path, n: int = 64, seed: int = 0, device: str | torch.device = "cpu",
            fold: bool = True, batch_size: int = 256) -> Path:
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")

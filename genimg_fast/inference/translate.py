@@ -29,7 +29,7 @@ def _save(image: torch.Tensor, path: Path) -> None:
 
 
 def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, size: int = 256, aligned: bool = False,
-              eval_mode: bool = False, dropout: bool = True, device: str = "cpu", seed: int = 0) -> Path:
+              eval_mode: bool = False, dropout: bool = True, device: str | torch.device = "cpu", seed: int = 0) -> Path:
     torch.manual_seed(seed)  # dropout at test time, as the reference keeps it
     net, name = checkpoints.image_generator(checkpoint, dropout=dropout)
     net = net.to(device).train(not eval_mode)

@@ -23,11 +23,10 @@ from genimg_fast.data import UnalignedFolder, UnpairedShapeStyles
 from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss
 from genimg_fast.train.image_pool import ImagePool
-from genimg_fast.train.distributed import Distributed, from_environment
+from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
-from genimg_fast.train.loop import loop_settings, resolve_device, run_training
-from genimg_fast.train.options import (RunOptions, check_cuda_graphs, check_run_options, prepare_batch,
-                                       prepare_networks)
+from genimg_fast.train.loop import loop_settings, run_training, start_run
+from genimg_fast.train.options import RunOptions, prepare_batch, prepare_networks
 from genimg_fast.train.requires_grad import set_requires_grad
 
 SAME_ON_RESUME = ("data", "phase", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD", "ngf",
@@ -159,12 +158,9 @@ class CycleGANRecipe(ImageToImageRecipe):
                 "D_B": loss_D_B.detach()}
 
 def train_cyclegan(config: CycleGANConfig) -> dict:
-    check_run_options(config)
     if config.cuda_graphs and config.pool_size:
         raise ValueError("cuda_graphs needs pool_size 0: the image pool chooses among stored images on the host")
-    distributed, device_name = from_environment(config.device)
-    device = resolve_device(device_name)
-    check_cuda_graphs(config, device, distributed)
+    distributed, device = start_run(config)
     if config.data == "shapes":
         dataset = UnpairedShapeStyles(config.dataset_size, config.crop_size, config.seed)
     else:

@@ -21,10 +21,9 @@ from genimg_fast.data import ColouredShapes, image_folder
 from genimg_fast.models import DCGANDiscriminator, DCGANGenerator
 from genimg_fast.nn import DiscriminatorLoss, GANLoss
 from genimg_fast.train.checkpoint import atomic_save
-from genimg_fast.train.distributed import Distributed, from_environment
-from genimg_fast.train.loop import loop_settings, resolve_device, run_training
-from genimg_fast.train.options import (RunOptions, adam, check_cuda_graphs, check_run_options, prepare_batch,
-                                       prepare_networks)
+from genimg_fast.train.distributed import Distributed
+from genimg_fast.train.loop import loop_settings, run_training, start_run
+from genimg_fast.train.options import RunOptions, adam, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 
@@ -150,10 +149,7 @@ class DCGANRecipe:
 
 def train_dcgan(config: DCGANConfig) -> dict:
     """Train; returns a summary (steps, epochs done, images per second, last losses, output folder)."""
-    check_run_options(config)
-    distributed, device_name = from_environment(config.device)
-    device = resolve_device(device_name)
-    check_cuda_graphs(config, device, distributed)
+    distributed, device = start_run(config)
     if config.data == "shapes":
         dataset = ColouredShapes(config.dataset_size, config.image_size, config.channels, seed=config.seed)
     else:

@@ -28,7 +28,9 @@ from torch.utils.data import Dataset
 from genimg_fast.train.batches import batch_loader, epoch_batches
 from genimg_fast.train.checkpoint import atomic_save, load_training_state, rng_state, set_rng_state
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
-from genimg_fast.train.distributed import Distributed
+from genimg_fast._device import resolve_device
+from genimg_fast.train.distributed import Distributed, from_environment
+from genimg_fast.train.options import check_cuda_graphs, check_run_options
 from genimg_fast.train.interrupt import StopRequest
 from genimg_fast.train.progress import StepProgress
 from genimg_fast.train.run_log import LossLog, plot_losses
@@ -69,13 +71,13 @@ def loop_settings(config: Any, epochs: int) -> LoopSettings:
                         config.log_every, config.workers, config.resume, config.progress, config.cuda_graphs)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("genimg-fast train: --device cuda requested but torch sees no CUDA GPU")
-    return device
+def start_run(config: Any) -> tuple[Distributed, torch.device]:
+    """The process group (under torchrun) and device of a run, its options checked."""
+    check_run_options(config)
+    distributed, device_name = from_environment(config.device)
+    device = resolve_device(device_name, "train")
+    check_cuda_graphs(config, device, distributed)
+    return distributed, device
 
 
 def _check_resumable(config: dict[str, Any], saved: dict[str, Any], same_on_resume: tuple[str, ...]) -> None:

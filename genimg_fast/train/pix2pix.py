@@ -18,11 +18,10 @@ import torch.nn.functional as F
 from genimg_fast.data import AlignedFolder, OutlinesToShapes
 from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import DiscriminatorLoss, Pix2PixGeneratorLoss
-from genimg_fast.train.distributed import Distributed, from_environment
+from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
-from genimg_fast.train.loop import loop_settings, resolve_device, run_training
-from genimg_fast.train.options import (RunOptions, check_cuda_graphs, check_run_options, prepare_batch,
-                                       prepare_networks)
+from genimg_fast.train.loop import loop_settings, run_training, start_run
+from genimg_fast.train.options import RunOptions, prepare_batch, prepare_networks
 from genimg_fast.train.requires_grad import set_requires_grad
 
 SAME_ON_RESUME = ("data", "phase", "direction", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD",
@@ -121,12 +120,9 @@ class Pix2PixRecipe(ImageToImageRecipe):
         return {"G_GAN": gan.detach(), "G_L1": l1.detach(), "D": loss_D.detach()}
 
 def train_pix2pix(config: Pix2PixConfig) -> dict:
-    check_run_options(config)
     if config.direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {config.direction!r}")
-    distributed, device_name = from_environment(config.device)
-    device = resolve_device(device_name)
-    check_cuda_graphs(config, device, distributed)
+    distributed, device = start_run(config)
     if config.data == "shapes":
         dataset = OutlinesToShapes(config.dataset_size, config.crop_size, config.seed)
     else:

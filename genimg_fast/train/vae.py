@@ -20,10 +20,9 @@ from genimg_fast.data import ColouredShapes, image_folder
 from genimg_fast.models import VAE, ConvVAE
 from genimg_fast.nn import VAELoss
 from genimg_fast.train.checkpoint import atomic_save
-from genimg_fast.train.distributed import Distributed, from_environment
-from genimg_fast.train.loop import loop_settings, resolve_device, run_training
-from genimg_fast.train.options import (RunOptions, adam, check_cuda_graphs, check_run_options, prepare_batch,
-                                       prepare_networks)
+from genimg_fast.train.distributed import Distributed
+from genimg_fast.train.loop import loop_settings, run_training, start_run
+from genimg_fast.train.options import RunOptions, adam, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 
@@ -155,10 +154,7 @@ class VAERecipe:
 def train_vae(config: VAEConfig) -> dict:
     if config.model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {config.model!r}")
-    check_run_options(config)
-    distributed, device_name = from_environment(config.device)
-    device = resolve_device(device_name)
-    check_cuda_graphs(config, device, distributed)
+    distributed, device = start_run(config)
     size, channels, _, _ = MODELS[config.model]
     if config.data == "shapes":
         dataset = ColouredShapes(config.dataset_size, size, channels, seed=config.seed, unit_range=True)
