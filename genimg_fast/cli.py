@@ -93,7 +93,7 @@ def _sample(args: argparse.Namespace) -> int:
     from genimg_fast._device import resolve_device
 
     path = sample(args.model, args.checkpoint, args.out, args.n, args.seed, resolve_device(args.device, "sample"),
-                  fold=args.fold)
+                  fold=args.fold, cuda_graph=args.cuda_graph)
     print(f"{args.n} {args.model} samples from {args.checkpoint}: {path}")
     return 0
 
@@ -121,6 +121,7 @@ def _add_inference_parsers(sub) -> None:
     sample.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
     sample.add_argument("--no-fold", dest="fold", action="store_false",
                         help="keep DCGAN's batch norms (default: folded into the convolutions, eval mode)")
+    sample.add_argument("--cuda-graph", action="store_true", help="replay each full batch as one CUDA graph (GPU)")
     sample.set_defaults(func=_sample)
     translate = sub.add_parser("translate", help="a folder of images through a CycleGAN or pix2pix generator",
                                formatter_class=defaults)

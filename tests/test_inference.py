@@ -44,6 +44,21 @@ def test_dcgan_samples_with_folded_norms_match_eval_mode(tmp_path):
     assert a.shape == b.shape and (a - b).abs().max() <= 2  # 8-bit pixels, rounding apart
 
 
+def test_cuda_graph_sampling_needs_a_gpu(tmp_path):
+    _trained_dcgan(tmp_path / "netG.pth")
+    with pytest.raises(ValueError, match="cuda_graph needs a CUDA device"):
+        sample("dcgan", tmp_path / "netG.pth", tmp_path / "s.png", device="cpu", cuda_graph=True)
+
+
+@pytest.mark.cuda
+def test_cuda_graph_samples_equal_eager_ones(cuda_kernels, tmp_path):
+    _trained_dcgan(tmp_path / "netG.pth")
+    eager = sample("dcgan", tmp_path / "netG.pth", tmp_path / "eager.png", n=40, device="cuda", batch_size=16)
+    graph = sample("dcgan", tmp_path / "netG.pth", tmp_path / "graph.png", n=40, device="cuda", batch_size=16,
+                   cuda_graph=True)
+    assert (_read(eager) - _read(graph)).abs().max() <= 1
+
+
 def test_vae_samples_from_both_vaes(tmp_path):
     torch.save(VAE().state_dict(), tmp_path / "mlp.pth")
     torch.save(ConvVAE(3, 16, [8, 16], 16, fused=False).state_dict(), tmp_path / "conv.pth")
