@@ -46,6 +46,17 @@ TRAINERS = {
 }
 
 
+def _leave_process_group(wait_for_others: bool = True) -> None:
+    """Under torchrun: every process reaches the end, then leaves the group (a process that exits
+    while another still talks to it would abort that one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait_for_others:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def _train(args: argparse.Namespace) -> int:
     import importlib
 
@@ -62,7 +73,12 @@ def _train(args: argparse.Namespace) -> int:
               + (f" ({backend['reason']})" if backend["reason"] else "") + f", output in {config.out}"
               + (f", {os.environ['WORLD_SIZE']} processes" if os.environ.get("WORLD_SIZE", "1") != "1" else ""),
               flush=True)
-    summary = getattr(module, train_name)(config)
+    try:
+        summary = getattr(module, train_name)(config)
+    except BaseException:
+        _leave_process_group(wait_for_others=False)  # they may be stuck in a collective: do not wait
+        raise
+    _leave_process_group()
     if not speaks:
         return 0
     status = "stopped early (resume with --resume)" if summary["stopped_early"] else "done"
