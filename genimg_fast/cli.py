@@ -20,7 +20,7 @@ def _bench(args: argparse.Namespace) -> int:
     from genimg_fast.bench.suite import resolve_device, run_suite, write_record
 
     device = resolve_device(args.device)
-    record = run_suite(device, quick=args.quick, compile_too=args.compile, only=args.only)
+    record = run_suite(device, quick=args.quick, compile_too=args.compile, only=args.only, kinds=args.kinds)
     backend = record["backend"]
     print(f"genimg_fast bench ({record['mode']}) on {record['device']}; torch {record['torch']}; "
           f"impl={backend['impl']}" + (f" ({backend['reason']})" if backend["reason"] else ""))
@@ -30,6 +30,16 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json:
         write_record(record, Path(args.json))
         print(f"results written to {args.json}")
+    if args.markdown:
+        from genimg_fast.bench.summary import markdown_summary
+
+        Path(args.markdown).write_text(markdown_summary(record))
+        print(f"markdown summary written to {args.markdown}")
+    if args.plot:
+        from genimg_fast.bench.summary import speedup_plot
+
+        speedup_plot(record, args.plot)
+        print(f"speed-up chart written to {args.plot}")
     return 0
 
 
@@ -167,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compile", action="store_true", help="also time torch.compile of both variants")
     bench.add_argument("--only", metavar="TEXT", help="only the cases whose label contains TEXT (several: 'TEXT,TEXT'), e.g. 'dcgan'")
     bench.add_argument("--json", metavar="PATH", help="write the results record (device, versions, commit) here")
+    bench.add_argument("--markdown", metavar="PATH", help="also write a markdown summary here")
+    bench.add_argument("--plot", metavar="PATH", help="also draw the speed-ups as a bar chart PNG (matplotlib)")
+    kinds = bench.add_mutually_exclusive_group()
+    kinds.add_argument("--ops", dest="kinds", action="store_const", const="ops",
+                       help="only the fused ops (norms, losses, objectives)")
+    kinds.add_argument("--models", dest="kinds", action="store_const", const="models",
+                       help="only whole networks and training iterations")
     bench.set_defaults(func=_bench)
     _add_train_parser(sub)
     _add_inference_parsers(sub)

@@ -51,8 +51,9 @@ run_tests norm_act 240 tests/test_norm_act_cuda.py tests/test_models_cuda.py
 run_tests training 240 tests/test_train_cuda.py tests/test_inference.py
 
 step "quick GPU benchmark"
-GENIMG_FAST_IMPL=cuda timeout 200 "$PY" -m genimg_fast.cli bench --quick --device cuda \
-  --json "$OUT/bench_quick_gpu.json" 2>&1 | tee -a "$LOG" || failures+=("bench")
+GENIMG_FAST_IMPL=cuda timeout 240 "$PY" -m genimg_fast.cli bench --quick --device cuda \
+  --json "$OUT/bench_quick_gpu.json" --markdown "$OUT/bench_quick_gpu.md" --plot "$OUT/bench_quick_gpu.png" 2>&1 \
+  | tee -a "$LOG" || failures+=("bench")
 
 step "profile: host time, launches and kernel time per norm training step"
 GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profile_norm_act.py 2>&1 | grep -v "USDT" > "$OUT/profile_norm_act.log" \

@@ -1,6 +1,7 @@
 """`genimg-fast info` and `genimg-fast bench --quick` as a user runs them."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -39,3 +40,32 @@ def test_bench_only_filters_cases_by_label(capsys):
     assert "dcgan G" in table and "cyclegan" not in table
     with pytest.raises(SystemExit, match="no case label contains"):
         cli.main(["bench", "--quick", "--device", "cpu", "--only", "no such case"])
+
+
+def test_bench_kinds_markdown_and_chart(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    md, png = tmp_path / "bench.md", tmp_path / "bench.png"
+    assert cli.main(["bench", "--quick", "--device", "cpu", "--models", "--markdown", str(md), "--plot", str(png)]) == 0
+    table = capsys.readouterr().out
+    assert "training iteration" in table and "BN+ReLU" not in table  # whole networks only
+    summary = md.read_text()
+    assert summary.startswith("# genimg_fast bench (quick), cpu") and "## dcgan training iteration" in summary
+    assert "| dcgan training small | 16x3x32x32 | float32 | genimg_fast |" in summary
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli.main(["bench", "--quick", "--device", "cpu", "--ops", "--only", "dcgan"]) == 0
+    table = capsys.readouterr().out
+    assert "BN+ReLU" in table and "training iteration" not in table
+
+
+def test_training_iteration_check_catches_a_variant_that_trains_differently(monkeypatch):
+    from genimg_fast.bench import training_bench
+    case = training_bench.cases(torch.device("cpu"), quick=True)[0]
+    original = case.build
+
+    def build(options, device):  # the fused variant from another seed: other weights
+        if options["impl"] == "fused":
+            options = {**options, "seed": 7}
+        return original(options, device)
+    with pytest.raises(AssertionError, match="genimg_fast disagrees with torch on dcgan's first iteration"):
+        training_bench.run_case(dataclasses.replace(case, build=build), torch.device("cpu"), compile_too=False,
+                                warmup=1, repeats=2)

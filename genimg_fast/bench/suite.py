@@ -8,29 +8,31 @@ from typing import Any
 import torch
 
 from genimg_fast._device import resolve_device as _resolve_device
-from genimg_fast.bench import l1_loss_bench, models_bench, norm_act_bench, objectives_bench
+from genimg_fast.bench import l1_loss_bench, models_bench, norm_act_bench, objectives_bench, training_bench
 from genimg_fast.bench.environment import environment_record
 from genimg_fast.bench.timing import copy_bandwidth_gbs
 
 
 # Each family: cases(device, quick) and run_case(case, device, *, compile_too, warmup, repeats) -> rows.
-FAMILIES = (l1_loss_bench, norm_act_bench, objectives_bench, models_bench)
+FAMILIES = (l1_loss_bench, norm_act_bench, objectives_bench, models_bench, training_bench)
+KINDS = {"ops": (l1_loss_bench, norm_act_bench, objectives_bench), "models": (models_bench, training_bench)}
 
 
 def resolve_device(name: str) -> torch.device:
     return _resolve_device(name, "bench")
 
 
-def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str | None = None) -> dict[str, Any]:
+def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str | None = None,
+              kinds: str | None = None) -> dict[str, Any]:
     """Every family's cases, or with `only` ("text,text,...") those whose label contains one of
-    the texts (case-insensitive)."""
+    the texts (case-insensitive); `kinds` 'ops' or 'models' keeps those families."""
     torch.manual_seed(0)
     wanted = [text.strip().lower() for text in only.split(",") if text.strip()] if only else []
     warmup, repeats = (10, 100) if quick else (20, 400)
     if device.type == "cuda":
         repeats *= 5  # GPU repeats are cheap and the spread is larger
     rows = []
-    for family in FAMILIES:
+    for family in KINDS[kinds] if kinds else FAMILIES:
         for case in family.cases(device, quick):
             if wanted and not any(text in case.label.lower() for text in wanted):
                 continue

@@ -1,0 +1,135 @@
+"""Whole training iterations of the four recipes (every network's forward and backward, the
+losses and the optimizer steps, exactly as `genimg-fast train` runs them): the reference
+layers and losses in eager torch against genimg_fast's fused recipe, and on a GPU both again
+captured as CUDA graphs (the trainers' --cuda-graphs), with bf16 autocast outside --quick and
+torch.compile with --compile. Peak GPU memory per iteration. Every variant's first iteration
+is checked against the reference's before anything is timed (the same seed gives every variant
+the same weights). CycleGAN runs without its image pool, so that every variant, CUDA graphs
+included, does the same work."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from genimg_fast.bench.models_bench import _peak_mb
+from genimg_fast.bench.rows import timing_rows
+from genimg_fast.bench.timing import time_side_by_side
+from genimg_fast.data import ColouredShapes, OutlinesToShapes, UnpairedShapeStyles
+from genimg_fast.train.cuda_graph_step import CUDAGraphStep
+from genimg_fast.train.cyclegan import CycleGANConfig, CycleGANRecipe
+from genimg_fast.train.dcgan import DCGANConfig, DCGANRecipe
+from genimg_fast.train.pix2pix import Pix2PixConfig, Pix2PixRecipe
+from genimg_fast.train.vae import VAEConfig, VAERecipe
+
+
+@dataclass(frozen=True)
+class TrainingCase:
+    name: str
+    label: str
+    batch_shape: tuple[int, ...]
+    build: Callable[[dict, torch.device], object]  # run options, device -> recipe
+    paired: bool = False                            # batches of (A, B) instead of (images, labels)
+    quick: bool = False                             # fewer variants (no bf16)
+
+
+def _dcgan(size: int, width: int, batch: int) -> Callable:
+    return lambda options, device: DCGANRecipe(
+        DCGANConfig(image_size=size, ngf=width, ndf=width, batch_size=batch, **options), device)
+
+
+def _conv_vae(batch: int) -> Callable:
+    return lambda options, device: VAERecipe(VAEConfig(model="conv", batch_size=batch, **options), device,
+                                             ColouredShapes(8, 64, 3, unit_range=True))
+
+
+def _cyclegan(size: int, netG: str, width: int) -> Callable:
+    return lambda options, device: CycleGANRecipe(
+        CycleGANConfig(crop_size=size, netG=netG, ngf=width, ndf=width, batch_size=1, pool_size=0, **options), device,
+        UnpairedShapeStyles(3, size))
+
+
+def _pix2pix(size: int, netG: str, width: int) -> Callable:
+    return lambda options, device: Pix2PixRecipe(
+        Pix2PixConfig(crop_size=size, netG=netG, ngf=width, ndf=width, batch_size=1, **options), device,
+        OutlinesToShapes(3, size))
+
+
+def cases(device: torch.device, quick: bool) -> list[TrainingCase]:
+    return [dataclasses.replace(case, quick=quick) for case in _cases(device, quick)]
+
+
+def _cases(device: torch.device, quick: bool) -> list[TrainingCase]:
+    if device.type != "cuda":  # small stand-ins: the CPU runs the references
+        found = [TrainingCase("dcgan", "dcgan training small", (16, 3, 32, 32), _dcgan(32, 8, 16))]
+        if not quick:
+            found += [TrainingCase("pix2pix", "pix2pix training small", (1, 3, 128, 128),
+                                   _pix2pix(128, "unet_128", 8), paired=True),
+                      TrainingCase("cyclegan", "cyclegan training small", (1, 3, 64, 64),
+                                   _cyclegan(64, "resnet_6blocks", 8), paired=True)]
+        return found
+    return [
+        TrainingCase("dcgan", "dcgan training b128", (128, 3, 64, 64), _dcgan(64, 64, 128)),
+        TrainingCase("conv_vae", "conv vae training b64", (64, 3, 64, 64), _conv_vae(64)),
+        TrainingCase("cyclegan", "cyclegan training b1", (1, 3, 256, 256), _cyclegan(256, "resnet_9blocks", 64),
+                     paired=True),
+        TrainingCase("pix2pix", "pix2pix training b1", (1, 3, 256, 256), _pix2pix(256, "unet_256", 64), paired=True),
+    ]
+
+
+def _variants(device: torch.device, quick: bool, compile_too: bool) -> dict[str, dict]:
+    """variant name -> the trainers' run options."""
+    base = {"device": str(device), "progress": False}
+    found = {"torch": {**base, "impl": "reference"}, "genimg_fast": {**base, "impl": "fused"}}
+    if device.type == "cuda":
+        found["torch (cuda graphs)"] = {**base, "impl": "reference", "cuda_graphs": True}
+        found["genimg_fast (cuda graphs)"] = {**base, "impl": "fused", "cuda_graphs": True}
+        if not quick:
+            found["torch bf16"] = {**base, "impl": "reference", "amp": "bf16"}
+            found["genimg_fast bf16"] = {**base, "impl": "fused", "amp": "bf16"}
+    if compile_too:
+        found["torch.compile(torch)"] = {**base, "impl": "reference", "compile": True}
+        found["torch.compile(genimg_fast)"] = {**base, "impl": "fused", "compile": True}
+    return found
+
+
+def _batches(case: TrainingCase, device: torch.device) -> list[tuple[torch.Tensor, ...]]:
+    g = torch.Generator(device=device).manual_seed(1)
+    images = [torch.rand(case.batch_shape, generator=g, device=device) * 2 - 1 for _ in range(4)]
+    if case.paired:
+        return [(images[0], images[1]), (images[2], images[3])]
+    labels = torch.zeros(case.batch_shape[0], dtype=torch.long, device=device)
+    if case.name == "conv_vae":  # the VAE's data are in [0, 1]
+        images = [(x + 1) / 2 for x in images]
+    return [(images[0], labels), (images[1], labels)]
+
+
+def _check_first_iterations(first: dict[str, dict[str, torch.Tensor]], case: TrainingCase) -> None:
+    """Every variant starts from the same weights: its first losses must be the reference's."""
+    expected = first["torch"]
+    for name, losses in first.items():
+        rel = 0.1 if "bf16" in name else 2e-2  # cuDNN's and our norms round apart; TF32 convolutions
+        for key, value in expected.items():
+            got, want = float(losses[key]), float(value)
+            if abs(got - want) > rel * max(abs(want), 1e-3):
+                raise AssertionError(f"{name} disagrees with torch on {case.name}'s first iteration: {key} "
+                                     f"{got:.6g} vs {want:.6g}")
+
+
+def run_case(case: TrainingCase, device: torch.device, *, compile_too: bool, warmup: int, repeats: int) -> list[dict]:
+    batches = _batches(case, device)
+    steps, first = {}, {}
+    for name, options in _variants(device, case.quick, compile_too).items():
+        recipe = case.build(options, device)
+        step = CUDAGraphStep(recipe) if options.get("cuda_graphs") else recipe.step
+        first[name] = step(batches[0])  # also the graph variant's eager iteration
+        steps[name] = lambda i, step=step: step(batches[i % 2])
+    _check_first_iterations(first, case)
+    timings = time_side_by_side(steps, device, warmup=max(4, warmup // 5), repeats=max(10, repeats // 20))
+    rows = timing_rows(timings, op=f"{case.name} training iteration", case=case.label, shape=case.batch_shape,
+                       dtype=torch.float32, modeled_bytes=None)
+    for row in rows:
+        row["peak_mb"] = _peak_mb(lambda name=row["variant"]: steps[name](0), device)
+    return rows
