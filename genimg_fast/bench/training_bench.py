@@ -1,8 +1,8 @@
 """Whole training iterations of the four recipes (every network's forward and backward, the
 losses and the optimizer steps, exactly as `genimg-fast train` runs them): the reference
 layers and losses in eager torch against genimg_fast's fused recipe, and on a GPU both again
-captured as CUDA graphs (the trainers' --cuda-graphs), with bf16 autocast outside --quick and
-torch.compile with --compile. Peak GPU memory per iteration. Every variant's first iteration
+captured as CUDA graphs (the trainers' --cuda-graphs), with bf16 autocast and channels_last
+outside --quick, and torch.compile with --compile. Peak GPU memory per iteration. Every variant's first iteration
 is checked against the reference's before anything is timed (the same seed gives every variant
 the same weights). CycleGAN runs without its image pool, so that every variant, CUDA graphs
 included, does the same work."""
@@ -89,6 +89,8 @@ def _variants(device: torch.device, quick: bool, compile_too: bool) -> dict[str,
         if not quick:
             found["torch bf16"] = {**base, "impl": "reference", "amp": "bf16"}
             found["genimg_fast bf16"] = {**base, "impl": "fused", "amp": "bf16"}
+            found["torch channels_last"] = {**base, "impl": "reference", "channels_last": True}
+            found["genimg_fast channels_last"] = {**base, "impl": "fused", "channels_last": True}
     if compile_too:
         found["torch.compile(torch)"] = {**base, "impl": "reference", "compile": True}
         found["torch.compile(genimg_fast)"] = {**base, "impl": "fused", "compile": True}
