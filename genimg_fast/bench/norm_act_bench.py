@@ -1,10 +1,11 @@
 """Normalization + activation, training forward + backward (input, weight and bias grads):
 eager torch (norm module + activation module) against genimg_fast's fused module, and
 torch.compile of both; on a GPU also both captured in CUDA graphs (the GPU's work alone, where
-the eager step is bound by host overhead)."""
+the eager step is bound by host overhead). Outside --quick, the training forward alone too."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ class NormCase:
     dtype: torch.dtype
     channels_last: bool
     label: str
+    forward_too: bool = False  # also time the training forward alone (outside --quick)
 
     @property
     def numel(self) -> int:
@@ -32,6 +34,10 @@ class NormCase:
 
 
 def cases(device: torch.device, quick: bool) -> list[NormCase]:
+    return [dataclasses.replace(case, forward_too=not quick) for case in _cases(device, quick)]
+
+
+def _cases(device: torch.device, quick: bool) -> list[NormCase]:
     f32 = torch.float32
     if device.type != "cuda":  # the CPU runs the references: small shapes only
         return [
@@ -132,5 +138,24 @@ def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup:
     if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
         steps.update(graph_variants(steps, rtol=2e-2, atol=2e-2))
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
-    return timing_rows(timings, op=describe(case), case=case.label, shape=case.shape, dtype=case.dtype,
+    rows = timing_rows(timings, op=describe(case), case=case.label, shape=case.shape, dtype=case.dtype,
                        modeled_bytes=modeled_bytes(case))
+    if case.forward_too:
+        rows += _forward_rows(case, variants, sets, device, warmup, repeats)
+    return rows
+
+
+def _forward_rows(case: NormCase, variants: dict[str, nn.Module], sets, device: torch.device, warmup: int,
+                  repeats: int) -> list[dict]:
+    """The training forward alone (batch statistics, running-statistics update, output)."""
+    def make_step(module: nn.Module):
+        def step(i: int):
+            with torch.no_grad():
+                return module(sets[i % len(sets)][0])
+        return step
+    timings = time_side_by_side({n: make_step(m) for n, m in variants.items()}, device, warmup=warmup,
+                                repeats=repeats)
+    element_bytes = torch.empty((), dtype=case.dtype).element_size()
+    forward_op = describe(case).replace("fwd+bwd", "fwd")
+    return timing_rows(timings, op=forward_op, case=case.label, shape=case.shape, dtype=case.dtype,
+                       modeled_bytes=3 * case.numel * element_bytes)  # statistics read, apply read + write
