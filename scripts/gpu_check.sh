@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One-shot check for a lent GPU machine (H100/H200, its own python3 with torch, no internet):
-# build the kernels in place for sm_90, run the test suite with the kernels required
-# (GENIMG_FAST_IMPL=cuda), run the quick GPU benchmark, profile the norm step, and time
-# torch.compile at the DCGAN norm shapes and on the objectives. Logs and the results JSON go to $OUT
-# (or benchmarks/results/gpu-check-<time>/). About 7 minutes on an H200 (build 30-60 s, tests
-# 3-4 min, benchmarks 2 min, compile comparison up to 150 s): give the run a 9-minute limit.
+# build the kernels in place for sm_90, run the CUDA tests with the kernels required
+# (GENIMG_FAST_IMPL=cuda: kernels, models, trainers), run the quick GPU benchmark (JSON, markdown,
+# chart), profile the norm step and a step's host time, and time torch.compile at the DCGAN norm
+# shapes and on the objectives. Logs and results go to $OUT (or benchmarks/results/gpu-check-<time>/).
+# About 8 minutes on an H200 (run 6 took 5.3 before the trainer tests and the training-iteration
+# benchmark were added): give the run a 9-minute limit; the compile comparison comes last.
 # Every step writes its files as it finishes, so a run cut short still returns what it did.
 # Pass the commit for the results record, typed literally from your own checkout: the device's
 # copy of the tree may carry a stale .git, so `git rev-parse` there can name an older commit.
