@@ -123,3 +123,42 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     assert "stopped early (resume with --resume): 3 iterations" in capsys.readouterr().out
     assert main(args + ["--resume"]) == 0
     assert "dcgan done: 4 iterations, 2 epochs" in capsys.readouterr().out
+
+
+def test_logits_discriminator_trains_like_the_sigmoid_one(tmp_path):
+    """--logits drops D's Sigmoid for BCE on logits: the same losses to rounding, fused and reference."""
+    config = dict(TINY, epochs=1)
+    train_dcgan(DCGANConfig(out=str(tmp_path / "sigmoid"), **config))
+    for impl in ("fused", "reference"):
+        train_dcgan(DCGANConfig(out=str(tmp_path / impl), logits=True, impl=impl, **config))
+        for a, b in zip(_losses(tmp_path / "sigmoid"), _losses(tmp_path / impl)):
+            for key in ("loss_D", "loss_G", "D_x", "D_G_z2"):
+                assert a[key] == pytest.approx(b[key], rel=1e-3), (impl, a["step"], key)
+    state = torch.load(tmp_path / "fused" / "netD_epoch_0.pth", weights_only=True)
+    assert not any(k.startswith("main.12") for k in state)  # Sigmoid has no parameters: the same keys either way
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("sample_every", 0, "sample_every must be at least 1"),
+    ("batch_size", 0, "batch_size must be at least 1"),
+    ("epochs", -1, "epochs must not be negative"),
+    ("dataset_size", 0, "dataset_size must be at least 1 for the built-in data"),
+])
+def test_bad_options_are_refused_before_training(tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=message):
+        train_dcgan(DCGANConfig(out=str(tmp_path), **{**TINY, field: value}))
+    assert not (tmp_path / "losses.jsonl").exists()
+
+
+def test_files_get_the_usual_permissions_and_a_cut_log_line_does_not_stop_resume(tmp_path):
+    old = os.umask(0o022)
+    try:
+        train_dcgan(DCGANConfig(out=str(tmp_path), epochs=2, max_steps=5, **TINY))
+    finally:
+        os.umask(old)
+    for name in ("netG_epoch_0.pth", "training_state.pt", "losses.jsonl"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    with open(tmp_path / "losses.jsonl", "a") as f:
+        f.write('{"step": 5, "epoch": 1, "loss_')  # a hard kill mid-line
+    assert train_dcgan(DCGANConfig(out=str(tmp_path), epochs=2, resume=True, **TINY))["steps"] == 8
+    assert [e["step"] for e in _losses(tmp_path)] == list(range(8))

@@ -43,7 +43,7 @@ def test_cyclegan_writes_junyanz_checkpoints_and_decays_its_rate(tmp_path):
     state = torch.load(tmp_path / "training_state.pt", weights_only=False)
     # one epoch at 2e-4, then one decaying epoch (factor 1 - 1/2), then the scheduler's next value
     assert state["recipe"]["optG"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * (1 - 2 / 2))
-    assert len(state["recipe"]["pool_A"]["images"]) == 3
+    assert len(state["processes"][0]["recipe"]["pool_A"]["images"]) == 3
 
 
 @pytest.mark.parametrize("train,config_cls,tiny", [(train_cyclegan, CycleGANConfig, CYCLE),

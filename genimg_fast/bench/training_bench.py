@@ -125,13 +125,14 @@ def run_case(case: TrainingCase, device: torch.device, *, compile_too: bool, war
     steps, first = {}, {}
     for name, options in _variants(device, case.quick, compile_too).items():
         recipe = case.build(options, device)
-        step = CUDAGraphStep(recipe) if options.get("cuda_graphs") else recipe.step
+        step = CUDAGraphStep(recipe, case.batch_shape[0]) if options.get("cuda_graphs") else recipe.step
         first[name] = step(batches[0])  # also the graph variant's eager iteration
         steps[name] = lambda i, step=step: step(batches[i % 2])
     _check_first_iterations(first, case)
     timings = time_side_by_side(steps, device, warmup=max(4, warmup // 5), repeats=max(10, repeats // 20))
     rows = timing_rows(timings, op=f"{case.name} training iteration", case=case.label, shape=case.batch_shape,
                        dtype=torch.float32, modeled_bytes=None)
-    for row in rows:
-        row["peak_mb"] = _peak_mb(lambda name=row["variant"]: steps[name](0), device)
+    for row in rows:  # a replay allocates nothing new: its memory is the graph's pool, not measured here
+        row["peak_mb"] = (None if "cuda graphs" in row["variant"] else
+                          _peak_mb(lambda name=row["variant"]: steps[name](0), device))
     return rows

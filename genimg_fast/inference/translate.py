@@ -17,10 +17,11 @@ from genimg_fast.inference import checkpoints
 from genimg_fast.train.checkpoint import atomic_write_text
 
 
-def _to_tensor(image, size: int) -> torch.Tensor:
+def _to_tensor(image, size: int, channels: int = 3) -> torch.Tensor:
     F = _torchvision().transforms.functional
     image = F.resize(image, [size, size], interpolation=F.InterpolationMode.BICUBIC)
-    return F.normalize(F.to_tensor(image.convert("RGB")), [0.5] * 3, [0.5] * 3)
+    image = image.convert("L" if channels == 1 else "RGB")
+    return F.normalize(F.to_tensor(image), [0.5] * channels, [0.5] * channels)
 
 
 def _save(image: torch.Tensor, path: Path) -> None:
@@ -33,6 +34,7 @@ def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, si
     torch.manual_seed(seed)  # dropout at test time, as the reference keeps it
     net, name = checkpoints.image_generator(checkpoint, dropout=dropout)
     net = net.to(device).train(not eval_mode)
+    channels = next(net.parameters()).shape[1]  # the first convolution's input channels
     files = _image_files(Path(input_dir))
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -44,14 +46,14 @@ def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, si
             if aligned:  # A | B side by side: translate A, show B
                 w, h = image.size
                 image, target = image.crop((0, 0, w // 2, h)), image.crop((w // 2, 0, w, h))
-            real = _to_tensor(image, size).unsqueeze(0).to(device)
+            real = _to_tensor(image, size, channels).unsqueeze(0).to(device)
             fake = net(real)
             names = {"real": f"{path.stem}_real.png", "fake": f"{path.stem}_fake.png"}
             _save(real[0], out / "images" / names["real"])
             _save(fake[0], out / "images" / names["fake"])
             if target is not None:
                 names["target"] = f"{path.stem}_target.png"
-                _save(_to_tensor(target, size), out / "images" / names["target"])
+                _save(_to_tensor(target, size, 3), out / "images" / names["target"])
             rows.append((path.name, names))
     columns = ["real", "fake"] + (["target"] if aligned else [])
     cells = "\n".join(

@@ -6,12 +6,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 
-def epoch_batches(dataset_size: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The epoch's batches of indices. A trailing batch of a single image is left out: batch norm
-    cannot train on one value per channel (the reference would stop with torch's error there)."""
+def epoch_batches(dataset_size: int, batch_size: int, seed: int, epoch: int, processes: int = 1) -> list[list[int]]:
+    """The epoch's batches of indices. A trailing partial batch is left out when it holds a single
+    image (batch norm cannot train on one value per channel: the reference would stop with
+    torch's error there) or, with several processes, when it does not split into equal slices."""
     order = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
     batches = [order[i:i + batch_size] for i in range(0, dataset_size, batch_size)]
-    return batches[:-1] if len(batches[-1]) == 1 and len(batches) > 1 else batches
+    last = len(batches[-1]) if batches else 0
+    if len(batches) > 1 and last < batch_size and ((last == 1 and batch_size > 1) or last % processes):
+        batches = batches[:-1]
+    return batches
 
 
 def batch_loader(dataset: Dataset, batches: list[list[int]], workers: int, pin_memory: bool, seed: int) -> DataLoader:

@@ -14,11 +14,19 @@ from typing import Any
 import torch
 
 
+def _usual_permissions(fd: int) -> None:
+    """mkstemp makes files only their owner can read; a checkpoint gets what open() would give."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        _usual_permissions(fd)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -35,6 +43,7 @@ def atomic_write_text(text: str, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        _usual_permissions(fd)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

@@ -22,6 +22,7 @@ HELP = {
     "log_every": "read the losses from the device this often (every iteration is logged)",
     "workers": "data-loading processes",
     "resume": "continue the run in --out exactly where it stopped",
+    "logits": "D without its final Sigmoid and BCE on logits (the same loss, numerically safer)",
     "no_progress": "no progress bar",
     "amp": "mixed precision: bf16, or fp16 with a gradient scaler",
     "channels_last": "networks and batches in channels_last memory format",

@@ -4,11 +4,12 @@ launches one graph instead of hundreds of kernels. The host draws the iteration'
 batch, the noise) and copies them into static buffers before each replay.
 
 The first iteration runs eagerly (it creates the optimizers' state, which the graph must find
-in place). The second captures: warm-up iterations on a side stream (as capture requires),
-then every parameter, buffer, optimizer state and the RNG are put back as they were, so the
-warm-up leaves no trace in the training, then the capture, then the replay of that iteration.
-A batch of another size (an epoch's last) runs eagerly. Not combinable with fp16's gradient
-scaler (it reads the gradients on the host) nor with several processes."""
+in place). The next full batch captures: warm-up iterations on a side stream (as capture
+requires), then every parameter, buffer, optimizer state and the RNG are put back as they were,
+so the warm-up leaves no trace in the training, then the capture, then the replay of that
+iteration. A batch of another size (an epoch's last) runs eagerly, before the capture too. Not
+combinable with fp16's gradient scaler (it reads the gradients on the host) nor with several
+processes."""
 from __future__ import annotations
 
 import copy
@@ -39,8 +40,9 @@ def _restore_in_place(recipe, snapshot: dict) -> None:
 
 
 class CUDAGraphStep:
-    def __init__(self, recipe) -> None:
-        self.recipe = recipe
+    def __init__(self, recipe, batch_size: int) -> None:
+        """batch_size: the full batch this process trains on; only such a batch is captured."""
+        self.recipe, self.batch_size = recipe, batch_size
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_inputs: list[torch.Tensor] = []
         self.static_outputs: dict[str, torch.Tensor] = {}
@@ -48,8 +50,9 @@ class CUDAGraphStep:
 
     def __call__(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         inputs = self.recipe.graph_inputs(batch)
-        if self.graph is None and self.eager_steps == 0:
-            self.eager_steps += 1
+        full = inputs[0].shape[0] == self.batch_size
+        if self.graph is None and (self.eager_steps == 0 or not full):
+            self.eager_steps += 1  # the first iteration, and any before a full batch comes
             return self.recipe.graph_step(*inputs)
         if self.graph is None:
             self._capture(inputs)
@@ -72,5 +75,6 @@ class CUDAGraphStep:
         torch.cuda.current_stream().wait_stream(side)
         _restore_in_place(self.recipe, snapshot)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: a data loader's pin-memory thread may allocate pinned memory meanwhile
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.static_outputs = self.recipe.graph_step(*self.static_inputs)

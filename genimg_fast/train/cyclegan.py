@@ -91,11 +91,11 @@ class CycleGANRecipe(ImageToImageRecipe):
         return [t[i:i + 1].float() for i in range(len(real_A))
                 for t in (real_A, fake_B, rec_A, real_B, fake_A, rec_B)]
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
+    def process_state(self) -> dict:
+        """Each process's pools hold the fakes of its own slices."""
+        return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+    def load_process_state(self, state: dict) -> None:
         self.pool_A.load_state_dict(state["pool_A"], self.device)
         self.pool_B.load_state_dict(state["pool_B"], self.device)
 

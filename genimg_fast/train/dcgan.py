@@ -23,13 +23,13 @@ from genimg_fast.nn import DiscriminatorLoss, GANLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.loop import loop_settings, run_training, start_run
-from genimg_fast.train.options import RunOptions, adam, prepare_batch, prepare_networks
+from genimg_fast.train.options import RunOptions, adam, load_optimizer, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 
 # What a resumed run must share with the run it continues (the rest, e.g. epochs, may change).
 SAME_ON_RESUME = ("data", "image_size", "channels", "dataset_size", "batch_size", "nz", "ngf", "ndf", "lr", "beta1",
-                  "impl", "seed")
+                  "impl", "seed", "logits")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class DCGANConfig(RunOptions):
     ndf: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
+    logits: bool = False              # D without its final Sigmoid, BCE on logits: the same loss, safer numerics
 
 
 class DCGANRecipe:
@@ -61,16 +62,18 @@ class DCGANRecipe:
         torch.manual_seed(config.seed)
         self.netG = DCGANGenerator(config.nz, config.ngf, config.channels, config.image_size, fused=fused,
                                    device=device)
-        self.netD = DCGANDiscriminator(config.channels, config.ndf, config.image_size, fused=fused, device=device)
+        self.netD = DCGANDiscriminator(config.channels, config.ndf, config.image_size, logits=config.logits,
+                                       fused=fused, device=device)
         self.config, self.precision = config, Precision(config.amp, device, self.distributed)
         prepare_networks([self.netG, self.netD], config, self.distributed)
         betas = (config.beta1, 0.999)
         self.optG = adam(self.netG.parameters(), config.lr, betas, config, device)
         self.optD = adam(self.netD.parameters(), config.lr, betas, config, device)
         if fused:
-            self.loss_D, self.loss_G = DiscriminatorLoss("bce", weight=1.0), GANLoss("bce")
+            mode = "vanilla" if config.logits else "bce"
+            self.loss_D, self.loss_G = DiscriminatorLoss(mode, weight=1.0), GANLoss(mode)
         else:  # nn.BCELoss is not autocast-safe: in fp32, outside autocast
-            bce = nn.BCELoss()
+            bce = nn.BCEWithLogitsLoss() if config.logits else nn.BCELoss()
 
             def fp32_bce(out, label):
                 with torch.autocast(device.type, enabled=False):
@@ -95,8 +98,8 @@ class DCGANRecipe:
     def load_state_dict(self, state: dict) -> None:
         self.netG.load_state_dict(state["netG"])
         self.netD.load_state_dict(state["netD"])
-        self.optG.load_state_dict(state["optG"])
-        self.optD.load_state_dict(state["optD"])
+        load_optimizer(self.optG, state["optG"], self.config)
+        load_optimizer(self.optD, state["optD"], self.config)
         self.noise_gen.set_state(state["noise_gen"])
         self.precision.load_state_dict(state.get("scaler", {}))
 
@@ -129,8 +132,9 @@ class DCGANRecipe:
         precision.backward(errG)
         precision.step(self.optG)
         precision.update()
-        return {"loss_D": errD.detach(), "loss_G": errG.detach(), "D_x": out_real.detach().mean(),
-                "D_G_z1": out_fake.detach().mean(), "D_G_z2": out.detach().mean()}
+        probability = torch.sigmoid if self.config.logits else (lambda t: t)  # D(x) as the reference logs it
+        return {"loss_D": errD.detach(), "loss_G": errG.detach(), "D_x": probability(out_real.detach()).mean(),
+                "D_G_z1": probability(out_fake.detach()).mean(), "D_G_z2": probability(out.detach()).mean()}
 
     def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
         save_grid(batch[0][:64], out / "real_samples.png")

@@ -52,6 +52,14 @@ class Distributed:
         dist.all_reduce(tensor)
         return tensor / self.world
 
+    def gather(self, value) -> list:
+        """Every process's value, in rank order (a collective: every process calls it)."""
+        if not self.active:
+            return [value]
+        values = [None] * self.world
+        dist.all_gather_object(values, value)
+        return values
+
     def any(self, flag: bool, device: torch.device) -> bool:
         """Whether any process says yes (all stop together, or a collective would wait forever)."""
         if not self.active:
@@ -68,7 +76,7 @@ def from_environment(device_name: str) -> tuple[Distributed, str]:
     if world <= 1:
         return Distributed(), device_name
     uses_gpu = device_name != "cpu" and torch.cuda.is_available()
-    if uses_gpu and device_name == "auto":
+    if uses_gpu and device_name in ("auto", "cuda"):  # one GPU a process: its LOCAL_RANK's
         device_name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         torch.cuda.set_device(torch.device(device_name))
     if not dist.is_initialized():

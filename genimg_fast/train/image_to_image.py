@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
-from genimg_fast.train.options import adam
+from genimg_fast.train.options import adam, load_optimizer
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 from genimg_fast.train.schedules import linear_decay
@@ -61,8 +61,8 @@ class ImageToImageRecipe:
     def load_state_dict(self, state: dict) -> None:
         for name in self.net_names:
             getattr(self, name).load_state_dict(state[name])
-        self.optG.load_state_dict(state["optG"])
-        self.optD.load_state_dict(state["optD"])
+        load_optimizer(self.optG, state["optG"], self.config)
+        load_optimizer(self.optD, state["optD"], self.config)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
         self.precision.load_state_dict(state.get("scaler", {}))

@@ -30,7 +30,7 @@ from genimg_fast.train.checkpoint import atomic_save, load_training_state, rng_s
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
 from genimg_fast._device import resolve_device
 from genimg_fast.train.distributed import Distributed, from_environment
-from genimg_fast.train.options import check_cuda_graphs, check_run_options
+from genimg_fast.train.options import check_cuda_graphs, check_distributed, check_run_options
 from genimg_fast.train.interrupt import StopRequest
 from genimg_fast.train.progress import StepProgress
 from genimg_fast.train.run_log import LossLog, plot_losses
@@ -77,6 +77,7 @@ def start_run(config: Any) -> tuple[Distributed, torch.device]:
     distributed, device_name = from_environment(config.device)
     device = resolve_device(device_name, "train")
     check_cuda_graphs(config, device, distributed)
+    check_distributed(config, device, distributed)
     return distributed, device
 
 
@@ -84,6 +85,22 @@ def _check_resumable(config: dict[str, Any], saved: dict[str, Any], same_on_resu
     for name in same_on_resume:
         if saved.get(name) != config.get(name):
             raise ValueError(f"--resume: {name} was {saved.get(name)!r} in the run being resumed, now {config.get(name)!r}")
+
+
+def _process_state(recipe: Recipe) -> dict:
+    """What differs between the processes of a data-parallel run: their random state (drawn by
+    the loop), and the recipe's own, e.g. CycleGAN's image pools of each process's fakes."""
+    return recipe.process_state() if hasattr(recipe, "process_state") else {}
+
+
+def _load_process_state(recipe: Recipe, processes: list[dict], distributed: Distributed) -> None:
+    if len(processes) != distributed.world:
+        raise ValueError(f"--resume: the run was saved by {len(processes)} process(es), now {distributed.world}: "
+                         "its random state and image pools are per process, so resume with the same number")
+    mine = processes[distributed.rank]
+    set_rng_state(mine["rng"])
+    if hasattr(recipe, "load_process_state"):
+        recipe.load_process_state(mine["recipe"])
 
 
 def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str, ...], recipe: Recipe,
@@ -104,7 +121,7 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
         state = load_training_state(out / STATE_FILE)
         _check_resumable(config_record, state["config"], same_on_resume)
         recipe.load_state_dict(state["recipe"])
-        set_rng_state(state["rng"])
+        _load_process_state(recipe, state["processes"], distributed)
         epoch, batch_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
     log = LossLog(out / "losses.jsonl", resume_from_step=step if settings.resume else None) if writes else None
     progress = StepProgress(settings.progress and writes, settings.log_every, settings.batch_size, distributed.mean)
@@ -118,25 +135,30 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
             last = entry
 
     def save_state() -> None:  # only at a step boundary: every finished step is in it, no half step
+        processes = distributed.gather({"rng": rng_state(), "recipe": _process_state(recipe)})
         if writes:
             atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
-                         "batch_in_epoch": batch_in_epoch, "step": step, "rng": rng_state()}, out / STATE_FILE)
+                         "batch_in_epoch": batch_in_epoch, "step": step, "processes": processes}, out / STATE_FILE)
 
-    train_step = CUDAGraphStep(recipe) if settings.cuda_graphs else recipe.step
+    train_step = (CUDAGraphStep(recipe, settings.batch_size // distributed.world) if settings.cuda_graphs
+                  else recipe.step)
     started, first_step, stopped_early = time.perf_counter(), step, False
     with StopRequest() as stop:
         try:
             while epoch < settings.epochs:
                 if hasattr(dataset, "set_epoch"):  # per-item randomness (crops, flips, unpaired draws) by epoch
                     dataset.set_epoch(epoch)
-                batches = [distributed.shard(b) for b in
-                           epoch_batches(len(dataset), settings.batch_size, settings.seed, epoch)]
+                batches = [distributed.shard(b) for b in epoch_batches(len(dataset), settings.batch_size, settings.seed,
+                                                                       epoch, distributed.world)]
                 progress.start_epoch(epoch, settings.epochs, len(batches), batch_in_epoch)
                 loader = batch_loader(dataset, batches[batch_in_epoch:], settings.workers, device.type == "cuda",
                                       seed=settings.seed * 100_003 + epoch)
                 for batch in loader:
-                    if distributed.any(stop.requested, device) or (settings.max_steps is not None and
-                                                                   step >= settings.max_steps):
+                    if settings.max_steps is not None and step >= settings.max_steps:
+                        break
+                    # all processes stop together; asked every log_every steps (a collective syncs)
+                    if (stop.requested if not distributed.active else
+                            step % settings.log_every == 0 and distributed.any(stop.requested, device)):
                         break
                     batch = tuple(t.to(device, non_blocking=True) for t in batch)
                     if step == 0 and writes:
@@ -155,6 +177,9 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
                 recipe.end_epoch(epoch, out, writes)
                 epoch, batch_in_epoch = epoch + 1, 0
                 save_state()
+        except BaseException:
+            write(progress.flush(reduce=False))  # another process may be in a collective: no exchange now
+            raise
         finally:
             write(progress.flush())
             progress.close()

@@ -29,6 +29,20 @@ class RunOptions:
 
 
 def check_run_options(options: RunOptions) -> None:
+    for name in ("batch_size", "sample_every", "log_every"):
+        value = getattr(options, name, 1)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    for name in ("epochs", "workers", "epochs_decay", "pool_size"):
+        value = getattr(options, name, 0)
+        if value < 0:
+            raise ValueError(f"{name} must not be negative, got {value}")
+    if getattr(options, "save_epoch_freq", 1) < 1:
+        raise ValueError(f"save_epoch_freq must be at least 1, got {options.save_epoch_freq}")
+    if options.data == "shapes" and options.dataset_size < 1:
+        raise ValueError(f"dataset_size must be at least 1 for the built-in data, got {options.dataset_size}")
+    if options.max_steps is not None and options.max_steps < 0:
+        raise ValueError(f"max_steps must not be negative, got {options.max_steps}")
     if options.impl not in ("fused", "reference"):
         raise ValueError(f"impl must be 'fused' or 'reference', got {options.impl!r}")
     if options.amp not in ("none", "bf16", "fp16"):
@@ -36,6 +50,12 @@ def check_run_options(options: RunOptions) -> None:
     if options.cuda_graphs and options.amp == "fp16":
         raise ValueError("cuda_graphs cannot capture fp16's gradient scaler (it reads the gradients on the host): "
                          "use amp='bf16' or 'none'")
+
+
+def check_distributed(options: RunOptions, device: torch.device, distributed: Distributed) -> None:
+    if distributed.active and options.impl == "reference" and device.type == "cpu":
+        raise ValueError("several CPU processes need impl='fused': the reference path's nn.SyncBatchNorm runs on GPUs "
+                         "only")
 
 
 def check_cuda_graphs(options: RunOptions, device: torch.device, distributed: Distributed) -> None:
@@ -67,3 +87,22 @@ def prepare_batch(batch: tuple[torch.Tensor, ...], options: RunOptions) -> tuple
     if not options.channels_last:
         return batch
     return tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in batch)
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, state: dict, options: RunOptions) -> None:
+    """load_state_dict, then the capture's needs back in place: Optimizer.load_state_dict takes the
+    saved groups' flags and a saved (or CPU-mapped) learning rate, and keeps a non-capturable
+    step counter on the CPU."""
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    if not options.cuda_graphs:
+        return
+    for group, lr in zip(optimizer.param_groups, lrs):
+        saved_lr = float(group["lr"])
+        group["lr"] = lr  # the device tensor made for the capture, filled with the saved rate
+        lr.fill_(saved_lr)
+        group["capturable"] = True
+        for p in group["params"]:
+            step = optimizer.state.get(p, {}).get("step")
+            if torch.is_tensor(step) and step.device != p.device:
+                optimizer.state[p]["step"] = step.to(p.device)

@@ -36,12 +36,13 @@ class StepProgress:
             self._bar.update(1)
         return self.flush() if len(self._pending) >= self.log_every else []
 
-    def flush(self) -> list[dict]:
+    def flush(self, reduce: bool = True) -> list[dict]:
+        """The pending steps' log entries; reduce=False keeps this process's own values."""
         if not self._pending:
             return []
         names = list(self._pending[0][2])
-        values = self.reduce(torch.stack([torch.stack([losses[n].float() for n in names])
-                                          for _, _, losses in self._pending]))
+        values = torch.stack([torch.stack([losses[n].float() for n in names]) for _, _, losses in self._pending])
+        values = self.reduce(values) if reduce else values
         entries = [{"step": step, "epoch": epoch, **dict(zip(names, row))}
                    for (step, epoch, _), row in zip(self._pending, values.cpu().tolist())]
         now = time.perf_counter()

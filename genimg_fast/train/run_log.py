@@ -10,6 +10,14 @@ from typing import Any
 from genimg_fast.train.checkpoint import atomic_write_text
 
 
+def _parsed(line: str) -> dict | None:
+    """A log line, or None for a blank one or one cut off by a hard kill."""
+    try:
+        return json.loads(line) if line.strip() else None
+    except json.JSONDecodeError:
+        return None
+
+
 class LossLog:
     def __init__(self, path: str | Path, resume_from_step: int | None = None) -> None:
         self.path = Path(path)
@@ -18,7 +26,7 @@ class LossLog:
             atomic_write_text("", self.path)
         elif self.path.exists():
             kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] < resume_from_step]
+                    if (entry := _parsed(line)) is not None and entry["step"] < resume_from_step]
             atomic_write_text("".join(line + "\n" for line in kept), self.path)
         self._file = open(self.path, "a")
 
@@ -30,7 +38,7 @@ class LossLog:
         self._file.close()
 
     def entries(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [e for e in map(_parsed, self.path.read_text().splitlines()) if e is not None]
 
 
 def plot_losses(entries: list[dict[str, Any]], keys: list[str], path: str | Path, title: str) -> None:

@@ -10,6 +10,7 @@ and plain layers, for A/B runs. Resumable exactly, like every trainer (see loop.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +23,13 @@ from genimg_fast.nn import VAELoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.loop import loop_settings, run_training, start_run
-from genimg_fast.train.options import RunOptions, adam, prepare_batch, prepare_networks
+from genimg_fast.train.options import RunOptions, adam, load_optimizer, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 
 SAME_ON_RESUME = ("model", "data", "dataset_size", "batch_size", "lr", "latent_dim", "impl", "seed")
-# model -> (image size, channels, default lr, default latent size)
-MODELS = {"mlp": (28, 1, 1e-3, 20), "conv": (64, 3, 5e-3, 128)}
+# model -> (image size, channels, default lr, default latent size, default batch size)
+MODELS = {"mlp": (28, 1, 1e-3, 20, 128), "conv": (64, 3, 5e-3, 128, 64)}
 
 
 @dataclass
@@ -37,7 +38,7 @@ class VAEConfig(RunOptions):
     data: str = "shapes"              # 'shapes' (built in) or a folder of images
     out: str = "runs/vae"
     dataset_size: int = 8192          # images in the built-in set
-    batch_size: int = 128
+    batch_size: int | None = None     # default: the recipe's (128 mlp, 64 conv)
     epochs: int = 10
     lr: float | None = None           # default: the model's recipe (1e-3 mlp, 5e-3 conv)
     latent_dim: int | None = None     # default: 20 mlp, 128 conv
@@ -65,7 +66,7 @@ class VAERecipe:
         self.model_name = config.model
         self.distributed = distributed or Distributed()
         self.title = f"VAE {config.model} ({config.impl})"
-        _, channels, lr, latent = MODELS[config.model]
+        _, channels, lr, latent, _ = MODELS[config.model]
         latent = config.latent_dim or latent
         torch.manual_seed(config.seed)
         if config.model == "mlp":
@@ -98,7 +99,7 @@ class VAERecipe:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer(self.optimizer, state["optimizer"], self.config)
         self.precision.load_state_dict(state.get("scaler", {}))
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -128,7 +129,7 @@ class VAERecipe:
         pass
 
     def _as_images(self, flat: torch.Tensor) -> torch.Tensor:
-        size, channels, _, _ = MODELS[self.model_name]
+        size, channels, _, _, _ = MODELS[self.model_name]
         return flat.view(-1, channels, size, size)
 
     def sample(self, epoch: int, out: Path, write: bool = True) -> None:
@@ -154,8 +155,10 @@ class VAERecipe:
 def train_vae(config: VAEConfig) -> dict:
     if config.model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {config.model!r}")
+    if config.batch_size is None:
+        config = dataclasses.replace(config, batch_size=MODELS[config.model][4])
     distributed, device = start_run(config)
-    size, channels, _, _ = MODELS[config.model]
+    size, channels, _, _, _ = MODELS[config.model]
     if config.data == "shapes":
         dataset = ColouredShapes(config.dataset_size, size, channels, seed=config.seed, unit_range=True)
     else:

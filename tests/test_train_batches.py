@@ -1,0 +1,26 @@
+"""The order and shape of a run's batches: seeded per epoch, every image once, and which trailing
+partial batch is left out (a single image under batch norm; a batch that does not split evenly
+over the processes)."""
+from __future__ import annotations
+
+from genimg_fast.train.batches import epoch_batches
+
+
+def test_every_image_once_and_the_same_order_for_the_same_epoch():
+    batches = epoch_batches(10, 4, seed=3, epoch=2)
+    assert sorted(i for b in batches for i in b) == list(range(10))
+    assert batches == epoch_batches(10, 4, seed=3, epoch=2) != epoch_batches(10, 4, seed=3, epoch=3)
+
+
+def test_batch_size_one_keeps_every_image():
+    assert len(epoch_batches(5, 1, seed=0, epoch=0)) == 5  # the reference recipes' CycleGAN / pix2pix default
+
+
+def test_a_trailing_single_image_is_left_out_for_batch_norm():
+    assert [len(b) for b in epoch_batches(9, 4, seed=0, epoch=0)] == [4, 4]
+    assert [len(b) for b in epoch_batches(10, 4, seed=0, epoch=0)] == [4, 4, 2]
+
+
+def test_with_processes_a_trailing_batch_must_split_evenly():
+    assert [len(b) for b in epoch_batches(8, 6, seed=0, epoch=0, processes=3)] == [6]  # 2 left: not 3 slices
+    assert [len(b) for b in epoch_batches(9, 6, seed=0, epoch=0, processes=3)] == [6, 3]
