@@ -16,6 +16,11 @@ def _info(_args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.history:
+        from genimg_fast.bench.history import history_table
+
+        print(history_table(args.history))
+        return 0
     from genimg_fast.bench.report import format_table
     from genimg_fast.bench.suite import resolve_device, run_suite, write_record
 
@@ -178,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", metavar="TEXT", help="only the cases whose label contains TEXT (several: 'TEXT,TEXT'), e.g. 'dcgan'")
     bench.add_argument("--json", metavar="PATH", help="write the results record (device, versions, commit) here")
     bench.add_argument("--markdown", metavar="PATH", help="also write a markdown summary here")
+    bench.add_argument("--history", metavar="FOLDER", help="instead of running, list the results kept under FOLDER "
+                       "(e.g. benchmarks/results): genimg_fast's speed-up per op, run over run")
     bench.add_argument("--plot", metavar="PATH", help="also draw the speed-ups as a bar chart PNG (matplotlib)")
     kinds = bench.add_mutually_exclusive_group()
     kinds.add_argument("--ops", dest="kinds", action="store_const", const="ops",

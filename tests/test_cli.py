@@ -69,3 +69,20 @@ def test_training_iteration_check_catches_a_variant_that_trains_differently(monk
     with pytest.raises(AssertionError, match="genimg_fast disagrees with torch on dcgan's first iteration"):
         training_bench.run_case(dataclasses.replace(case, build=build), torch.device("cpu"), compile_too=False,
                                 warmup=1, repeats=2)
+
+
+def test_bench_history_lists_kept_results_run_over_run(tmp_path, capsys):
+    def record(created, commit, speedups):
+        rows = [{"op": "BN+ReLU fwd+bwd", "variant": "torch", "speedup_vs_torch": 1.0}]
+        rows += [{"op": "BN+ReLU fwd+bwd", "variant": "genimg_fast", "speedup_vs_torch": s} for s in speedups]
+        return {"created": created, "device": "GPU X", "commit": commit, "results": rows}
+    (tmp_path / "run2").mkdir()
+    (tmp_path / "run2" / "bench.json").write_text(json.dumps(record("2026-11-28T10:00:00", "bbbbbbb", [2.0, 8.0])))
+    (tmp_path / "run1.json").write_text(json.dumps(record("2026-11-27T10:00:00", "aaaaaaa", [1.0])))
+    (tmp_path / "backend_info.json").write_text(json.dumps({"impl": "cuda"}))  # not a results record
+    assert cli.main(["bench", "--history", str(tmp_path)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "BN+ReLU" in line]
+    assert len(lines) == 2 and "aaaaaaa" in lines[0] and "bbbbbbb" in lines[1]  # oldest first
+    assert "4.00" in lines[1] and "2.00-8.00" in lines[1]  # geometric mean, range
+    with pytest.raises(SystemExit, match="no results records"):
+        cli.main(["bench", "--history", str(tmp_path / "run2" / "nothing")])
