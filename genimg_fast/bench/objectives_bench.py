@@ -4,6 +4,7 @@ fused objective modules, and torch.compile of both; with kernel launches per ste
 GPU, where both are also timed captured in CUDA graphs (the GPU's work alone)."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ class ObjectiveCase:
     differentiable: tuple[int, ...]
     label: str
     probabilities: tuple[int, ...] = ()  # inputs that hold probabilities (BCE), drawn in (0, 1)
+    forward_too: bool = False            # also time the objective's value alone (outside --quick)
 
     @property
     def numel(self) -> int:
@@ -50,7 +52,8 @@ def cases(device: torch.device, quick: bool) -> list[ObjectiveCase]:
         ObjectiveCase("vae", ((128, 784), (128, 784), (128, 20), (128, 20)), (0, 2, 3), "vae b128",
                       probabilities=(0, 1)),
     ]
-    return found[:3] if quick and device.type != "cuda" else found
+    found = found[:3] if quick and device.type != "cuda" else found
+    return [dataclasses.replace(case, forward_too=not quick) for case in found]
 
 
 def reference(name: str) -> Objective:
@@ -143,5 +146,16 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
         steps.update(graph_variants(steps, rtol=1e-4, atol=1e-5))
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     launches = {n: count_launches(lambda step=step: step(0), device) for n, step in steps.items()}
-    return timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.shapes[-1],
+    rows = timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.shapes[-1],
                        dtype=torch.float32, modeled_bytes=modeled_bytes(case), launches=launches)
+    if case.forward_too:  # the value alone (no gradient wanted: the fused op stores none)
+        def make_forward(objective: Objective):
+            def step(i: int):
+                with torch.no_grad():
+                    return objective(sets[i % len(sets)])
+            return step
+        forward = {n: make_forward(o) for n, o in variants.items()}
+        timings = time_side_by_side(forward, device, warmup=warmup, repeats=repeats)
+        rows += timing_rows(timings, op=f"{case.name} objective fwd", case=case.label, shape=case.shapes[-1],
+                            dtype=torch.float32, modeled_bytes=4 * case.numel)
+    return rows
