@@ -1,6 +1,7 @@
 """L1 loss forward + backward: torch.nn.functional.l1_loss against genimg_fast.ops.l1_loss."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ class L1Case:
     shape: tuple[int, ...]
     dtype: torch.dtype
     label: str
+    forward_too: bool = False  # also time the loss value alone (outside --quick)
 
     @property
     def numel(self) -> int:
@@ -30,6 +32,10 @@ class L1Case:
 
 def cases(device: torch.device, quick: bool) -> list[L1Case]:
     """Image-shaped losses of the reference recipes (pix2pix/CycleGAN at batch 1, DCGAN batches)."""
+    return [dataclasses.replace(case, forward_too=not quick) for case in _cases(device, quick)]
+
+
+def _cases(device: torch.device, quick: bool) -> list[L1Case]:
     found = [
         L1Case((1, 3, 256, 256), torch.float32, "cyclegan/pix2pix batch 1"),
         L1Case((64, 3, 64, 64), torch.float32, "dcgan batch 64"),
@@ -96,5 +102,17 @@ def run_case(case: L1Case, device: torch.device, *, compile_too: bool, warmup: i
 
     timings = time_side_by_side({name: make_step(fn) for name, fn in fns.items()}, device, warmup=warmup,
                                 repeats=repeats)
-    return timing_rows(timings, op="l1_loss fwd+bwd", case=case.label, shape=case.shape, dtype=case.dtype,
+    rows = timing_rows(timings, op="l1_loss fwd+bwd", case=case.label, shape=case.shape, dtype=case.dtype,
                        modeled_bytes=modeled_bytes(case))
+    if case.forward_too:  # the value alone: input and target read once, no gradient stored
+        def make_forward(fn: LossFn):
+            def step(i: int):
+                with torch.no_grad():
+                    return fn(*sets[i % len(sets)])
+            return step
+        timings = time_side_by_side({name: make_forward(fn) for name, fn in fns.items()}, device, warmup=warmup,
+                                    repeats=repeats)
+        element_bytes = torch.empty((), dtype=case.dtype).element_size()
+        rows += timing_rows(timings, op="l1_loss fwd", case=case.label, shape=case.shape, dtype=case.dtype,
+                            modeled_bytes=2 * case.numel * element_bytes)
+    return rows
