@@ -67,6 +67,15 @@ def _scale(t):
     return max(t.double().abs().max().item(), 1.0)
 
 
+def _assert_within_reference_error(fused, ref, exact, what, factor=FP32_ERROR_FACTOR):
+    """The fused network's error against the float64 reference is at most `factor` times the
+    reference layers' own error at the same precision."""
+    err_fused = (fused.double() - exact.double()).abs().max().item()
+    err_ref = (ref.double() - exact.double()).abs().max().item()
+    assert err_fused <= factor * err_ref + 1e-6 * _scale(exact), (
+        f"{what}: fused error {err_fused:.3g}, reference layers' error {err_ref:.3g}")
+
+
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("name", list(NETS))
 def test_fused_network_in_float64_equals_the_reference(cuda_kernels, name, training):
@@ -89,10 +98,7 @@ def test_fused_network_in_fp32_is_as_accurate_as_the_reference(cuda_kernels, nam
     exact = _run(nets["ref64"], x, gy, training)
     fused, ref = _run(nets["fused"], x, gy, training), _run(nets["ref"], x, gy, training)
     for (what, f), (_, r), (_, e) in zip(fused, ref, exact):
-        err_fused = (f.double() - e.double()).abs().max().item()
-        err_ref = (r.double() - e.double()).abs().max().item()
-        assert err_fused <= FP32_ERROR_FACTOR * err_ref + 1e-6 * _scale(e), (
-            f"{name} {what}: fused fp32 error {err_fused:.3g}, reference layers' fp32 error {err_ref:.3g}")
+        _assert_within_reference_error(f, r, e, f"{name} {what} (fp32)")
 
 
 @pytest.mark.parametrize("name", ["dcgan_G", "resnet_instance"])
@@ -105,10 +111,7 @@ def test_channels_last_bf16_and_compile(cuda_kernels, name):
         exact = nets["ref64"](x.double())
 
         def within_reference_error(fused_out, ref_out, what, factor=FP32_ERROR_FACTOR):
-            err_fused = (fused_out.double() - exact).abs().max().item()
-            err_ref = (ref_out.double() - exact).abs().max().item()
-            assert err_fused <= factor * err_ref + 1e-6 * _scale(exact), (
-                f"{name} {what}: fused error {err_fused:.3g}, reference layers' error {err_ref:.3g}")
+            _assert_within_reference_error(fused_out, ref_out, exact, f"{name} {what}", factor)
 
         x_cl = x.contiguous(memory_format=torch.channels_last)
         ref_cl = copy.deepcopy(nets["ref"]).to(memory_format=torch.channels_last)
