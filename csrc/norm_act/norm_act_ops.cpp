@@ -181,16 +181,28 @@ Activation check_backward_args(const at::Tensor& grad_y, const at::Tensor& x, co
   return parse_activation(activation, op);
 }
 
+// The factor that makes a biased variance of `count` values unbiased (torch's rule).
+double unbias_factor(int64_t count) {
+  return count > 1 ? static_cast<double>(count) / static_cast<double>(count - 1) : 1.0;
+}
+
+// Whether kernels can write these running statistics directly: contiguous, in the statistics'
+// float or double type. Otherwise (half-precision buffers of model.half(), views) the update is
+// tensor math.
+bool kernels_can_write(const at::Tensor& running_mean, const at::Tensor& running_var,
+                       const OptTensor& num_batches_tracked, at::ScalarType stat_type) {
+  return (stat_type == at::kFloat || stat_type == at::kDouble) && running_mean.scalar_type() == stat_type &&
+         running_var.scalar_type() == stat_type && running_mean.is_contiguous() && running_var.is_contiguous() &&
+         (!num_batches_tracked.has_value() || num_batches_tracked->is_contiguous());
+}
+
 // torch's running-statistics rule (see RunningStatsRule) for statistics of `count` values per group.
 void update_running(at::Tensor& running_mean, at::Tensor& running_var, const OptTensor& num_batches_tracked,
                     const at::Tensor& mean, const at::Tensor& var, int64_t count, std::optional<double> momentum) {
-  const double unbias = count > 1 ? static_cast<double>(count) / static_cast<double>(count - 1) : 1.0;
-  const bool kernel_types = running_mean.scalar_type() == mean.scalar_type() &&
-                            running_var.scalar_type() == mean.scalar_type() && var.scalar_type() == mean.scalar_type() &&
-                            (mean.scalar_type() == at::kFloat || mean.scalar_type() == at::kDouble) &&
-                            running_mean.is_contiguous() && running_var.is_contiguous() &&
-                            (!num_batches_tracked.has_value() || num_batches_tracked->is_contiguous());
-  if (!kernel_types) {  // half-precision buffers (model.half()) or views: plain tensor math, still no host read
+  const double unbias = unbias_factor(count);
+  if (var.scalar_type() != mean.scalar_type() ||
+      !kernels_can_write(running_mean, running_var, num_batches_tracked, mean.scalar_type())) {
+    // plain tensor math, still no host read
     at::Tensor factor = at::full({}, momentum.value_or(0.0), mean.options().dtype(at::kDouble));
     if (num_batches_tracked.has_value()) {
       num_batches_tracked->add_(1);
@@ -302,10 +314,7 @@ struct RunningBuffers {
   at::Tensor* num_batches_tracked;
   double momentum;
 
-  bool kernel_writable(at::ScalarType acc) const {
-    return mean->scalar_type() == acc && var->scalar_type() == acc && mean->is_contiguous() &&
-           var->is_contiguous() && num_batches_tracked->is_contiguous();
-  }
+  bool kernel_writable(at::ScalarType acc) const { return kernels_can_write(*mean, *var, *num_batches_tracked, acc); }
 };
 
 // The training forward of a non-empty input: y and the batch statistics, plus the running
@@ -332,7 +341,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x
       target = {running->mean->mutable_data_ptr<acc_t>(), running->var->mutable_data_ptr<acc_t>(),
                 running->num_batches_tracked->mutable_data_ptr<int64_t>(),
                 static_cast<acc_t>(1.0 - running->momentum), static_cast<acc_t>(running->momentum),
-                static_cast<acc_t>(count > 1 ? static_cast<double>(count) / static_cast<double>(count - 1) : 1.0)};
+                static_cast<acc_t>(unbias_factor(count))};
     }
     launch_norm_act_train<scalar_t>(t, make_args<scalar_t>(in.x, mean, var, weight_acc, bias_acc, eps, act, slope),
                                     mean.mutable_data_ptr<acc_t>(), var.mutable_data_ptr<acc_t>(),
