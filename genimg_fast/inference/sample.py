@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from genimg_fast.convert import fold_batchnorm
+from genimg_fast.graph_capture import captured
 from genimg_fast.inference import checkpoints
 from genimg_fast.train.samples import save_grid
 
@@ -17,21 +18,17 @@ def _graphed(decode, batch_size: int, latent_shape: tuple[int, ...], device: tor
     """decode captured once in a CUDA graph for full batches (one launch per batch of images);
     a smaller last batch runs eagerly."""
     static_z = torch.zeros(batch_size, *latent_shape, device=device)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), torch.no_grad():
-        for _ in range(2):
-            decode(static_z)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph), torch.no_grad():
-        static_out = decode(static_z)
+
+    def step():
+        with torch.no_grad():
+            return decode(static_z)
+    replay, static_out = captured(step, warmup=2)
 
     def run(z: torch.Tensor) -> torch.Tensor:
         if z.shape[0] != batch_size:
             return decode(z)
         static_z.copy_(z)
-        graph.replay()
+        replay(0)
         return static_out.clone()
     return run
 
