@@ -24,40 +24,25 @@ from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss
 from genimg_fast.train.image_pool import ImagePool
 from genimg_fast.train.distributed import Distributed
-from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
+from genimg_fast.train.image_to_image import SAME_ON_RESUME as IMAGE_TO_IMAGE_SAME_ON_RESUME
+from genimg_fast.train.image_to_image import ImageToImageOptions, ImageToImageRecipe, gpu_ids, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, run_training, start_run
-from genimg_fast.train.options import RunOptions, prepare_batch, prepare_networks
+from genimg_fast.train.options import prepare_batch, prepare_networks
 from genimg_fast.train.requires_grad import set_requires_grad
 
-SAME_ON_RESUME = ("data", "phase", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD", "ngf",
-                  "ndf", "norm", "gan_mode", "lambda_A", "lambda_B", "lambda_identity", "pool_size", "lr", "beta1",
-                  "impl", "seed")
+SAME_ON_RESUME = IMAGE_TO_IMAGE_SAME_ON_RESUME + ("lambda_A", "lambda_B", "lambda_identity", "pool_size")
 
 
 @dataclass
-class CycleGANConfig(RunOptions):
-    data: str = "shapes"              # 'shapes' (built in) or a dataroot with <phase>A/ and <phase>B/
-    out: str = "runs/cyclegan"
-    phase: str = "train"
-    dataset_size: int = 1024          # image pairs in the built-in set
-    load_size: int = 286
-    crop_size: int = 256              # the image size (the built-in set is drawn at this size)
-    batch_size: int = 1
-    epochs: int = 100                 # at the initial rate
-    epochs_decay: int = 100           # then decaying linearly to zero
+class CycleGANConfig(ImageToImageOptions):
+    out: str = "runs/cyclegan"        # data: 'shapes' or a dataroot with <phase>A/ and <phase>B/
     netG: str = "resnet_9blocks"
-    netD: str = "basic"
-    ngf: int = 64
-    ndf: int = 64
     norm: str = "instance"
     gan_mode: str = "lsgan"
     lambda_A: float = 10.0
     lambda_B: float = 10.0
     lambda_identity: float = 0.5
     pool_size: int = 50
-    lr: float = 2e-4
-    beta1: float = 0.5
-    save_epoch_freq: int = 5
 
 
 class CycleGANRecipe(ImageToImageRecipe):

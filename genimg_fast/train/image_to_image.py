@@ -5,6 +5,7 @@ save_epoch_freq), a grid of the latest visuals, and the GAN loss written in plai
 impl='reference'."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -12,10 +13,34 @@ import torch.nn.functional as F
 
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
-from genimg_fast.train.options import adam, load_optimizer
+from genimg_fast.train.options import RunOptions, adam, load_optimizer
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
 from genimg_fast.train.schedules import linear_decay
+
+
+@dataclass
+class ImageToImageOptions(RunOptions):
+    """junyanz's options both models share, with its defaults (each model adds its own)."""
+    data: str = "shapes"              # 'shapes' (built in) or a dataroot in the model's layout
+    phase: str = "train"
+    dataset_size: int = 1024          # image pairs in the built-in set
+    load_size: int = 286
+    crop_size: int = 256              # the image size (the built-in set is drawn at this size)
+    batch_size: int = 1
+    epochs: int = 100                 # at the initial rate
+    epochs_decay: int = 100           # then decaying linearly to zero
+    netD: str = "basic"
+    ngf: int = 64
+    ndf: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    save_epoch_freq: int = 5
+
+
+# What a resumed run of either model must share with the run it continues.
+SAME_ON_RESUME = ("data", "phase", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD", "ngf",
+                  "ndf", "norm", "gan_mode", "lr", "beta1", "impl", "seed")
 
 
 def gpu_ids(device: torch.device) -> tuple[int, ...]:

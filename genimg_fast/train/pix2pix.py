@@ -19,38 +19,24 @@ from genimg_fast.data import AlignedFolder, OutlinesToShapes
 from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import DiscriminatorLoss, Pix2PixGeneratorLoss
 from genimg_fast.train.distributed import Distributed
-from genimg_fast.train.image_to_image import ImageToImageRecipe, gpu_ids, reference_gan_loss
+from genimg_fast.train.image_to_image import SAME_ON_RESUME as IMAGE_TO_IMAGE_SAME_ON_RESUME
+from genimg_fast.train.image_to_image import ImageToImageOptions, ImageToImageRecipe, gpu_ids, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, run_training, start_run
-from genimg_fast.train.options import RunOptions, prepare_batch, prepare_networks
+from genimg_fast.train.options import prepare_batch, prepare_networks
 from genimg_fast.train.requires_grad import set_requires_grad
 
-SAME_ON_RESUME = ("data", "phase", "direction", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD",
-                  "ngf", "ndf", "norm", "dropout", "gan_mode", "lambda_L1", "lr", "beta1", "impl", "seed")
+SAME_ON_RESUME = IMAGE_TO_IMAGE_SAME_ON_RESUME + ("direction", "dropout", "lambda_L1")
 
 
 @dataclass
-class Pix2PixConfig(RunOptions):
-    data: str = "shapes"              # 'shapes' (built in: outlines -> filled shapes) or a dataroot of A|B images
-    out: str = "runs/pix2pix"
-    phase: str = "train"
+class Pix2PixConfig(ImageToImageOptions):
+    out: str = "runs/pix2pix"         # data: 'shapes' (outlines -> filled shapes) or a dataroot of A|B images
     direction: str = "AtoB"
-    dataset_size: int = 1024          # pairs in the built-in set
-    load_size: int = 286
-    crop_size: int = 256
-    batch_size: int = 1
-    epochs: int = 100
-    epochs_decay: int = 100
     netG: str = "unet_256"
-    netD: str = "basic"
-    ngf: int = 64
-    ndf: int = 64
     norm: str = "batch"
     dropout: bool = True              # the reference's default (its --no_dropout turns it off)
     gan_mode: str = "vanilla"
     lambda_L1: float = 100.0
-    lr: float = 2e-4
-    beta1: float = 0.5
-    save_epoch_freq: int = 5
 
 
 class Pix2PixRecipe(ImageToImageRecipe):
