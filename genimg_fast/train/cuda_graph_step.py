@@ -1,7 +1,7 @@
 """--cuda-graphs: a recipe's whole training iteration (forwards, backwards and the capturable
 optimizer steps) captured once into a CUDA graph and replayed every iteration, so the host
-launches one graph instead of hundreds of kernels. The host draws the iteration's inputs (the
-batch, the noise) and copies them into static buffers before each replay.
+launches one graph instead of hundreds of kernels. The iteration's inputs (the batch, the
+noise) are drawn outside the graph and copied into static buffers before each replay.
 
 The first iteration runs eagerly (it creates the optimizers' state, which the graph must find
 in place). The next full batch captures: warm-up iterations on a side stream (as capture

@@ -80,7 +80,9 @@ class DCGANRecipe:
                     return bce(out.float(), torch.full_like(out, label, dtype=torch.float32))
             self.loss_D = lambda real, fake: (fp32_bce(real, 1.0) + fp32_bce(fake, 0.0), {})
             self.loss_G = lambda out, _is_real: fp32_bce(out, 1.0)
-        self.noise_gen = torch.Generator().manual_seed(config.seed + 1)
+        # on the training device: a per-step copy of CPU noise from pageable memory would make the
+        # host wait for the GPU every iteration
+        self.noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
         self.fixed_noise = torch.randn(64, config.nz, 1, 1,
                                        generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
 
@@ -107,12 +109,12 @@ class DCGANRecipe:
         return self.graph_step(*self.graph_inputs(batch))
 
     def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        """The step's device inputs, drawn on the host: the real batch and its noise."""
+        """The step's inputs, drawn outside the captured step: the real batch and its noise."""
         real = prepare_batch(batch, self.config)[0]
         # the global batch's noise, then this process's slice of it: any number of processes draw the same
         global_batch = real.shape[0] * self.distributed.world
-        noise = self.distributed.shard(torch.randn(global_batch, self.nz, 1, 1, generator=self.noise_gen))
-        return real, noise.to(real.device)
+        noise = torch.randn(global_batch, self.nz, 1, 1, generator=self.noise_gen, device=real.device)
+        return real, self.distributed.shard(noise)
 
     def graph_step(self, real: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
         """One iteration from device inputs alone (what --cuda-graphs captures)."""
