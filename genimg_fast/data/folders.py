@@ -36,12 +36,23 @@ def _loader_naming_the_file(path: str):
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
 
 
-class FlatImageFolder(Dataset):
-    """Every image file directly in `root` (sorted), label 0."""
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, sorted; a missing folder or one without images is an
+    error naming it."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    extensions = _torchvision().datasets.folder.IMG_EXTENSIONS
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+    if not files:
+        raise ValueError(f"{folder}: no image files (looked for {', '.join(extensions)})")
+    return files
 
-    def __init__(self, root: Path, transform) -> None:
-        extensions = _torchvision().datasets.folder.IMG_EXTENSIONS
-        self.files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+
+class FlatImageFolder(Dataset):
+    """The given image files, label 0."""
+
+    def __init__(self, files: list[Path], transform) -> None:
+        self.files = files
         self.transform = transform
 
     def __len__(self) -> int:
@@ -64,7 +75,5 @@ def image_folder(root: str | Path, image_size: int, channels: int = 3, unit_rang
         except FileNotFoundError as exc:
             raise ValueError(f"{root}: no images in its subfolders ({exc})") from exc
     else:
-        dataset = FlatImageFolder(root, transform)
-    if len(dataset) == 0:
-        raise ValueError(f"{root}: no image files (looked for {', '.join(_torchvision().datasets.folder.IMG_EXTENSIONS)})")
+        dataset = FlatImageFolder(image_files(root), transform)
     return dataset

@@ -16,17 +16,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from genimg_fast.data.folders import _loader_naming_the_file, _torchvision
-
-
-def _image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
-    extensions = _torchvision().datasets.folder.IMG_EXTENSIONS
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
-    if not files:
-        raise ValueError(f"{folder}: no image files (looked for {', '.join(extensions)})")
-    return files
+from genimg_fast.data.folders import _loader_naming_the_file, _torchvision, image_files
 
 
 class _Preprocess:
@@ -68,7 +58,7 @@ class AlignedFolder(_EpochSeeded):
                  flip: bool = True, seed: int = 0) -> None:
         super().__init__(seed)
         self.preprocess = _Preprocess(load_size, crop_size, flip)
-        self.files = _image_files(Path(root) / phase)
+        self.files = image_files(Path(root) / phase)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -89,8 +79,8 @@ class UnalignedFolder(_EpochSeeded):
                  flip: bool = True, seed: int = 0) -> None:
         super().__init__(seed)
         self.preprocess = _Preprocess(load_size, crop_size, flip)
-        self.files_a = _image_files(Path(root) / f"{phase}A")
-        self.files_b = _image_files(Path(root) / f"{phase}B")
+        self.files_a = image_files(Path(root) / f"{phase}A")
+        self.files_b = image_files(Path(root) / f"{phase}B")
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))

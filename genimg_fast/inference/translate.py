@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 
-from genimg_fast.data.folders import _loader_naming_the_file, _torchvision
-from genimg_fast.data.image_pairs import _image_files
+from genimg_fast.data.folders import _loader_naming_the_file, _torchvision, image_files
 from genimg_fast.inference import checkpoints
 from genimg_fast.train.checkpoint import atomic_write_text
 
@@ -35,7 +34,7 @@ def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, si
     net, name = checkpoints.image_generator(checkpoint, dropout=dropout)
     net = net.to(device).train(not eval_mode)
     channels = next(net.parameters()).shape[1]  # the first convolution's input channels
-    files = _image_files(Path(input_dir))
+    files = image_files(Path(input_dir))
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
