@@ -45,7 +45,10 @@ def _bench(args: argparse.Namespace) -> int:
 
         speedup_plot(record, args.plot)
         print(f"speed-up chart written to {args.plot}")
-    return 0
+    print("seconds per family: " + ", ".join(f"{name} {s:.0f}" for name, s in record["seconds_per_family"].items()))
+    for failure in record["failures"]:
+        print(f"FAILED CHECK ({failure['family']}, {failure['case']}), not timed: {failure['error']}")
+    return 1 if record["failures"] else 0
 
 
 # model -> (module, config class, train function, help)

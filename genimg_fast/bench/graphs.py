@@ -8,20 +8,29 @@ import torch
 
 from genimg_fast.graph_capture import captured
 
+Compare = Callable[[torch.Tensor, torch.Tensor, str], None]  # got, want, what -> raises if they differ
 
-def graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], *, rtol: float,
-                   atol: float) -> dict[str, Callable[[int], None]]:
+
+def graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], *, rtol: float = 0.0,
+                   atol: float = 0.0, compare: Compare | None = None) -> dict[str, Callable[[int], None]]:
     """'<name> (cuda graph)' replays of the eager 'torch' and 'genimg_fast' steps. Each step returns
-    its gradients; a replay must reproduce its own eager step's gradients before it is timed (the
-    family checks the eager steps against the reference: eager torch's own low-precision gradients
-    can be too far from exact to be anyone's yardstick)."""
+    its results (gradients, outputs); a replay must reproduce its own eager step's results before it
+    is timed (the family checks the eager steps against the reference: eager torch's own
+    low-precision gradients can be too far from exact to be anyone's yardstick). `compare`
+    replaces the element-wise rtol/atol check. Both runs start from the same seed, so that steps
+    with dropout draw the same masks (a replay reads the generator's seed and offset)."""
+    def close(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
+        torch.testing.assert_close(got, want, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
+
+    compare = compare or close
     replays = {}
     for name in ("torch", "genimg_fast"):
-        expected = [g.clone() for g in steps[name](0)]
-        replay, grads = captured(lambda step=steps[name]: step(0))
+        torch.manual_seed(0)
+        expected = [t.detach().clone() for t in steps[name](0)]
+        replay, results = captured(lambda step=steps[name]: step(0))
+        torch.manual_seed(0)
         replay(0)
-        for got, want in zip(grads, expected):
-            torch.testing.assert_close(got, want, rtol=rtol, atol=atol,
-                                       msg=lambda m, name=name: f"{name} (cuda graph) disagrees with {name}: {m}")
+        for got, want in zip(results, expected):
+            compare(got, want, f"{name} (cuda graph) disagrees with {name}")
         replays[f"{name} (cuda graph)"] = replay
     return replays

@@ -1,15 +1,21 @@
-"""The recipes' networks, forward and forward + backward: the plain reference layers (eager),
-genimg_fast's fused models, and torch.compile of the reference, at each network's reference
-batch size and resolution on a GPU (reduced widths and sizes on a CPU, where the references run);
-with peak GPU memory per step."""
+"""The recipes' networks, forward and forward + backward: the plain reference layers (eager)
+against genimg_fast's fused models, at each network's reference batch size and resolution on a
+GPU (reduced widths and sizes on a CPU, where the references run). Variants: torch.compile of
+both with --compile; on a GPU both captured as CUDA graphs (the GPU's work alone), and outside
+--quick both under bf16 autocast and in channels_last. Every variant's output (and, with the
+backward, its parameter gradients) is checked against eager torch's before it is timed; peak GPU
+memory per step."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from genimg_fast.bench.graphs import graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 from genimg_fast.models import DCGANDiscriminator, DCGANGenerator, ConvVAE, define_D, define_G
@@ -21,9 +27,22 @@ class ModelCase:
     build: Callable[[bool], nn.Module]  # fused -> model
     input_shape: tuple[int, ...]
     label: str
+    quick: bool = False  # fewer variants (no bf16, no channels_last)
+
+
+@dataclass(frozen=True)
+class Variant:
+    model: nn.Module
+    inputs: tuple[torch.Tensor, ...]    # rotated from step to step
+    autocast: torch.dtype | None = None
+    tolerance: float = 2e-2             # relative (norm) error allowed against eager torch
 
 
 def cases(device: torch.device, quick: bool) -> list[ModelCase]:
+    return [dataclasses.replace(case, quick=quick) for case in _cases(device, quick)]
+
+
+def _cases(device: torch.device, quick: bool) -> list[ModelCase]:
     if device.type != "cuda":  # small stand-ins: the CPU runs the reference kernels
         return [
             ModelCase("dcgan_G", lambda f: DCGANGenerator(ngf=16, fused=f), (16, 100, 1, 1),
@@ -61,34 +80,89 @@ def _peak_mb(step: Callable[[], None], device: torch.device) -> float | None:
     return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 
 
-def run_case(case: ModelCase, device: torch.device, *, compile_too: bool, warmup: int, repeats: int) -> list[dict]:
+def _variants(case: ModelCase, device: torch.device, compile_too: bool) -> dict[str, Variant]:
     torch.manual_seed(0)
     reference = case.build(False).to(device)
     fused = case.build(True).to(device)
     fused.load_state_dict(reference.state_dict())
-    variants = {"torch": reference, "genimg_fast": fused}
+    inputs = tuple(torch.randn(case.input_shape, device=device) for _ in range(2))
+    found = {"torch": Variant(reference, inputs), "genimg_fast": Variant(fused, inputs)}
     if compile_too:
-        variants["torch.compile(torch)"] = torch.compile(reference)
-    x = torch.randn(case.input_shape, device=device)
+        found["torch.compile(torch)"] = Variant(torch.compile(reference), inputs)
+        found["torch.compile(genimg_fast)"] = Variant(torch.compile(fused), inputs)
+    if device.type == "cuda" and not case.quick:
+        for name, model in (("torch", reference), ("genimg_fast", fused)):
+            found[f"{name} bf16"] = Variant(model, inputs, autocast=torch.bfloat16, tolerance=0.1)
+        last = tuple(x.contiguous(memory_format=torch.channels_last) for x in inputs)
+        for name, model in (("torch", reference), ("genimg_fast", fused)):
+            found[f"{name} channels_last"] = Variant(copy.deepcopy(model).to(memory_format=torch.channels_last), last)
+    return found
+
+
+def _step(variant: Variant, backward: bool, device: torch.device) -> Callable[[int], tuple[torch.Tensor, ...]]:
+    """One forward (no grad), or one forward + backward returning the parameters' gradients."""
+    params = [p for p in variant.model.parameters() if p.requires_grad]
+
+    def forward(i: int) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=variant.autocast, enabled=variant.autocast is not None):
+            return _output(variant.model(variant.inputs[i % len(variant.inputs)]))
+
+    def step(i: int) -> tuple[torch.Tensor, ...]:
+        if backward:
+            return torch.autograd.grad(forward(i).float().square().mean(), params)
+        with torch.no_grad():
+            return (forward(i),)
+    return step
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor, floor: float = 1e-12) -> float:
+    """|got - want| / |want| (Frobenius norms), the denominator at least `floor`."""
+    want = want.detach().double()
+    return ((got.detach().double() - want).norm() / want.norm().clamp_min(floor)).item()
+
+
+def _floor(results: list[torch.Tensor]) -> float:
+    """A thousandth of the results' joint norm: a gradient that is zero in exact arithmetic (a conv
+    bias before instance norm) is rounding noise on both sides, judged against the whole."""
+    return 1e-3 * torch.stack([t.detach().double().norm() for t in results]).norm().item()
+
+
+def check_variants(steps: dict[str, Callable[[int], tuple[torch.Tensor, ...]]], tolerances: dict[str, float],
+                   what: str) -> None:
+    """Every variant's results (output, or parameter gradients) against eager torch's, from the same
+    seed (the pix2pix generator's dropout draws the same masks)."""
+    torch.manual_seed(0)
+    expected = [t.detach().clone() for t in steps["torch"](0)]
+    floor = _floor(expected)
+    for name, step in steps.items():
+        torch.manual_seed(0)
+        for index, (got, want) in enumerate(zip(step(0), expected)):
+            error = relative_error(got, want, floor)
+            if not error <= tolerances[name]:  # NaN fails too
+                raise AssertionError(f"{name} disagrees with torch on {what} (result {index}): relative error "
+                                     f"{error:.3g} > {tolerances[name]:g}")
+
+
+def _same_run(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
+    error = relative_error(got, want)
+    if not error <= 1e-3:  # the same kernels: only cuDNN's choice of algorithm moves the bits
+        raise AssertionError(f"{what}: relative error {error:.3g}")
+
+
+def run_case(case: ModelCase, device: torch.device, *, compile_too: bool, warmup: int, repeats: int) -> list[dict]:
+    variants = _variants(case, device, compile_too)
+    tolerances = {name: v.tolerance for name, v in variants.items()}
     rows = []
     for mode in ("forward", "forward+backward"):
-        def make_step(model: nn.Module, backward: bool = mode != "forward") -> Callable[[int], None]:
-            params = [p for p in model.parameters() if p.requires_grad]
-
-            def step(_i: int) -> None:
-                if backward:
-                    out = _output(model(x))
-                    torch.autograd.grad(out.float().square().mean(), params)
-                else:
-                    with torch.no_grad():
-                        model(x)
-            return step
-
-        steps = {name: make_step(model) for name, model in variants.items()}
+        steps = {name: _step(v, mode != "forward", device) for name, v in variants.items()}
+        check_variants(steps, tolerances, f"{case.name} {mode}")
+        if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
+            steps.update(graph_variants(steps, compare=_same_run))
         timings = time_side_by_side(steps, device, warmup=max(2, warmup // 5), repeats=max(10, repeats // 10))
         new_rows = timing_rows(timings, op=f"{case.name} {mode}", case=case.label, shape=case.input_shape,
                                dtype=torch.float32, modeled_bytes=None)
-        for row in new_rows:
-            row["peak_mb"] = _peak_mb(lambda name=row["variant"]: steps[name](0), device)
+        for row in new_rows:  # a replay allocates nothing new: its memory is the graph's pool
+            row["peak_mb"] = (None if "cuda graph" in row["variant"] else
+                              _peak_mb(lambda name=row["variant"]: steps[name](0), device))
         rows += new_rows
     return rows

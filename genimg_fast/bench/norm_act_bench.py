@@ -1,7 +1,8 @@
-"""Normalization + activation, training forward + backward (input, weight and bias grads):
-eager torch (norm module + activation module) against genimg_fast's fused module, and
-torch.compile of both; on a GPU also both captured in CUDA graphs (the GPU's work alone, where
-the eager step is bound by host overhead). Outside --quick, the training forward alone too."""
+"""Normalization + activation, forward + backward (input, weight and bias grads), in training
+mode and (batch norm) in eval mode: eager torch (norm module + activation module) against
+genimg_fast's fused module, and torch.compile of both; on a GPU also both captured in CUDA graphs
+(the GPU's work alone, where the eager step is bound by host overhead). Outside --quick, the
+forward alone too."""
 from __future__ import annotations
 
 import copy
@@ -25,7 +26,8 @@ class NormCase:
     dtype: torch.dtype
     channels_last: bool
     label: str
-    forward_too: bool = False  # also time the training forward alone (outside --quick)
+    forward_too: bool = False  # also time the forward alone (outside --quick)
+    training: bool = True      # False: eval mode, running statistics (the inference op)
 
     @property
     def numel(self) -> int:
@@ -43,13 +45,14 @@ def _cases(device: torch.device, quick: bool) -> list[NormCase]:
         return [
             NormCase("batch", "relu", (32, 256, 8, 8), f32, False, "dcgan G"),
             NormCase("instance", "relu", (1, 64, 64, 64), f32, False, "cyclegan 64px"),
-        ]
+        ] + ([] if quick else [NormCase("batch", "relu", (32, 256, 8, 8), f32, False, "dcgan G (eval)", training=False)])
     found = [
         NormCase("batch", "relu", (128, 512, 4, 4), f32, False, "dcgan G b128"),
         NormCase("batch", "relu", (128, 256, 8, 8), f32, False, "dcgan G b128"),
         NormCase("batch", "relu", (128, 128, 16, 16), f32, False, "dcgan G b128"),
         NormCase("batch", "relu", (128, 64, 32, 32), f32, False, "dcgan G b128"),
         NormCase("batch", "leaky_relu", (128, 256, 8, 8), f32, False, "dcgan D b128"),
+        NormCase("batch", "relu", (128, 128, 16, 16), f32, False, "dcgan G b128 (eval)", training=False),
         NormCase("instance", "relu", (1, 64, 256, 256), f32, False, "cyclegan b1"),
         NormCase("instance", "relu", (1, 256, 64, 64), f32, False, "cyclegan b1"),
         NormCase("batch", "relu", (32, 64, 128, 128), f32, False, "32M elements (bandwidth)"),
@@ -69,24 +72,32 @@ def _cases(device: torch.device, quick: bool) -> list[NormCase]:
 def _eager(case: NormCase) -> nn.Module:
     c = case.shape[1]
     norm = nn.BatchNorm2d(c) if case.norm == "batch" else nn.InstanceNorm2d(c, affine=True)
+    if not case.training and norm.running_mean is not None:  # running statistics a trained network would hold, not the initial 0 and 1
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.5, 2.0)
     act = nn.ReLU() if case.activation == "relu" else nn.LeakyReLU(0.2)
-    return nn.Sequential(norm, act)
+    return nn.Sequential(norm, act).train(case.training)
 
 
 def _fused(eager: nn.Sequential, case: NormCase) -> nn.Module:
     fused_type = BatchNormAct2d if case.norm == "batch" else InstanceNormAct2d
-    return fused_type.from_norm(copy.deepcopy(eager[0]), activation=case.activation, negative_slope=0.2)
+    fused = fused_type.from_norm(copy.deepcopy(eager[0]), activation=case.activation, negative_slope=0.2)
+    return fused.train(case.training)
 
 
-def modeled_bytes(case: NormCase) -> int:
-    """Fused traffic: forward 3N (statistics read, apply read + write), backward 5N (reduce reads
-    x and dy; apply reads x and dy, writes dx)."""
-    return 8 * case.numel * torch.empty((), dtype=case.dtype).element_size()
+def modeled_bytes(case: NormCase, forward_only: bool = False) -> int:
+    """Fused traffic. Training: forward 3N (statistics read, apply read + write), backward 5N
+    (reduce reads x and dy; apply reads x and dy, writes dx). Eval: forward 2N, backward 5N
+    (the weight and bias gradients still need the reduction)."""
+    forward = 3 if case.training else 2
+    return (forward + (0 if forward_only else 5)) * case.numel * torch.empty((), dtype=case.dtype).element_size()
 
 
 def describe(case: NormCase) -> str:
     act = "ReLU" if case.activation == "relu" else "LeakyReLU"
-    return f"{'BN' if case.norm == 'batch' else 'IN'}+{act} fwd+bwd" + (" (channels_last)" if case.channels_last else "")
+    mode = "" if case.training else " eval"
+    return (f"{'BN' if case.norm == 'batch' else 'IN'}+{act}{mode} fwd+bwd"
+            + (" (channels_last)" if case.channels_last else ""))
 
 
 def _check_gradients(eager: nn.Module, fused: nn.Module, x: torch.Tensor, gy: torch.Tensor) -> None:
@@ -147,7 +158,7 @@ def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup:
 
 def _forward_rows(case: NormCase, variants: dict[str, nn.Module], sets, device: torch.device, warmup: int,
                   repeats: int) -> list[dict]:
-    """The training forward alone (batch statistics, running-statistics update, output)."""
+    """The forward alone (training: batch statistics, running-statistics update, output)."""
     def make_step(module: nn.Module):
         def step(i: int):
             with torch.no_grad():
@@ -155,7 +166,6 @@ def _forward_rows(case: NormCase, variants: dict[str, nn.Module], sets, device: 
         return step
     timings = time_side_by_side({n: make_step(m) for n, m in variants.items()}, device, warmup=warmup,
                                 repeats=repeats)
-    element_bytes = torch.empty((), dtype=case.dtype).element_size()
     forward_op = describe(case).replace("fwd+bwd", "fwd")
     return timing_rows(timings, op=forward_op, case=case.label, shape=case.shape, dtype=case.dtype,
-                       modeled_bytes=3 * case.numel * element_bytes)  # statistics read, apply read + write
+                       modeled_bytes=modeled_bytes(case, forward_only=True))

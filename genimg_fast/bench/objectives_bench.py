@@ -48,10 +48,13 @@ def cases(device: torch.device, quick: bool) -> list[ObjectiveCase]:
         ObjectiveCase("cyclegan_G", (PATCH, PATCH) + (IMAGE,) * 6, (0, 1, 2, 4, 6, 7), "cyclegan G b1"),
         ObjectiveCase("cyclegan_D", (PATCH, PATCH), (0, 1), "cyclegan D b1"),
         ObjectiveCase("pix2pix_G", (PATCH, IMAGE, IMAGE), (0, 1), "pix2pix G b1"),
+        ObjectiveCase("pix2pix_D", (PATCH, PATCH), (0, 1), "pix2pix D b1"),
         ObjectiveCase("dcgan_D", ((128,), (128,)), (0, 1), "dcgan D b128", probabilities=(0, 1)),
         ObjectiveCase("vae", ((128, 784), (128, 784), (128, 20), (128, 20)), (0, 2, 3), "vae b128",
                       probabilities=(0, 1)),
     ]
+    if not quick:
+        found.append(ObjectiveCase("wgangp_D", (PATCH, PATCH), (0, 1), "wgan-gp critic b1"))
     found = found[:3] if quick and device.type != "cuda" else found
     return [dataclasses.replace(case, forward_too=not quick) for case in found]
 
@@ -70,6 +73,13 @@ def reference(name: str) -> Objective:
     def cyclegan_d(t):
         return 0.5 * (gan(t[0], True) + gan(t[1], False))
 
+    def pix2pix_d(t):  # vanilla: BCE with logits against a label tensor
+        return 0.5 * (F.binary_cross_entropy_with_logits(t[0], torch.ones_like(t[0]))
+                      + F.binary_cross_entropy_with_logits(t[1], torch.zeros_like(t[1])))
+
+    def wgangp_d(t):  # junyanz's wgangp GANLoss: -mean for real, +mean for fake (the penalty is separate)
+        return 0.5 * (-t[0].mean() + t[1].mean())
+
     def pix2pix_g(t):
         pred, fake_b, real_b = t
         return F.binary_cross_entropy_with_logits(pred, torch.ones_like(pred)) + 100 * F.l1_loss(fake_b, real_b)
@@ -83,8 +93,8 @@ def reference(name: str) -> Objective:
         return (F.binary_cross_entropy(recon, x, reduction="sum")
                 - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()))
 
-    return {"cyclegan_G": cyclegan_g, "cyclegan_D": cyclegan_d, "pix2pix_G": pix2pix_g, "dcgan_D": dcgan_d,
-            "vae": vae}[name]
+    return {"cyclegan_G": cyclegan_g, "cyclegan_D": cyclegan_d, "pix2pix_G": pix2pix_g, "pix2pix_D": pix2pix_d,
+            "wgangp_D": wgangp_d, "dcgan_D": dcgan_d, "vae": vae}[name]
 
 
 def fused(name: str) -> Objective:
@@ -92,6 +102,8 @@ def fused(name: str) -> Objective:
         "cyclegan_G": lambda t: objectives.cyclegan_generator_loss(*t)[0],
         "cyclegan_D": lambda t: objectives.discriminator_loss(t[0], t[1], "lsgan")[0],
         "pix2pix_G": lambda t: objectives.pix2pix_generator_loss(*t)[0],
+        "pix2pix_D": lambda t: objectives.discriminator_loss(t[0], t[1], "vanilla")[0],
+        "wgangp_D": lambda t: objectives.discriminator_loss(t[0], t[1], "wgangp")[0],
         "dcgan_D": lambda t: objectives.discriminator_loss(t[0], t[1], "bce", weight=1.0)[0],
         "vae": lambda t: objectives.vae_loss(*t)[0],
     }[name]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +32,27 @@ def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str
     warmup, repeats = (10, 100) if quick else (20, 400)
     if device.type == "cuda":
         repeats *= 5  # GPU repeats are cheap and the spread is larger
-    rows = []
+    rows, failures, seconds = [], [], {}
+    matched = 0
     for family in KINDS[kinds] if kinds else FAMILIES:
+        family_name = family.__name__.rsplit(".", 1)[-1].removesuffix("_bench")
+        started = time.perf_counter()
         for case in family.cases(device, quick):
             if wanted and not any(text in case.label.lower() for text in wanted):
                 continue
+            matched += 1
             if compile_too:  # each case compiles afresh: earlier cases' guards would count toward the recompile limit
                 torch._dynamo.reset()
-            rows += family.run_case(case, device, compile_too=compile_too, warmup=warmup, repeats=repeats)
-    record = environment_record(device)
-    if not rows:
+            try:
+                rows += family.run_case(case, device, compile_too=compile_too, warmup=warmup, repeats=repeats)
+            except AssertionError as exc:  # a variant that disagrees with torch is reported, never timed
+                failures.append({"family": family_name, "case": case.label, "error": str(exc)})
+        seconds[family_name] = round(time.perf_counter() - started, 1)
+    if not matched:
         raise SystemExit(f"genimg-fast bench: no case label contains {only!r}")
+    record = environment_record(device)
     record.update({"mode": "quick" if quick else "full", "only": only, "copy_bandwidth_gbs": copy_bandwidth_gbs(device),
-                   "results": rows})
+                   "results": rows, "failures": failures, "seconds_per_family": seconds})
     return record
 
 

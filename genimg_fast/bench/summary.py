@@ -26,6 +26,10 @@ def markdown_summary(record: dict[str, Any]) -> str:
             lines.append(f"| {r['case']} | {'x'.join(map(str, r['shape']))} | {r['dtype']} | {r['variant']} | "
                          f"{r['median_ms']:.4f} | {r['speedup_vs_torch']:.2f} | {gbs} | {peak} |")
         lines.append("")
+    if record.get("failures"):
+        lines += ["## Failed checks (these cases were not timed)", ""]
+        lines += [f"- {f['family']}, {f['case']}: {f['error']}" for f in record["failures"]]
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -1,0 +1,84 @@
+"""The benchmarks never time a wrong answer: each family checks every variant against eager torch
+first, and the suite reports a case that fails its check (and exits non-zero) instead of timing it."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from genimg_fast import cli
+from genimg_fast.bench import models_bench, norm_act_bench, objectives_bench
+from genimg_fast.models import define_G
+
+CPU = torch.device("cpu")
+
+
+class _Shifted(nn.Module):
+    """A model whose output is another model's plus a small offset: a variant that is wrong."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x) + 0.1
+
+    def load_state_dict(self, state, strict=True):  # the bench copies the reference's weights in
+        return self.inner.load_state_dict(state, strict)
+
+
+def _broken_models_case() -> models_bench.ModelCase:
+    case = models_bench.cases(CPU, quick=True)[0]
+    original = case.build
+    return dataclasses.replace(case, build=lambda fused: _Shifted(original(True)) if fused else original(False))
+
+
+def test_models_check_catches_a_variant_with_other_outputs():
+    with pytest.raises(AssertionError, match="genimg_fast disagrees with torch on dcgan_G forward"):
+        models_bench.run_case(_broken_models_case(), CPU, compile_too=False, warmup=1, repeats=2)
+
+
+def test_models_check_seeds_dropout_alike_and_ignores_gradients_that_are_zero_exactly():
+    # U-Net with dropout (masks drawn per call) and instance norm after biased convs (those biases'
+    # gradients are zero in exact arithmetic: rounding noise on both sides).
+    case = models_bench.ModelCase("unet", lambda f: define_G(3, 3, 8, "unet_128", "instance", use_dropout=True,
+                                                             fused=f), (2, 3, 128, 128), "unet small")
+    rows = models_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2)
+    assert {r["op"] for r in rows} == {"unet forward", "unet forward+backward"}
+
+
+def test_relative_error_judges_tiny_results_against_the_whole():
+    want = torch.tensor([1e-9, -1e-9])
+    assert models_bench.relative_error(-want, want) == pytest.approx(2.0)
+    assert models_bench.relative_error(-want, want, floor=1e-3) < 1e-5
+
+
+def test_suite_reports_a_failed_check_untimed_and_exits_non_zero(monkeypatch, tmp_path, capsys):
+    broken = _broken_models_case()
+    monkeypatch.setattr(models_bench, "_cases", lambda device, quick: [broken])
+    md = tmp_path / "bench.md"
+    assert cli.main(["bench", "--quick", "--device", "cpu", "--only", "small", "--models",
+                     "--markdown", str(md)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED CHECK (models, dcgan generator small), not timed: genimg_fast disagrees" in out
+    assert not [line for line in out.splitlines() if line.startswith("dcgan_G")]  # no row for the failed case...
+    assert "dcgan training iteration" in out  # ...while the other cases still ran
+    assert "## Failed checks" in md.read_text()
+
+
+def test_eval_mode_norm_case_checks_and_times_the_inference_op():
+    case = next(c for c in norm_act_bench.cases(CPU, quick=False) if not c.training)
+    rows = norm_act_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2)
+    assert {r["op"] for r in rows} == {"BN+ReLU eval fwd+bwd", "BN+ReLU eval fwd"}
+    n = case.numel * 4
+    assert norm_act_bench.modeled_bytes(case) == 7 * n and norm_act_bench.modeled_bytes(case, True) == 2 * n
+
+
+@pytest.mark.parametrize("name", ["pix2pix_D", "wgangp_D"])
+def test_discriminator_objectives_agree_with_their_references(name):
+    case = next(c for c in objectives_bench.cases(CPU, quick=False) if c.name == name)
+    rows = objectives_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2)
+    assert {r["variant"] for r in rows} == {"torch", "genimg_fast"}
+
