@@ -32,6 +32,9 @@ def test_bench_quick_prints_a_table_and_writes_a_record(tmp_path, capsys):
     assert variants == {"torch", "genimg_fast"}
     for row in record["results"]:
         assert row["median_ms"] > 0 and row["speedup_vs_torch"] > 0
+    assert record["failures"] == []
+    assert set(record["seconds_per_family"]) == {"l1_loss", "norm_act", "objectives", "models", "training"}
+    assert "seconds per family: l1_loss" in table
 
 
 def test_bench_only_filters_cases_by_label(capsys):
@@ -86,3 +89,12 @@ def test_bench_history_lists_kept_results_run_over_run(tmp_path, capsys):
     assert "4.00" in lines[1] and "2.00-8.00" in lines[1]  # geometric mean, range
     with pytest.raises(SystemExit, match="no results records"):
         cli.main(["bench", "--history", str(tmp_path / "run2" / "nothing")])
+
+
+def test_driver_version_read_from_the_kernel_modules_banner():
+    from genimg_fast.bench.environment import driver_from_banner
+    banner = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  Sun Jul 27 07:09:00 UTC 2025\nGCC version: 13"
+    assert driver_from_banner(banner) == "580.65.06"
+    open_banner = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  Release Build"
+    assert driver_from_banner(open_banner) == "570.133.20"
+    assert driver_from_banner("no driver here") is None

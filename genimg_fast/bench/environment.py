@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,27 @@ def device_description(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def gpu_driver_version() -> str | None:
+    """The NVIDIA driver's version (nvidia-smi, else the kernel module's banner); None without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.splitlines()[0].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return driver_from_banner(Path("/proc/driver/nvidia/version").read_text())
+    except OSError:
+        return None
+
+
+def driver_from_banner(text: str) -> str | None:
+    """'NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  Sun Jul 27 ...' -> '580.65.06'."""
+    match = re.search(r"Kernel Module(?: for \w+)?\s+(\d[\w.]*)", text)
+    return match.group(1) if match else None
+
+
 def environment_record(device: torch.device) -> dict[str, Any]:
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -41,5 +63,6 @@ def environment_record(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "genimg_fast": genimg_fast.__version__,
-        "backend": genimg_fast.backend_info(),
+        "gpu_driver": gpu_driver_version() if device.type == "cuda" else None,
+        "backend": genimg_fast.backend_info(),  # torch's CUDA and cuDNN versions, the kernels' build
     }
