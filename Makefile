@@ -2,7 +2,7 @@
 # python -m venv, torch + build tools, then the package built in place with --no-build-isolation.
 #   make demo       a short DCGAN run on the built-in shapes (samples + loss curve in runs/demo), then the quick benchmark
 #   make test       the whole test suite (CUDA tests skip without a GPU)
-#   make bench      pytest-benchmark suite and the full `genimg-fast bench`
+#   make bench      pytest-benchmark suite and the full `genimg-fast bench` (record kept in benchmarks/results/)
 #   make gpu-check  one-shot check on a lent GPU machine (system python3, no venv; see scripts/gpu_check.sh)
 
 PYTHON ?= python3
@@ -29,9 +29,12 @@ demo: $(BUILD_STAMP)
 test: $(BUILD_STAMP)
 	$(PY) -m pytest tests benchmarks --benchmark-disable
 
+# The full suite's record, summary and chart are kept under benchmarks/results/, one set per run.
+BENCH_RUN := benchmarks/results/bench-$(shell date -u +%Y%m%dT%H%M%SZ)
+
 bench: $(BUILD_STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,max,rounds
-	$(PY) -m genimg_fast.cli bench
+	$(PY) -m genimg_fast.cli bench --json $(BENCH_RUN).json --markdown $(BENCH_RUN).md --plot $(BENCH_RUN).png
 
 gpu-check:
 	bash scripts/gpu_check.sh
