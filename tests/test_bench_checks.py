@@ -76,8 +76,8 @@ def test_eval_mode_norm_case_checks_and_times_the_inference_op():
     assert norm_act_bench.modeled_bytes(case) == 7 * n and norm_act_bench.modeled_bytes(case, True) == 2 * n
 
 
-@pytest.mark.parametrize("name", ["pix2pix_D", "wgangp_D"])
-def test_discriminator_objectives_agree_with_their_references(name):
+@pytest.mark.parametrize("name", ["pix2pix_D", "wgangp_D", "conv_vae"])
+def test_objectives_added_for_the_suite_agree_with_their_references(name):
     case = next(c for c in objectives_bench.cases(CPU, quick=False) if c.name == name)
     rows = objectives_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2)
     assert {r["variant"] for r in rows} == {"torch", "genimg_fast"}

@@ -30,6 +30,10 @@ class ObjectiveCase:
     forward_too: bool = False            # also time the objective's value alone (outside --quick)
 
     @property
+    def largest_shape(self) -> tuple[int, ...]:  # what the table shows
+        return max(self.shapes, key=lambda shape: torch.Size(shape).numel())
+
+    @property
     def numel(self) -> int:
         total = 0
         for shape in self.shapes:
@@ -52,6 +56,8 @@ def cases(device: torch.device, quick: bool) -> list[ObjectiveCase]:
         ObjectiveCase("dcgan_D", ((128,), (128,)), (0, 1), "dcgan D b128", probabilities=(0, 1)),
         ObjectiveCase("vae", ((128, 784), (128, 784), (128, 20), (128, 20)), (0, 2, 3), "vae b128",
                       probabilities=(0, 1)),
+        ObjectiveCase("conv_vae", ((64, 3, 64, 64), (64, 3, 64, 64), (64, 128), (64, 128)), (0, 2, 3),
+                      "conv vae b64"),
     ]
     if not quick:
         found.append(ObjectiveCase("wgangp_D", (PATCH, PATCH), (0, 1), "wgan-gp critic b1"))
@@ -93,7 +99,12 @@ def reference(name: str) -> Objective:
         return (F.binary_cross_entropy(recon, x, reduction="sum")
                 - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()))
 
-    return {"cyclegan_G": cyclegan_g, "cyclegan_D": cyclegan_d, "pix2pix_G": pix2pix_g, "pix2pix_D": pix2pix_d,
+    def conv_vae(t):  # AntixK's VanillaVAE.loss_function with the recipe's kld_weight
+        recon, x, mu, logvar = t
+        kld = torch.mean(-0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1), dim=0)
+        return F.mse_loss(recon, x) + 0.00025 * kld
+
+    return {"conv_vae": conv_vae, "cyclegan_G": cyclegan_g, "cyclegan_D": cyclegan_d, "pix2pix_G": pix2pix_g, "pix2pix_D": pix2pix_d,
             "wgangp_D": wgangp_d, "dcgan_D": dcgan_d, "vae": vae}[name]
 
 
@@ -106,6 +117,8 @@ def fused(name: str) -> Objective:
         "wgangp_D": lambda t: objectives.discriminator_loss(t[0], t[1], "wgangp")[0],
         "dcgan_D": lambda t: objectives.discriminator_loss(t[0], t[1], "bce", weight=1.0)[0],
         "vae": lambda t: objectives.vae_loss(*t)[0],
+        "conv_vae": lambda t: objectives.vae_loss(*t, recon_loss="mse", recon_reduction="mean", kld_weight=0.00025,
+                                                  kld_reduction="batchmean")[0],
     }[name]
 
 
@@ -158,7 +171,7 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
         steps.update(graph_variants(steps, rtol=1e-4, atol=1e-5))
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     launches = {n: count_launches(lambda step=step: step(0), device) for n, step in steps.items()}
-    rows = timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.shapes[-1],
+    rows = timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.largest_shape,
                        dtype=torch.float32, modeled_bytes=modeled_bytes(case), launches=launches)
     if case.forward_too:  # the value alone (no gradient wanted: the fused op stores none)
         def make_forward(objective: Objective):
@@ -168,6 +181,6 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
             return step
         forward = {n: make_forward(o) for n, o in variants.items()}
         timings = time_side_by_side(forward, device, warmup=warmup, repeats=repeats)
-        rows += timing_rows(timings, op=f"{case.name} objective fwd", case=case.label, shape=case.shapes[-1],
+        rows += timing_rows(timings, op=f"{case.name} objective fwd", case=case.label, shape=case.largest_shape,
                             dtype=torch.float32, modeled_bytes=4 * case.numel)
     return rows
