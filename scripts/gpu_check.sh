@@ -4,8 +4,9 @@
 # (GENIMG_FAST_IMPL=cuda: kernels, models, trainers), run the quick GPU benchmark (JSON, markdown,
 # chart), profile the norm step and a step's host time, and time torch.compile at the DCGAN norm
 # shapes and on the objectives. Logs and results go to $OUT (or benchmarks/results/gpu-check-<time>/).
-# About 8 minutes on an H200 (run 6 took 5.3 before the trainer tests and the training-iteration
-# benchmark were added): give the run a 9-minute limit; the compile comparison comes last.
+# Run 6 took 5.3 minutes on an H200 (the tests then ran in one process, 2.6 minutes of it), before
+# the trainer tests, the training-iteration benchmark and the networks' graph variants were added:
+# give the run a 9-minute limit; the compile comparison comes last.
 # Every step writes its files as it finishes, so a run cut short still returns what it did.
 # Pass the commit for the results record, typed literally from your own checkout: the device's
 # copy of the tree may carry a stale .git, so `git rev-parse` there can name an older commit.
@@ -39,10 +40,14 @@ GENIMG_FAST_IMPL=cuda "$PY" -m genimg_fast.cli info > "$OUT/backend_info.json" 2
 cat "$OUT/backend_info.json" | tee -a "$LOG"
 
 # One pytest per kernel family: a sticky CUDA error in one cannot hide the other's results.
+# Four worker processes share the GPU where pytest-xdist is installed: the tests are small and
+# bound by the host, so they finish in a fraction of the time.
+PARALLEL=()
+"$PY" -c "import xdist" 2>/dev/null && PARALLEL=(-n 4)
 run_tests() {  # name, timeout, files...
   local name=$1 limit=$2; shift 2
   step "tests: $name (kernels required)"
-  GENIMG_FAST_IMPL=cuda timeout "$limit" "$PY" -m pytest "$@" -p no:cacheprovider -q -rfEs \
+  GENIMG_FAST_IMPL=cuda timeout "$limit" "$PY" -m pytest "$@" "${PARALLEL[@]}" -p no:cacheprovider -q -rfEs \
     > "$OUT/tests_$name.log" 2>&1 || failures+=("tests_$name")
   tail -n 25 "$OUT/tests_$name.log" | tee -a "$LOG"
 }
