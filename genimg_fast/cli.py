@@ -47,7 +47,8 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"speed-up chart written to {args.plot}")
     print("seconds per family: " + ", ".join(f"{name} {s:.0f}" for name, s in record["seconds_per_family"].items()))
     for failure in record["failures"]:
-        print(f"FAILED CHECK ({failure['family']}, {failure['case']}), not timed: {failure['error']}")
+        what = ", ".join(filter(None, (failure["family"], failure["case"], failure.get("variant"))))
+        print(f"FAILED CHECK ({what}), not timed: {failure['error']}")
     return 1 if record["failures"] else 0
 
 

@@ -54,7 +54,7 @@ run_tests() {  # name, timeout, files...
 run_tests losses 200 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test_stored_grad_cuda.py \
   tests/test_loss_terms_cuda.py
 run_tests norm_act 240 tests/test_norm_act_cuda.py tests/test_models_cuda.py
-run_tests training 240 tests/test_train_cuda.py tests/test_inference.py
+run_tests training 240 tests/test_train_cuda.py tests/test_inference.py tests/test_bench_cuda.py
 
 step "quick GPU benchmark"
 GENIMG_FAST_IMPL=cuda timeout 240 "$PY" -m genimg_fast.cli bench --quick --device cuda \

@@ -10,6 +10,7 @@ from torch import nn
 
 from genimg_fast import cli
 from genimg_fast.bench import models_bench, norm_act_bench, objectives_bench
+from genimg_fast.bench.checks import UntimedVariants
 from genimg_fast.models import define_G
 
 CPU = torch.device("cpu")
@@ -35,9 +36,33 @@ def _broken_models_case() -> models_bench.ModelCase:
     return dataclasses.replace(case, build=lambda fused: _Shifted(original(True)) if fused else original(False))
 
 
-def test_models_check_catches_a_variant_with_other_outputs():
-    with pytest.raises(AssertionError, match="genimg_fast disagrees with torch on dcgan_G forward"):
+def test_models_check_catches_a_variant_with_other_outputs_and_times_the_rest():
+    with pytest.raises(UntimedVariants) as caught:
         models_bench.run_case(_broken_models_case(), CPU, compile_too=False, warmup=1, repeats=2)
+    failed = caught.value.failed
+    assert set(failed) == {"genimg_fast, forward", "genimg_fast, forward+backward"}
+    assert failed["genimg_fast, forward"].startswith("disagrees with torch on dcgan_G forward (result 0)")
+    assert {row["variant"] for row in caught.value.rows} == {"torch"}
+
+
+def _steps(errors: dict[str, float]):
+    """Steps whose one result is eager torch's off by the given relative error."""
+    want = torch.linspace(1, 2, 10)
+    return {name: (lambda i, e=e: (want * (1 + e),)) for name, e in errors.items()}
+
+
+def test_bf16_variant_is_judged_against_eager_torchs_own_bf16_error():
+    cases = {"torch": 0.0, "torch bf16": 0.3, "genimg_fast bf16": 0.5, "genimg_fast other": 0.05}
+    variants = {"torch": models_bench.Variant(None, ()),
+                "torch bf16": models_bench.Variant(None, (), tolerance=None),
+                "genimg_fast bf16": models_bench.Variant(None, (), tolerance=0.1, yardstick="torch bf16"),
+                "genimg_fast other": models_bench.Variant(None, ())}
+    failed = models_bench.check_variants(_steps(cases), variants, "x")
+    assert set(failed) == {"genimg_fast other"}  # 0.05 > 0.02; 0.5 <= 2 x 0.3
+    failed = models_bench.check_variants(_steps({**cases, "genimg_fast bf16": 0.7}), variants, "x")
+    assert "relative error 0.7 > 0.6" in failed["genimg_fast bf16"]
+    failed = models_bench.check_variants(_steps({**cases, "torch bf16": float("nan")}), variants, "x")
+    assert "torch bf16" in failed  # the yardstick itself must be finite
 
 
 def test_models_check_seeds_dropout_alike_and_ignores_gradients_that_are_zero_exactly():
@@ -62,9 +87,10 @@ def test_suite_reports_a_failed_check_untimed_and_exits_non_zero(monkeypatch, tm
     assert cli.main(["bench", "--quick", "--device", "cpu", "--only", "small", "--models",
                      "--markdown", str(md)]) == 1
     out = capsys.readouterr().out
-    assert "FAILED CHECK (models, dcgan generator small), not timed: genimg_fast disagrees" in out
-    assert not [line for line in out.splitlines() if line.startswith("dcgan_G")]  # no row for the failed case...
-    assert "dcgan training iteration" in out  # ...while the other cases still ran
+    assert "FAILED CHECK (models, dcgan generator small, genimg_fast, forward), not timed: disagrees" in out
+    timed = {line.split()[-4] for line in out.splitlines() if line.startswith("dcgan_G")}
+    assert timed == {"torch"}  # the failed variant has no row; eager torch's still has
+    assert "dcgan training iteration" in out  # and the other cases ran
     assert "## Failed checks" in md.read_text()
 
 

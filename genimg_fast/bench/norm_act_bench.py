@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from genimg_fast.bench.checks import finish
 from genimg_fast.bench.graphs import graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import time_side_by_side
@@ -146,14 +147,16 @@ def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup:
         return step
 
     steps = {n: make_step(m) for n, m in variants.items()}
+    failed: dict[str, str] = {}
     if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
-        steps.update(graph_variants(steps, rtol=2e-2, atol=2e-2))
+        replays, failed = graph_variants(steps, rtol=2e-2, atol=2e-2)
+        steps.update(replays)
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     rows = timing_rows(timings, op=describe(case), case=case.label, shape=case.shape, dtype=case.dtype,
                        modeled_bytes=modeled_bytes(case))
     if case.forward_too:
         rows += _forward_rows(case, variants, sets, device, warmup, repeats)
-    return rows
+    return finish(rows, failed)
 
 
 def _forward_rows(case: NormCase, variants: dict[str, nn.Module], sets, device: torch.device, warmup: int,

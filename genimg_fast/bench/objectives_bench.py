@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genimg_fast.bench.checks import finish
 from genimg_fast.bench.graphs import graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import count_launches, time_side_by_side
@@ -167,8 +168,10 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
         return step
 
     steps = {n: make_step(o) for n, o in variants.items()}
+    failed: dict[str, str] = {}
     if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
-        steps.update(graph_variants(steps, rtol=1e-4, atol=1e-5))
+        replays, failed = graph_variants(steps, rtol=1e-4, atol=1e-5)
+        steps.update(replays)
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     launches = {n: count_launches(lambda step=step: step(0), device) for n, step in steps.items()}
     rows = timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.largest_shape,
@@ -183,4 +186,4 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
         timings = time_side_by_side(forward, device, warmup=warmup, repeats=repeats)
         rows += timing_rows(timings, op=f"{case.name} objective fwd", case=case.label, shape=case.largest_shape,
                             dtype=torch.float32, modeled_bytes=4 * case.numel)
-    return rows
+    return finish(rows, failed)

@@ -10,6 +10,7 @@ import torch
 
 from genimg_fast._device import resolve_device as _resolve_device
 from genimg_fast.bench import l1_loss_bench, models_bench, norm_act_bench, objectives_bench, training_bench
+from genimg_fast.bench.checks import UntimedVariants
 from genimg_fast.bench.environment import environment_record
 from genimg_fast.bench.timing import copy_bandwidth_gbs
 
@@ -45,8 +46,12 @@ def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str
                 torch._dynamo.reset()
             try:
                 rows += family.run_case(case, device, compile_too=compile_too, warmup=warmup, repeats=repeats)
+            except UntimedVariants as exc:  # the others were timed
+                rows += exc.rows
+                failures += [{"family": family_name, "case": case.label, "variant": name, "error": why}
+                             for name, why in exc.failed.items()]
             except AssertionError as exc:  # a variant that disagrees with torch is reported, never timed
-                failures.append({"family": family_name, "case": case.label, "error": str(exc)})
+                failures.append({"family": family_name, "case": case.label, "variant": None, "error": str(exc)})
         seconds[family_name] = round(time.perf_counter() - started, 1)
     if not matched:
         raise SystemExit(f"genimg-fast bench: no case label contains {only!r}")

@@ -27,8 +27,9 @@ def markdown_summary(record: dict[str, Any]) -> str:
                          f"{r['median_ms']:.4f} | {r['speedup_vs_torch']:.2f} | {gbs} | {peak} |")
         lines.append("")
     if record.get("failures"):
-        lines += ["## Failed checks (these cases were not timed)", ""]
-        lines += [f"- {f['family']}, {f['case']}: {f['error']}" for f in record["failures"]]
+        lines += ["## Failed checks (not timed)", ""]
+        lines += [f"- {', '.join(filter(None, (f['family'], f['case'], f.get('variant'))))}: {f['error']}"
+                  for f in record["failures"]]
         lines.append("")
     return "\n".join(lines)
 

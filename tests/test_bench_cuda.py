@@ -1,0 +1,48 @@
+"""The benchmarks' GPU-only machinery: CUDA-graph variants checked against their own eager step
+(dropout included), and the networks' full set of variants on a small model."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genimg_fast.bench import models_bench
+from genimg_fast.bench.graphs import graph_variants
+from genimg_fast.models import DCGANGenerator
+
+pytestmark = pytest.mark.cuda
+
+
+def test_graph_replays_draw_the_eager_steps_dropout_masks(cuda_kernels):
+    x = torch.randn(64, 256, device="cuda", requires_grad=True)
+    w = torch.randn(256, 256, device="cuda", requires_grad=True)
+
+    def step(_i):
+        y = F.dropout(x @ w, 0.5, training=True)
+        return torch.autograd.grad(y.square().mean(), [x, w])
+    replays, failed = graph_variants({"torch": step, "genimg_fast": step}, rtol=1e-5, atol=1e-6)
+    assert failed == {} and set(replays) == {"torch (cuda graph)", "genimg_fast (cuda graph)"}
+
+
+def test_a_replay_that_differs_from_its_eager_step_is_not_kept(cuda_kernels):
+    counter = torch.zeros(4, device="cuda")
+
+    def drifting(_i):  # every call, eager or replayed, moves the state: a replay cannot match
+        counter.add_(1)
+        return (counter * 1,)
+
+    def steady(_i):
+        return (torch.ones(4, device="cuda") * 2,)
+    replays, failed = graph_variants({"torch": steady, "genimg_fast": drifting}, rtol=0, atol=0)
+    assert set(replays) == {"torch (cuda graph)"}
+    assert "genimg_fast (cuda graph) disagrees with genimg_fast" in failed["genimg_fast (cuda graph)"]
+
+
+def test_network_variants_all_pass_their_checks(cuda_kernels):
+    case = models_bench.ModelCase("dcgan_G", lambda f: DCGANGenerator(ngf=16, fused=f), (16, 100, 1, 1),
+                                  "dcgan generator small")
+    rows = models_bench.run_case(case, torch.device("cuda"), compile_too=False, warmup=2, repeats=20)
+    variants = {row["variant"] for row in rows}
+    assert variants == {"torch", "genimg_fast", "torch bf16", "genimg_fast bf16", "torch channels_last",
+                        "genimg_fast channels_last", "torch (cuda graph)", "genimg_fast (cuda graph)"}
+    assert all(row["peak_mb"] is not None for row in rows if "cuda graph" not in row["variant"])
