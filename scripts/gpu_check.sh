@@ -71,6 +71,10 @@ GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profile_host.py 2
   || failures+=("profile_host")
 head -n 8 "$OUT/profile_host.log" | tee -a "$LOG"
 
+step "eager torch's instance-norm gradients for batch-1 channels_last inputs (wrong on CPU in torch 2.14.1)"
+GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/check_instance_norm_channels_last.py 2>&1 \
+  | tee "$OUT/check_instance_norm_channels_last.log" | tee -a "$LOG" || failures+=("check_instance_norm")
+
 step "torch.compile comparison: DCGAN batch-128 norm layers and the recipes' objectives"
 GENIMG_FAST_IMPL=cuda timeout 150 "$PY" -m genimg_fast.cli bench --quick --device cuda --compile \
   --only "dcgan G b128,cyclegan G b1,cyclegan D b1,pix2pix G b1,dcgan D b128,vae b128" \
