@@ -102,10 +102,10 @@ def test_vector_path_every_dtype(cuda_kernels, dtype, per_sample):
     _check_train((3, 37, 8, 12), dtype, "contiguous", per_sample, "leaky_relu", 0.2)
 
 
+@pytest.mark.parametrize("shape", [(4, 6, 8, 8), (8, 6, 32, 32)], ids=["tiles", "single-pass"])
 @pytest.mark.parametrize("per_sample", [False, True], ids=["batch", "instance"])
-def test_misaligned_tensors_take_the_element_path(cuda_kernels, per_sample):
+def test_misaligned_tensors_take_the_element_path(cuda_kernels, per_sample, shape):
     """Dense views that start one element into their storage are not 16-byte aligned."""
-    shape = (4, 6, 8, 8)
     n = torch.Size(shape).numel()
     x = (torch.randn(n + 1, device="cuda") * 2 + 0.5)[1:].view(shape)
     assert x.data_ptr() % 16 != 0
@@ -144,7 +144,9 @@ def test_model_shapes(cuda_kernels, shape, per_sample, layout):
 
 
 SINGLE_PASS_SHAPES = [  # NCHW groups of 512..8192 values take one block each; the edges and past them
+    ((511, 3, 1, 1), False),    # 511 a channel: the tile path, just below
     ((32, 7, 4, 4), False),     # 512 a channel: the smallest single-pass group
+    ((1024, 5, 1, 1), False),   # 1024 runs of one value each (S = 1)
     ((8, 9, 16, 16), False),    # 2048: 8 values a thread
     ((3, 5, 683, 1), False),    # 2049: 32 values a thread, runs of odd length
     ((128, 3, 8, 8), False),    # 8192: the largest
@@ -258,7 +260,9 @@ def test_running_stats_update(cuda_kernels, per_sample):
 def test_fused_training_ops_equal_their_pieces_bitwise(cuda_kernels, layout, per_sample, shape):
     """The training ops merge the reduction partials inside the elementwise pass; the merge is the
     same code in the same order as the separate merge kernel of the pieces, so results match
-    bit for bit, and every group's statistics and sums are published."""
+    bit for bit, and every group's statistics and sums are published. (Tile-path shapes only:
+    NCHW groups of 512-8192 values take the single-pass kernels, whose two-pass statistics
+    round apart from the pieces' Welford merge; test_single_pass_groups checks those.)"""
     x, w, b, gy = _make(shape, torch.float32, layout, 13)
     poison_allocator(x.numel() * 4)
     y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "leaky_relu", 0.2)
@@ -292,7 +296,7 @@ def test_running_stats_with_batch_counter(cuda_kernels, momentum, buffers):
     torch.testing.assert_close(rv.double().cpu(), rv_ref, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 # the tile path's merged and separate merges, and single-pass groups of 8 and of 32 values a thread
 @pytest.mark.parametrize("shape", [(3, 40, 9, 7), (2, 5, 96, 96), (64, 48, 4, 4), (64, 24, 8, 8)])

@@ -65,7 +65,9 @@ void launch_norm_act_backward_apply(const NormTiling& tiling, const NormActArgs<
                                     cudaStream_t stream);
 
 // The training forward in two launches: statistics partials, then one pass that merges them,
-// writes mean/var (biased) and y = act(xhat * weight + bias). args.mean/var are not read. With
+// writes mean/var (biased) and y = act(xhat * weight + bias); NCHW groups of 512-8192 values in
+// one (a block a group, its values in registers, two-pass statistics: not the bits of the
+// separate stats + apply ops there). args.mean/var are not read. With
 // a running target (batch norm only), the pass that publishes a channel's statistics also
 // updates its running statistics (and the batch counter): no third launch.
 template <typename scalar_t>
@@ -74,7 +76,8 @@ void launch_norm_act_train(const NormTiling& tiling, const NormActArgs<scalar_t>
                            const RunningStatsTarget<acc_type_t<scalar_t>>& running = {});
 
 // The training backward in two launches: partials of sum(dz) and sum(dz * xhat), then one pass
-// that merges them, writes the per-group sums and dx (batch statistics over `count` values).
+// that merges them, writes the per-group sums and dx (batch statistics over `count` values);
+// single-pass groups (see above) in one.
 template <typename scalar_t>
 void launch_norm_act_train_backward(const NormTiling& tiling, const NormActArgs<scalar_t>& args,
                                     const scalar_t* dy, acc_type_t<scalar_t>* sum_dz,
