@@ -314,6 +314,10 @@ size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
   return static_cast<size_t>(t.groups) * static_cast<size_t>(t.partials_per_group) * value_bytes;
 }
 
+size_t norm_train_workspace_bytes(const NormTiling& t, bool is_double) {
+  return uses_single_pass(t, !is_double) ? 0 : norm_reduce_workspace_bytes(t, is_double);
+}
+
 template <typename scalar_t>
 void run_norm_stats(const NormTiling& t, const scalar_t* x, const StatsFinish<acc_type_t<scalar_t>>& finish,
                     void* workspace, cudaStream_t stream) {
@@ -365,6 +369,7 @@ void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& arg
       return;
     }
   }
+  TORCH_INTERNAL_ASSERT(workspace != nullptr, "the tile path needs norm_train_workspace_bytes of workspace");
   const StatsFinish<acc_t> finish{mean, var, running};
   if (!t.merge_in_elementwise) {
     run_norm_stats(t, args.x, finish, workspace, stream);
@@ -396,6 +401,7 @@ void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scala
       return;
     }
   }
+  TORCH_INTERNAL_ASSERT(workspace != nullptr, "the tile path needs norm_train_workspace_bytes of workspace");
   if (!t.merge_in_elementwise) {
     launch_norm_act_backward_reduce(t, args, dy, sum_dz, sum_dz_xhat, workspace, stream);
     launch_norm_act_backward_apply(t, args, dy, sum_dz, sum_dz_xhat, count, dx, stream);

@@ -15,6 +15,8 @@ namespace genimg_fast {
 
 // Workspace the reductions need for their per-tile partials (enough for either reduction).
 size_t norm_reduce_workspace_bytes(const NormTiling& tiling, bool is_double);
+// The training forward's and backward's: none where they take the single-pass kernels.
+size_t norm_train_workspace_bytes(const NormTiling& tiling, bool is_double);
 
 // Running statistics for a batch-norm training forward to update as it publishes its
 // statistics (momentum given): mean == null means none. keep = 1 - momentum, take = momentum and

@@ -89,6 +89,14 @@ at::Tensor workspace_for(const NormTiling& t, const at::Tensor& x) {
   return at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
 }
 
+// The training ops' workspace: none (an undefined tensor, no allocator call) for single-pass groups.
+at::Tensor train_workspace_for(const NormTiling& t, const at::Tensor& x) {
+  const auto bytes = norm_train_workspace_bytes(t, x.scalar_type() == at::kDouble);
+  return bytes == 0 ? at::Tensor() : at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
+}
+
+void* data_or_null(at::Tensor& workspace) { return workspace.defined() ? workspace.mutable_data_ptr() : nullptr; }
+
 template <typename scalar_t>
 NormActArgs<scalar_t> make_args(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& var,
                                 const OptTensor& weight, const OptTensor& bias, double eps, Activation act,
@@ -329,7 +337,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x
   const NormTiling t = tiling_for(in, per_sample);
   const auto acc = acc_scalar_type(x);
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
-  at::Tensor workspace = workspace_for(t, in.x);
+  at::Tensor workspace = train_workspace_for(t, in.x);
   Output y = output_like(x, in);
   const int64_t count = per_sample ? t.S : t.N * t.S;
   const bool update_in_kernels = running != nullptr && !per_sample && running->kernel_writable(acc);
@@ -345,7 +353,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x
     }
     launch_norm_act_train<scalar_t>(t, make_args<scalar_t>(in.x, mean, var, weight_acc, bias_acc, eps, act, slope),
                                     mean.mutable_data_ptr<acc_t>(), var.mutable_data_ptr<acc_t>(),
-                                    y.work.mutable_data_ptr<scalar_t>(), workspace.mutable_data_ptr(), stream, target);
+                                    y.work.mutable_data_ptr<scalar_t>(), data_or_null(workspace), stream, target);
   });
   if (running != nullptr && !update_in_kernels) {
     update_running(*running->mean, *running->var, *running->num_batches_tracked, mean, var, count, running->momentum);
@@ -406,7 +414,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
   const at::Tensor mean_acc = mean.to(acc).contiguous(), var_acc = var.to(acc).contiguous();
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
   at::Tensor sum_dz = at::empty_like(mean_acc), sum_dz_xhat = at::empty_like(mean_acc);
-  at::Tensor workspace = workspace_for(t, in.x);
+  at::Tensor workspace = train_workspace_for(t, in.x);
   Output dx = output_like(x, in);
   const double count = static_cast<double>(per_sample ? t.S : t.N * t.S);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
@@ -415,7 +423,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
     launch_norm_act_train_backward<scalar_t>(
         t, make_args<scalar_t>(in.x, mean_acc, var_acc, weight_acc, bias_acc, eps, act, slope),
         dy.const_data_ptr<scalar_t>(), sum_dz.mutable_data_ptr<acc_t>(), sum_dz_xhat.mutable_data_ptr<acc_t>(), count,
-        dx.work.mutable_data_ptr<scalar_t>(), workspace.mutable_data_ptr(), stream);
+        dx.work.mutable_data_ptr<scalar_t>(), data_or_null(workspace), stream);
   });
   if (per_sample) {  // parameters are per channel: sum over the samples (a view when there is one)
     return {dx.finish(), per_channel(sum_dz_xhat), per_channel(sum_dz)};
