@@ -49,7 +49,10 @@ def _bench(args: argparse.Namespace) -> int:
     for failure in record["failures"]:
         what = ", ".join(filter(None, (failure["family"], failure["case"], failure.get("variant"))))
         print(f"FAILED CHECK ({what}), not timed: {failure['error']}")
-    return 1 if record["failures"] else 0
+    # torch's own variants (another layout, precision or compiler) failing is torch's problem,
+    # reported but not genimg_fast's failure
+    ours = [f for f in record["failures"] if not (f.get("variant") or "genimg_fast").startswith("torch")]
+    return 1 if ours else 0
 
 
 # model -> (module, config class, train function, help)

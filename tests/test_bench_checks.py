@@ -53,10 +53,10 @@ def _steps(errors: dict[str, float]):
 
 def test_bf16_variant_is_judged_against_eager_torchs_own_bf16_error():
     cases = {"torch": 0.0, "torch bf16": 0.3, "genimg_fast bf16": 0.5, "genimg_fast other": 0.05}
-    variants = {"torch": models_bench.Variant(None, ()),
-                "torch bf16": models_bench.Variant(None, (), tolerance=None),
-                "genimg_fast bf16": models_bench.Variant(None, (), tolerance=0.1, yardstick="torch bf16"),
-                "genimg_fast other": models_bench.Variant(None, ())}
+    variants = {"torch": models_bench.Variant(nn.Identity(), ()),
+                "torch bf16": models_bench.Variant(nn.Identity(), (), tolerance=None),
+                "genimg_fast bf16": models_bench.Variant(nn.Identity(), (), tolerance=0.1, yardstick="torch bf16"),
+                "genimg_fast other": models_bench.Variant(nn.Identity(), ())}
     failed = models_bench.check_variants(_steps(cases), variants, "x")
     assert set(failed) == {"genimg_fast other"}  # 0.05 > 0.02; 0.5 <= 2 x 0.3
     failed = models_bench.check_variants(_steps({**cases, "genimg_fast bf16": 0.7}), variants, "x")
@@ -65,13 +65,25 @@ def test_bf16_variant_is_judged_against_eager_torchs_own_bf16_error():
     assert "torch bf16" in failed  # the yardstick itself must be finite
 
 
-def test_models_check_seeds_dropout_alike_and_ignores_gradients_that_are_zero_exactly():
-    # U-Net with dropout (masks drawn per call) and instance norm after biased convs (those biases'
-    # gradients are zero in exact arithmetic: rounding noise on both sides).
+def test_models_check_passes_every_variant_of_a_network_with_dropout_and_zero_gradients():
+    # U-Net with dropout (masks drawn per call, in memory order: channels_last draws others) and
+    # instance norm after biased convs (those biases' gradients are zero in exact arithmetic:
+    # rounding noise on both sides).
     case = models_bench.ModelCase("unet", lambda f: define_G(3, 3, 8, "unet_128", "instance", use_dropout=True,
                                                              fused=f), (2, 3, 128, 128), "unet small")
     rows = models_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2)
     assert {r["op"] for r in rows} == {"unet forward", "unet forward+backward"}
+    assert {r["variant"] for r in rows} == {"torch", "genimg_fast", "torch bf16", "genimg_fast bf16",
+                                            "torch channels_last", "genimg_fast channels_last"}
+
+
+def test_models_check_turns_dropout_off_while_it_runs_only():
+    model = nn.Sequential(nn.Linear(64, 64), nn.Dropout(0.5))
+    same = models_bench.Variant(model, (torch.randn(8, 64),))
+    variants = {"torch": same, "genimg_fast": same}
+    steps = {name: models_bench._step(v, True, CPU) for name, v in variants.items()}
+    assert models_bench.check_variants(steps, variants, "x") == {}  # with dropout on, two calls would differ
+    assert model[1].training
 
 
 def test_relative_error_judges_tiny_results_against_the_whole():
@@ -108,3 +120,18 @@ def test_objectives_added_for_the_suite_agree_with_their_references(name):
     rows = objectives_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2)
     assert {r["variant"] for r in rows} == {"torch", "genimg_fast"}
 
+
+
+@pytest.mark.parametrize("variant,status", [("torch channels_last", 0), ("torch.compile(torch)", 0),
+                                            ("genimg_fast bf16", 1), (None, 1)])
+def test_exit_status_flags_genimg_fasts_failures_not_torchs(monkeypatch, capsys, variant, status):
+    from genimg_fast.bench import suite
+
+    def run_suite(device, **_):
+        record = {"device": "cpu", "torch": torch.__version__, "mode": "full", "copy_bandwidth_gbs": None,
+                  "backend": {"impl": "reference", "reason": None}, "results": [], "seconds_per_family": {},
+                  "failures": [{"family": "models", "case": "c", "variant": variant, "error": "off"}]}
+        return record
+    monkeypatch.setattr(suite, "run_suite", run_suite)
+    assert cli.main(["bench", "--device", "cpu"]) == status
+    assert "FAILED CHECK (models, c" in capsys.readouterr().out

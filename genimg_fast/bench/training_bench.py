@@ -86,11 +86,11 @@ def _variants(device: torch.device, quick: bool, compile_too: bool) -> dict[str,
     if device.type == "cuda":
         found["torch (cuda graphs)"] = {**base, "impl": "reference", "cuda_graphs": True}
         found["genimg_fast (cuda graphs)"] = {**base, "impl": "fused", "cuda_graphs": True}
-        if not quick:
-            found["torch bf16"] = {**base, "impl": "reference", "amp": "bf16"}
-            found["genimg_fast bf16"] = {**base, "impl": "fused", "amp": "bf16"}
-            found["torch channels_last"] = {**base, "impl": "reference", "channels_last": True}
-            found["genimg_fast channels_last"] = {**base, "impl": "fused", "channels_last": True}
+    if not quick:
+        found["torch bf16"] = {**base, "impl": "reference", "amp": "bf16"}
+        found["genimg_fast bf16"] = {**base, "impl": "fused", "amp": "bf16"}
+        found["torch channels_last"] = {**base, "impl": "reference", "channels_last": True}
+        found["genimg_fast channels_last"] = {**base, "impl": "fused", "channels_last": True}
     if compile_too:
         found["torch.compile(torch)"] = {**base, "impl": "reference", "compile": True}
         found["torch.compile(genimg_fast)"] = {**base, "impl": "fused", "compile": True}
