@@ -6,7 +6,8 @@
 # shapes and on the objectives. Logs and results go to $OUT (or benchmarks/results/gpu-check-<time>/).
 # Run 6 took 5.3 minutes on an H200 (the tests then ran in one process, 2.6 minutes of it), before
 # the trainer tests, the training-iteration benchmark and the networks' graph variants were added:
-# give the run a 9-minute limit; the compile comparison comes last.
+# give the run a 9-minute limit. Last come the compile comparison and, with time to spare, the
+# networks benchmark outside --quick.
 # Every step writes its files as it finishes, so a run cut short still returns what it did.
 # Pass the commit for the results record, typed literally from your own checkout: the device's
 # copy of the tree may carry a stale .git, so `git rev-parse` there can name an older commit.
@@ -79,6 +80,24 @@ step "torch.compile comparison: DCGAN batch-128 norm layers and the recipes' obj
 GENIMG_FAST_IMPL=cuda timeout 150 "$PY" -m genimg_fast.cli bench --quick --device cuda --compile \
   --only "dcgan G b128,cyclegan G b1,cyclegan D b1,pix2pix G b1,dcgan D b128,vae b128" \
   --json "$OUT/bench_compile.json" 2>&1 | grep -v "USDT" | tee -a "$LOG" || failures+=("bench_compile")
+
+# Last, only with time to spare (GPU_CHECK_SECONDS, default 500, is the whole run's share): the
+# networks and training iterations outside --quick (bf16 and channels_last variants too).
+left=$(( ${GPU_CHECK_SECONDS:-500} - SECONDS ))
+if (( left > 60 )); then
+  step "networks and training iterations, all variants (${left} s left)"
+  GENIMG_FAST_IMPL=cuda timeout "$left" "$PY" -m genimg_fast.cli bench --models --device cuda \
+    --json "$OUT/bench_models_full.json" --markdown "$OUT/bench_models_full.md" 2>&1 | grep -v "USDT" \
+    | tee -a "$LOG"
+  rc=${PIPESTATUS[0]}
+  if ((rc == 124)); then
+    echo "cut short at its time limit: not a failure, no record" | tee -a "$LOG"
+  elif ((rc != 0)); then
+    failures+=("bench_models_full")
+  fi
+else
+  step "skipped the full networks benchmark: ${left} s left"
+fi
 
 if ((${#failures[@]})); then
   step "FAILED: ${failures[*]}"
