@@ -3,6 +3,7 @@ first, and the suite reports a case that fails its check (and exits non-zero) in
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 from genimg_fast import cli
 from genimg_fast.bench import models_bench, norm_act_bench, objectives_bench
 from genimg_fast.bench.checks import UntimedVariants
-from genimg_fast.models import define_G
+from genimg_fast.models import ConvVAE, define_G
 
 CPU = torch.device("cpu")
 
@@ -77,6 +78,12 @@ def test_models_check_passes_every_variant_of_a_network_with_dropout_and_zero_gr
                                             "torch channels_last", "genimg_fast channels_last"}
 
 
+def test_models_check_seeds_every_step_alike_for_a_network_that_draws_noise():
+    case = models_bench.ModelCase("conv_vae", lambda f: ConvVAE(fused=f), (4, 3, 64, 64), "conv vae small")
+    rows = models_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2)
+    assert len({r["variant"] for r in rows}) == 6
+
+
 def test_models_check_turns_dropout_off_while_it_runs_only():
     model = nn.Sequential(nn.Linear(64, 64), nn.Dropout(0.5))
     same = models_bench.Variant(model, (torch.randn(8, 64),))
@@ -123,7 +130,8 @@ def test_objectives_added_for_the_suite_agree_with_their_references(name):
 
 
 @pytest.mark.parametrize("variant,status", [("torch channels_last", 0), ("torch.compile(torch)", 0),
-                                            ("genimg_fast bf16", 1), (None, 1)])
+                                            ("torch (cuda graph)", 0), ("genimg_fast bf16", 1),
+                                            ("torch.compile(genimg_fast)", 1), (None, 1)])
 def test_exit_status_flags_genimg_fasts_failures_not_torchs(monkeypatch, capsys, variant, status):
     from genimg_fast.bench import suite
 
@@ -135,3 +143,30 @@ def test_exit_status_flags_genimg_fasts_failures_not_torchs(monkeypatch, capsys,
     monkeypatch.setattr(suite, "run_suite", run_suite)
     assert cli.main(["bench", "--device", "cpu"]) == status
     assert "FAILED CHECK (models, c" in capsys.readouterr().out
+
+
+def test_a_case_that_crashes_is_reported_and_the_suite_goes_on(monkeypatch, tmp_path, capsys):
+    def crash(case, device, **_):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    monkeypatch.setattr(models_bench, "run_case", crash)
+    path = tmp_path / "bench.json"
+    assert cli.main(["bench", "--quick", "--device", "cpu", "--models", "--json", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED CHECK (models, dcgan generator small), not timed: RuntimeError: CUDA error" in out
+    record = json.loads(path.read_text())
+    assert record["complete"] and {r["op"] for r in record["results"]} == {"dcgan training iteration"}
+
+
+def test_the_record_so_far_is_handed_over_after_every_case():
+    from genimg_fast.bench.suite import run_suite
+    seen = []
+    record = run_suite(CPU, quick=True, compile_too=False, kinds="models", repeats=3,
+                       on_case=lambda r: seen.append((r["complete"], len(r["results"]))))
+    assert [complete for complete, _ in seen] == [False, False] and record["complete"]
+    assert seen[0][1] < seen[1][1] == len(record["results"])
+    assert {row["repeats"] for row in record["results"]} == {10}  # networks' and iterations' floor of 10
+
+
+def test_repeats_must_be_positive():
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["bench", "--repeats", "0"])

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from genimg_fast import cli
+from genimg_fast.bench.checks import UntimedVariants
 
 
 def test_info_prints_backend_info_as_json():
@@ -69,9 +70,28 @@ def test_training_iteration_check_catches_a_variant_that_trains_differently(monk
         if options["impl"] == "fused":
             options = {**options, "seed": 7}
         return original(options, device)
-    with pytest.raises(AssertionError, match="genimg_fast disagrees with torch on dcgan's first iteration"):
+    with pytest.raises(UntimedVariants) as caught:
         training_bench.run_case(dataclasses.replace(case, build=build), torch.device("cpu"), compile_too=False,
                                 warmup=1, repeats=2)
+    assert caught.value.failed["genimg_fast"].startswith("disagrees with torch on dcgan's iteration 1")
+    assert {row["variant"] for row in caught.value.rows} == {"torch"}
+
+
+def test_training_iteration_check_catches_a_variant_whose_gradients_are_wrong(monkeypatch):
+    from genimg_fast.bench import training_bench
+    case = training_bench.cases(torch.device("cpu"), quick=True)[0]
+    original = case.build
+
+    def build(options, device):  # the fused recipe's generator steps against its gradient
+        recipe = original(options, device)
+        if options["impl"] == "fused":
+            for group in recipe.optimizers()["optG"].param_groups:
+                group["lr"] = -group["lr"]
+        return recipe
+    with pytest.raises(UntimedVariants) as caught:
+        training_bench.run_case(dataclasses.replace(case, build=build), torch.device("cpu"), compile_too=False,
+                                warmup=1, repeats=2)
+    assert caught.value.failed["genimg_fast"].startswith("disagrees with torch on dcgan's iteration 2")
 
 
 def test_bench_history_lists_kept_results_run_over_run(tmp_path, capsys):

@@ -1,6 +1,9 @@
-"""A variant that disagrees with eager torch is never timed: the families time the others and then
-raise UntimedVariants, which the suite turns into its rows plus one reported failure per variant."""
+"""A variant that disagrees with eager torch is never timed: the families check each variant,
+time the others, and then raise UntimedVariants, which the suite turns into its rows plus one
+reported failure per variant."""
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 
 class UntimedVariants(AssertionError):
@@ -10,8 +13,32 @@ class UntimedVariants(AssertionError):
         self.failed = failed    # variant -> why it was not timed
 
 
+def check_each(names: Iterable[str], check: Callable[[str], None]) -> dict[str, str]:
+    """Runs check(name) for every variant; those that raise AssertionError, with why. Eager torch
+    is the baseline every ratio divides by: if it fails, the whole case fails."""
+    failed = {}
+    for name in names:
+        try:
+            check(name)
+        except AssertionError as exc:
+            if name == "torch":
+                raise
+            failed[name] = str(exc)
+    return failed
+
+
+def without(steps: dict, failed: dict[str, str]) -> dict:
+    return {name: step for name, step in steps.items() if name not in failed}
+
+
 def finish(rows: list[dict], failed: dict[str, str]) -> list[dict]:
     """The case's rows, or UntimedVariants carrying them when some variant failed its check."""
     if failed:
         raise UntimedVariants(rows, failed)
     return rows
+
+
+def is_torch_variant(name: str) -> bool:
+    """Eager torch or torch.compile of eager torch, in any layout, precision or capture: a failure
+    there is torch's, reported, not genimg_fast's."""
+    return name.split(" ")[0] in ("torch", "torch.compile(torch)")

@@ -8,7 +8,8 @@ import torch
 
 from genimg_fast.graph_capture import captured
 
-Compare = Callable[[torch.Tensor, torch.Tensor, str], None]  # got, want, what -> raises if they differ
+# got, want (every result of a step), what -> raises AssertionError if they differ
+Compare = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor], str], None]
 
 
 def graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], *, rtol: float = 0.0,
@@ -20,9 +21,10 @@ def graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], *,
     the eager steps against the reference: eager torch's own low-precision gradients can be too
     far from exact to be anyone's yardstick). `compare` replaces the element-wise rtol/atol check.
     Both runs start from the same seed, so that steps with dropout draw the same masks (a replay
-    reads the generator's seed and offset)."""
-    def close(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
-        torch.testing.assert_close(got, want, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
+    reads the generator's seed and offset). A replay always reads the input set it captured."""
+    def close(got: Sequence[torch.Tensor], want: Sequence[torch.Tensor], what: str) -> None:
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
 
     compare = compare or close
     replays, failed = {}, {}
@@ -36,8 +38,7 @@ def graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], *,
         torch.manual_seed(0)
         replay(0)
         try:
-            for got, want in zip(results, expected):
-                compare(got, want, f"{graph_name} disagrees with {name}")
+            compare(results, expected, f"{graph_name} disagrees with {name}")
         except AssertionError as exc:
             failed[graph_name] = str(exc)
             continue

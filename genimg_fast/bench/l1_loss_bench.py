@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import genimg_fast
+from genimg_fast.bench.checks import check_each, finish, without
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 
@@ -86,13 +87,22 @@ def run_case(case: L1Case, device: torch.device, *, compile_too: bool, warmup: i
         for _ in range(_rotation(case, device))
     ]
 
-    # Never time a wrong answer: every variant must agree with torch on the first set.
+    # Never time a wrong answer: every variant's value and gradient against float64 on the first set.
     a, b = sets[0]
-    expected = F.l1_loss(a.double(), b.double())
-    for name, fn in fns.items():
-        got = fn(a, b)
-        torch.testing.assert_close(got.double(), expected, rtol=2e-2 if case.dtype != torch.float32 else 1e-4,
-                                   atol=0, msg=lambda m, name=name: f"{name} disagrees with torch: {m}")
+    a64 = a.detach().double().requires_grad_()
+    expected = F.l1_loss(a64, b.double())
+    expected_grad = torch.autograd.grad(expected, a64)[0]
+    rtol = 2e-2 if case.dtype != torch.float32 else 1e-4
+
+    def check(name: str) -> None:
+        value = fns[name](a, b)
+        torch.testing.assert_close(value.detach().double(), expected.detach(), rtol=rtol, atol=0,
+                                   msg=lambda m: f"value disagrees with float64: {m}")
+        grad = torch.autograd.grad(value, a)[0]
+        torch.testing.assert_close(grad.double(), expected_grad, rtol=rtol, atol=0,
+                                   msg=lambda m: f"gradient disagrees with float64: {m}")
+    failed = check_each(fns, check)
+    fns = without(fns, failed)
 
     def make_step(fn: LossFn):
         def step(i: int) -> None:
@@ -115,4 +125,4 @@ def run_case(case: L1Case, device: torch.device, *, compile_too: bool, warmup: i
         element_bytes = torch.empty((), dtype=case.dtype).element_size()
         rows += timing_rows(timings, op="l1_loss fwd", case=case.label, shape=case.shape, dtype=case.dtype,
                             modeled_bytes=2 * case.numel * element_bytes)
-    return rows
+    return finish(rows, failed)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from genimg_fast.bench.checks import finish
+from genimg_fast.bench.checks import check_each, finish, without
 from genimg_fast.bench.graphs import graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import count_launches, time_side_by_side
@@ -140,6 +140,23 @@ def modeled_bytes(case: ObjectiveCase) -> int:
     return 4 * (case.numel + 3 * grads)
 
 
+def check_variants(variants: dict[str, Objective], case: ObjectiveCase, tensors: Tensors) -> dict[str, str]:
+    """Each variant's value and gradients against eager torch's (fp32 inputs: tight tolerances)."""
+    inputs = [tensors[k] for k in case.differentiable]
+    # Detached at once: a kept graph would pin the inputs' gradient accumulators to this stream
+    # and break the CUDA-graph capture of the backward below.
+    expected = variants["torch"](tensors).detach()
+    expected_grads = torch.autograd.grad(variants["torch"](tensors), inputs)
+
+    def check(name: str) -> None:
+        torch.testing.assert_close(variants[name](tensors).detach(), expected, rtol=1e-4, atol=1e-4,
+                                   msg=lambda m: f"value disagrees with torch on {case.name}: {m}")
+        for got, want in zip(torch.autograd.grad(variants[name](tensors), inputs), expected_grads):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5,
+                                       msg=lambda m: f"gradients disagree with torch on {case.name}: {m}")
+    return check_each(variants, check)
+
+
 def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, warmup: int,
              repeats: int) -> list[dict]:
     variants = {"torch": reference(case.name), "genimg_fast": fused(case.name)}
@@ -147,19 +164,8 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
         variants["torch.compile(torch)"] = torch.compile(reference(case.name))
         variants["torch.compile(genimg_fast)"] = torch.compile(fused(case.name))
     sets = [make_inputs(case, device, seed) for seed in range(2)]
-    # Never time a wrong answer: every variant's value must agree with eager torch.
-    # Detached at once: a kept graph would pin the inputs' gradient accumulators to this stream and
-    # break the CUDA-graph capture of the backward below.
-    expected = variants["torch"](sets[0]).detach()
-    for name, objective in variants.items():
-        torch.testing.assert_close(objective(sets[0]).detach(), expected, rtol=1e-4, atol=1e-4,
-                                   msg=lambda m, name=name: f"{name} disagrees with torch on {case.name}: {m}")
-
-    inputs = [sets[0][k] for k in case.differentiable]
-    for got, want in zip(torch.autograd.grad(variants["genimg_fast"](sets[0]), inputs),
-                         torch.autograd.grad(variants["torch"](sets[0]), inputs)):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5,
-                                   msg=lambda m: f"genimg_fast's gradients disagree with torch on {case.name}: {m}")
+    failed = check_variants(variants, case, sets[0])  # never time a wrong answer
+    variants = without(variants, failed)
 
     def make_step(objective: Objective):
         def step(i: int):
@@ -168,10 +174,10 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
         return step
 
     steps = {n: make_step(o) for n, o in variants.items()}
-    failed: dict[str, str] = {}
     if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
-        replays, failed = graph_variants(steps, rtol=1e-4, atol=1e-5)
+        replays, graph_failed = graph_variants(steps, rtol=1e-4, atol=1e-5)
         steps.update(replays)
+        failed.update(graph_failed)
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     launches = {n: count_launches(lambda step=step: step(0), device) for n, step in steps.items()}
     rows = timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.largest_shape,

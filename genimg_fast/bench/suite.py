@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,24 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str | None = None,
-              kinds: str | None = None) -> dict[str, Any]:
+              kinds: str | None = None, repeats: int | None = None,
+              on_case: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Every family's cases, or with `only` ("text,text,...") those whose label contains one of
-    the texts (case-insensitive); `kinds` 'ops' or 'models' keeps those families."""
+    the texts (case-insensitive); `kinds` 'ops' or 'models' keeps those families; `repeats`
+    replaces the default count (each family scales it to its step's cost). `on_case` gets the
+    record so far after every case (its "complete" is False until the end): a run cut short
+    keeps what it measured."""
     torch.manual_seed(0)
     wanted = [text.strip().lower() for text in only.split(",") if text.strip()] if only else []
-    warmup, repeats = (10, 100) if quick else (20, 400)
+    warmup, default_repeats = (10, 100) if quick else (20, 400)
     if device.type == "cuda":
-        repeats *= 5  # GPU repeats are cheap and the spread is larger
-    rows, failures, seconds = [], [], {}
+        default_repeats *= 5  # GPU repeats are cheap and the spread is larger
+    repeats = repeats or default_repeats
+    record = environment_record(device)
+    record.update({"mode": "quick" if quick else "full", "only": only, "repeats": repeats, "complete": False,
+                   "copy_bandwidth_gbs": copy_bandwidth_gbs(device), "results": [], "failures": [],
+                   "seconds_per_family": {}})
+    rows, failures, seconds = record["results"], record["failures"], record["seconds_per_family"]
     matched = 0
     for family in KINDS[kinds] if kinds else FAMILIES:
         family_name = family.__name__.rsplit(".", 1)[-1].removesuffix("_bench")
@@ -50,14 +60,15 @@ def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str
                 rows += exc.rows
                 failures += [{"family": family_name, "case": case.label, "variant": name, "error": why}
                              for name, why in exc.failed.items()]
-            except AssertionError as exc:  # a variant that disagrees with torch is reported, never timed
-                failures.append({"family": family_name, "case": case.label, "variant": None, "error": str(exc)})
-        seconds[family_name] = round(time.perf_counter() - started, 1)
+            except Exception as exc:  # a check of the whole case, or a crash: reported, the suite goes on
+                error = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+                failures.append({"family": family_name, "case": case.label, "variant": None, "error": error})
+            seconds[family_name] = round(time.perf_counter() - started, 1)
+            if on_case is not None:
+                on_case(record)
     if not matched:
         raise SystemExit(f"genimg-fast bench: no case label contains {only!r}")
-    record = environment_record(device)
-    record.update({"mode": "quick" if quick else "full", "only": only, "copy_bandwidth_gbs": copy_bandwidth_gbs(device),
-                   "results": rows, "failures": failures, "seconds_per_family": seconds})
+    record["complete"] = True
     return record
 
 
