@@ -118,3 +118,22 @@ def test_driver_version_read_from_the_kernel_modules_banner():
     open_banner = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  Release Build"
     assert driver_from_banner(open_banner) == "570.133.20"
     assert driver_from_banner("no driver here") is None
+
+
+def test_training_iteration_check_catches_an_update_that_points_elsewhere():
+    from genimg_fast.bench import training_bench
+    case = training_bench.cases(torch.device("cpu"), quick=True)[0]
+    original = case.build
+
+    def build(options, device):
+        recipe = original(options, device)
+        for group in recipe.optimizers()["optG"].param_groups:
+            group["lr"] = 1e-9  # the losses cannot move...
+        if options["impl"] == "fused":
+            for p in recipe.netG.parameters():
+                p.register_hook(lambda g: -g)  # ...but the generator's update points back
+        return recipe
+    with pytest.raises(UntimedVariants) as caught:
+        training_bench.run_case(dataclasses.replace(case, build=build), torch.device("cpu"), compile_too=False,
+                                warmup=1, repeats=2)
+    assert caught.value.failed["genimg_fast"].startswith("netG's first update on dcgan points elsewhere")

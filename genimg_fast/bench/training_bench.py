@@ -9,10 +9,12 @@ pool, so that every variant, CUDA graphs included, does the same work."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from genimg_fast.bench.checks import check_each, finish, without
 from genimg_fast.bench.models_bench import _peak_mb
@@ -109,32 +111,81 @@ def _batches(case: TrainingCase, device: torch.device) -> list[tuple[torch.Tenso
     return [(images[0], labels), (images[1], labels)]
 
 
-def check_iterations(losses: dict[str, list[dict[str, torch.Tensor]]], case: TrainingCase) -> dict[str, str]:
-    """Every variant starts from the same weights and draws the same noise: its losses over the
-    first iterations must be the reference's. The first is the forward's alone; the second
-    follows the first's gradients and optimizer steps (and, with CUDA graphs, is the first replay)."""
-    expected = losses["torch"]
+def _flat_parameters(recipe) -> dict[str, torch.Tensor]:
+    return {name: torch.cat([p.detach().double().flatten() for p in net.parameters()])
+            for name, net in recipe.networks().items()}
 
+
+def _disagreement(update: torch.Tensor, reference: torch.Tensor) -> float:
+    """1 - the cosine between two parameter updates: 0 for the same direction. (Adam's first step
+    moves every weight by about the learning rate, the sign of its gradient: wrong gradients
+    point the update elsewhere even where the next losses barely move.)"""
+    return 1.0 - (torch.dot(update, reference) / (update.norm() * reference.norm()).clamp_min(1e-30)).item()
+
+
+@dataclass
+class FirstIterations:
+    losses: list[dict[str, torch.Tensor]]   # of the first two iterations
+    disagreement: dict[str, float]          # network -> how far its first update is from torch's
+                                            # (see _update_reference; empty: nothing to compare with)
+
+
+def check_iterations(runs: dict[str, FirstIterations], case: TrainingCase) -> dict[str, str]:
+    """Every variant starts from the same weights and draws the same noise: its losses over the
+    first two iterations must be the reference's (the second follows the first's gradients and
+    optimizer steps and, with CUDA graphs, is the first replay), and each network's first update
+    must point where torch's does. In bf16 the update may be off by twice eager torch's own bf16."""
     def check(name: str) -> None:
         rel = 0.1 if "bf16" in name else 2e-2  # cuDNN's and our norms round apart; TF32 convolutions
-        for iteration, (got_losses, want_losses) in enumerate(zip(losses[name], expected), 1):
+        for iteration, (got_losses, want_losses) in enumerate(zip(runs[name].losses, runs["torch"].losses), 1):
             for key, value in want_losses.items():
                 got, want = float(got_losses[key]), float(value)
                 if not abs(got - want) <= rel * max(abs(want), 1e-3):  # NaN fails too
                     raise AssertionError(f"disagrees with torch on {case.name}'s iteration {iteration}: {key} "
                                          f"{got:.6g} vs {want:.6g}")
-    return check_each(losses, check)
+        for network, off in runs[name].disagreement.items():
+            allowed = 0.1
+            if name == "torch bf16":
+                allowed = math.inf
+            elif "bf16" in name and "torch bf16" in runs:
+                allowed = max(allowed, 2 * runs["torch bf16"].disagreement[network])
+            if not (math.isfinite(off) and off <= allowed):
+                raise AssertionError(f"{network}'s first update on {case.name} points elsewhere than torch's: "
+                                     f"1 - cosine = {off:.3g} > {allowed:.3g}")
+    return check_each(runs, check)
+
+
+def _update_reference(name: str, has_dropout: bool) -> str | None:
+    """Whose first update a variant's must point along: eager torch's. With dropout, a
+    channels_last variant draws its masks in another order: eager torch's in channels_last
+    (which itself has none to compare with)."""
+    if has_dropout and "channels_last" in name:
+        return None if name == "torch channels_last" else "torch channels_last"
+    return "torch"
 
 
 def run_case(case: TrainingCase, device: torch.device, *, compile_too: bool, warmup: int, repeats: int) -> list[dict]:
     batches = _batches(case, device)
-    steps, losses = {}, {}
+    steps, runs, reference_updates = {}, {}, {}
     for name, options in _variants(device, case.quick, compile_too).items():
         recipe = case.build(options, device)
+        has_dropout = any(isinstance(m, nn.modules.dropout._DropoutNd)
+                          for net in recipe.networks().values() for m in net.modules())
         step = CUDAGraphStep(recipe, case.batch_shape[0]) if options.get("cuda_graphs") else recipe.step
-        losses[name] = [step(batches[0]), step(batches[1])]  # a graph variant: eager, then capture + replay
+        before = _flat_parameters(recipe)
+        losses = [step(batches[0])]
+        update = {net: after - before[net] for net, after in _flat_parameters(recipe).items()}
+        del before
+        if name in ("torch", "torch channels_last"):
+            reference_updates[name] = update
+        reference = reference_updates.get(_update_reference(name, has_dropout))
+        disagreement = {net: _disagreement(u, reference[net]) for net, u in update.items()} if reference else {}
+        del update
+        losses.append(step(batches[1]))  # a graph variant: eager, then capture + replay
+        runs[name] = FirstIterations(losses, disagreement)
         steps[name] = lambda i, step=step: step(batches[i % 2])
-    failed = check_iterations(losses, case)
+    del reference_updates
+    failed = check_iterations(runs, case)
     steps = without(steps, failed)
     timings = time_side_by_side(steps, device, warmup=max(4, warmup // 5), repeats=max(10, repeats // 20))
     rows = timing_rows(timings, op=f"{case.name} training iteration", case=case.label, shape=case.batch_shape,
