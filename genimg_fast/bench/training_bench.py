@@ -158,7 +158,9 @@ def check_iterations(runs: dict[str, FirstIterations], case: TrainingCase) -> di
 def _update_reference(name: str, has_dropout: bool) -> str | None:
     """Whose first update a variant's must point along: eager torch's. With dropout, a
     channels_last variant draws its masks in another order: eager torch's in channels_last
-    (which itself has none to compare with)."""
+    (which itself has none to compare with); torch.compile draws its own: none."""
+    if has_dropout and "compile" in name:
+        return None
     if has_dropout and "channels_last" in name:
         return None if name == "torch channels_last" else "torch channels_last"
     return "torch"
