@@ -18,7 +18,7 @@ HELP = {
     "latent_dim": "latent size (None: the recipe's)",
     "impl": "'fused' (genimg_fast's networks and losses) or 'reference' (plain torch.nn, for A/B runs)",
     "device": "auto (GPU if present), cpu or cuda[:N]",
-    "sample_every": "iterations between sample grids (each epoch's end has one too)",
+    "sample_every": "iterations between sample grids (each epoch's end has one too; 0: only there)",
     "log_every": "read the losses from the device this often (every iteration is logged)",
     "workers": "data-loading processes",
     "resume": "continue the run in --out exactly where it stopped",

@@ -8,8 +8,9 @@ its own, and provides:
                                           of tensors on the device: (images, labels), or (A, B))
   state_dict() / load_state_dict(state)   everything a resumed run needs
   first_batch(batch, out)                 e.g. the reference's real_samples.png (rank 0 only)
-  sample(epoch, out, write)               a sample grid (every `sample_every` batches, and at epoch ends;
-                                          every process computes it, `write` says whether to save it)
+  sample(epoch, out, write)               a sample grid (at epoch ends, and every `sample_every`
+                                          batches unless it is 0; every process computes it,
+                                          `write` says whether to save it)
   end_epoch(epoch, out, write)            the reference's checkpoints (saved when `write`)
   loss_keys                               what the loss curve plots; title: its heading
 """
@@ -164,7 +165,7 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
                     if step == 0 and writes:
                         recipe.first_batch(batch, out)
                     write(progress.add(step, epoch, train_step(batch)))
-                    if batch_in_epoch % settings.sample_every == 0:
+                    if settings.sample_every and batch_in_epoch % settings.sample_every == 0:
                         recipe.sample(epoch, out, writes)  # every process runs it: synchronized norms
                     step += 1
                     batch_in_epoch += 1

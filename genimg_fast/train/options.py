@@ -29,11 +29,11 @@ class RunOptions:
 
 
 def check_run_options(options: RunOptions) -> None:
-    for name in ("batch_size", "sample_every", "log_every"):
+    for name in ("batch_size", "log_every"):
         value = getattr(options, name, 1)
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
-    for name in ("epochs", "workers", "epochs_decay", "pool_size"):
+    for name in ("epochs", "workers", "epochs_decay", "pool_size", "sample_every"):
         value = getattr(options, name, 0)
         if value < 0:
             raise ValueError(f"{name} must not be negative, got {value}")

@@ -42,7 +42,7 @@ class VAEConfig(RunOptions):
     epochs: int = 10
     lr: float | None = None           # default: the model's recipe (1e-3 mlp, 5e-3 conv)
     latent_dim: int | None = None     # default: 20 mlp, 128 conv
-    sample_every: int = 10_000        # batches between sample grids (besides each epoch's end)
+    sample_every: int = 0             # only at each epoch's end, as the example's test()
 
 
 def _reference_loss(model: str):
