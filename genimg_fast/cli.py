@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_positive_int, metavar="N", help="timed repeats per op step (default 100 quick, 400 "
                        "full; x5 on a GPU); whole networks take a tenth, training iterations a twentieth")
     bench.add_argument("--only", metavar="TEXT", help="only the cases whose label contains TEXT (several: 'TEXT,TEXT'), e.g. 'dcgan'")
-    bench.add_argument("--json", metavar="PATH", help="write the results record (device, versions, commit, every figure) here, after every case")
+    bench.add_argument("--json", metavar="PATH", help="write the results record (device, versions, commit, every "
+                       "figure) here, after every case")
     bench.add_argument("--markdown", metavar="PATH", help="also write a markdown summary here")
     bench.add_argument("--history", metavar="FOLDER", help="instead of running, list the results kept under FOLDER "
                        "(e.g. benchmarks/results): genimg_fast's speed-up per op, run over run")
