@@ -195,11 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_info)
 
     bench = sub.add_parser("bench", help="time fused ops against eager PyTorch, side by side")
-    bench.add_argument("--quick", action="store_true", help="fewer cases, variants and repeats (seconds on a CPU, minutes on a GPU)")
+    bench.add_argument("--quick", action="store_true",
+                       help="fewer cases, variants and repeats (seconds on a CPU, minutes on a GPU)")
     bench.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
     bench.add_argument("--compile", action="store_true", help="also time torch.compile of both variants")
-    bench.add_argument("--repeats", type=_positive_int, metavar="N", help="timed repeats per op step (default 100 quick, 400 "
-                       "full; x5 on a GPU); whole networks take a tenth, training iterations a twentieth")
+    bench.add_argument("--repeats", type=_positive_int, metavar="N",
+                       help="timed repeats per op step (default 100 quick, 400 full; x5 on a GPU); whole networks "
+                       "take a tenth, training iterations a twentieth")
     bench.add_argument("--only", metavar="TEXT", help="only the cases whose label contains TEXT (several: 'TEXT,TEXT'), e.g. 'dcgan'")
     bench.add_argument("--json", metavar="PATH", help="write the results record (device, versions, commit, every "
                        "figure) here, after every case")

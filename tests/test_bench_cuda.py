@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from genimg_fast.bench import models_bench
-from genimg_fast.bench.graphs import graph_variants
+from genimg_fast.bench.graphs import add_graph_variants
 from genimg_fast.models import ConvVAE, DCGANGenerator, define_G
 
 pytestmark = pytest.mark.cuda
@@ -20,8 +20,9 @@ def test_graph_replays_draw_the_eager_steps_dropout_masks(cuda_kernels):
     def step(_i):
         y = F.dropout(x @ w, 0.5, training=True)
         return torch.autograd.grad(y.square().mean(), [x, w])
-    replays, failed = graph_variants({"torch": step, "genimg_fast": step}, rtol=1e-5, atol=1e-6)
-    assert failed == {} and set(replays) == {"torch (cuda graph)", "genimg_fast (cuda graph)"}
+    steps = {"torch": step, "genimg_fast": step}
+    failed = add_graph_variants(steps, torch.device("cuda"), rtol=1e-5, atol=1e-6)
+    assert failed == {} and set(steps) == {"torch", "genimg_fast", "torch (cuda graph)", "genimg_fast (cuda graph)"}
 
 
 def test_a_replay_that_differs_from_its_eager_step_is_not_kept(cuda_kernels):
@@ -33,8 +34,9 @@ def test_a_replay_that_differs_from_its_eager_step_is_not_kept(cuda_kernels):
 
     def steady(_i):
         return (torch.ones(4, device="cuda") * 2,)
-    replays, failed = graph_variants({"torch": steady, "genimg_fast": drifting}, rtol=0, atol=0)
-    assert set(replays) == {"torch (cuda graph)"}
+    steps = {"torch": steady, "genimg_fast": drifting}
+    failed = add_graph_variants(steps, torch.device("cuda"), rtol=0, atol=0)
+    assert set(steps) == {"torch", "genimg_fast", "torch (cuda graph)"}
     assert "genimg_fast (cuda graph) disagrees with genimg_fast" in failed["genimg_fast (cuda graph)"]
 
 

@@ -12,11 +12,11 @@ from genimg_fast.graph_capture import captured
 Compare = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor], str], None]
 
 
-def graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], *, rtol: float = 0.0,
-                   atol: float = 0.0, compare: Compare | None = None
-                   ) -> tuple[dict[str, Callable[[int], None]], dict[str, str]]:
-    """'<name> (cuda graph)' replays of the eager 'torch' and 'genimg_fast' steps, and the replays
-    that failed their check (name -> why; not to be timed). Each step returns its results
+def add_graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], device: torch.device, *,
+                       rtol: float = 0.0, atol: float = 0.0, compare: Compare | None = None) -> dict[str, str]:
+    """On a GPU, adds to `steps` '<name> (cuda graph)' replays of the eager 'torch' and
+    'genimg_fast' steps, and returns the replays that failed their check (name -> why; not
+    added, not to be timed); elsewhere adds nothing. Each step returns its results
     (gradients, outputs); a replay must reproduce its own eager step's results (the family checks
     the eager steps against the reference: eager torch's own low-precision gradients can be too
     far from exact to be anyone's yardstick). `compare` replaces the element-wise rtol/atol check.
@@ -26,8 +26,10 @@ def graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], *,
         for g, w in zip(got, want):
             torch.testing.assert_close(g, w, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
 
+    if device.type != "cuda":
+        return {}
     compare = compare or close
-    replays, failed = {}, {}
+    failed = {}
     for name in ("torch", "genimg_fast"):
         if name not in steps:  # a variant that failed its own check
             continue
@@ -42,5 +44,5 @@ def graph_variants(steps: dict[str, Callable[[int], Sequence[torch.Tensor]]], *,
         except AssertionError as exc:
             failed[graph_name] = str(exc)
             continue
-        replays[graph_name] = replay
-    return replays, failed
+        steps[graph_name] = replay
+    return failed

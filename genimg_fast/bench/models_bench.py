@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from genimg_fast.bench.checks import finish
-from genimg_fast.bench.graphs import graph_variants
+from genimg_fast.bench.graphs import add_graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 from genimg_fast.models import DCGANDiscriminator, DCGANGenerator, ConvVAE, define_D, define_G
@@ -198,10 +198,9 @@ def run_case(case: ModelCase, device: torch.device, *, compile_too: bool, warmup
         for name, why in check_variants(steps, variants, f"{case.name} {mode}").items():
             failed[f"{name}, {mode}"] = why
             del steps[name]
-        if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
-            replays, graph_failed = graph_variants(steps, compare=_same_run)
-            steps.update(replays)
-            failed.update({f"{name}, {mode}": why for name, why in graph_failed.items()})
+        # on a GPU, the GPU's work alone: each step captured once, replayed
+        graph_failed = add_graph_variants(steps, device, compare=_same_run)
+        failed.update({f"{name}, {mode}": why for name, why in graph_failed.items()})
         timings = time_side_by_side(steps, device, warmup=max(2, warmup // 5), repeats=max(10, repeats // 10))
         new_rows = timing_rows(timings, op=f"{case.name} {mode}", case=case.label, shape=case.input_shape,
                                dtype=torch.float32, modeled_bytes=None)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from genimg_fast.bench.checks import check_each, finish, without
-from genimg_fast.bench.graphs import graph_variants
+from genimg_fast.bench.graphs import add_graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
@@ -47,7 +47,8 @@ def _cases(device: torch.device, quick: bool) -> list[NormCase]:
         return [
             NormCase("batch", "relu", (32, 256, 8, 8), f32, False, "dcgan G"),
             NormCase("instance", "relu", (1, 64, 64, 64), f32, False, "cyclegan 64px"),
-        ] + ([] if quick else [NormCase("batch", "relu", (32, 256, 8, 8), f32, False, "dcgan G (eval)", training=False)])
+        ] + ([] if quick else [NormCase("batch", "relu", (32, 256, 8, 8), f32, False, "dcgan G (eval)",
+                                        training=False)])
     found = [
         NormCase("batch", "relu", (128, 512, 4, 4), f32, False, "dcgan G b128"),
         NormCase("batch", "relu", (128, 256, 8, 8), f32, False, "dcgan G b128"),
@@ -74,7 +75,8 @@ def _cases(device: torch.device, quick: bool) -> list[NormCase]:
 def _eager(case: NormCase) -> nn.Module:
     c = case.shape[1]
     norm = nn.BatchNorm2d(c) if case.norm == "batch" else nn.InstanceNorm2d(c, affine=True)
-    if not case.training and norm.running_mean is not None:  # running statistics a trained network would hold, not the initial 0 and 1
+    # eval: running statistics a trained network would hold, not the initial 0 and 1
+    if not case.training and norm.running_mean is not None:
         norm.running_mean.uniform_(-0.5, 0.5)
         norm.running_var.uniform_(0.5, 2.0)
     act = nn.ReLU() if case.activation == "relu" else nn.LeakyReLU(0.2)
@@ -161,10 +163,8 @@ def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup:
         return step
 
     steps = {n: make_step(m) for n, m in variants.items()}
-    if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
-        replays, graph_failed = graph_variants(steps, rtol=2e-2, atol=2e-2)
-        steps.update(replays)
-        failed.update(graph_failed)
+    # on a GPU, the GPU's work alone: each step captured once, replayed
+    failed.update(add_graph_variants(steps, device, rtol=2e-2, atol=2e-2))
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     rows = timing_rows(timings, op=describe(case), case=case.label, shape=case.shape, dtype=case.dtype,
                        modeled_bytes=modeled_bytes(case))

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from genimg_fast.bench.checks import check_each, finish, without
-from genimg_fast.bench.graphs import graph_variants
+from genimg_fast.bench.graphs import add_graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import count_launches, time_side_by_side
 from genimg_fast.ops import objectives
@@ -105,8 +105,8 @@ def reference(name: str) -> Objective:
         kld = torch.mean(-0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1), dim=0)
         return F.mse_loss(recon, x) + 0.00025 * kld
 
-    return {"conv_vae": conv_vae, "cyclegan_G": cyclegan_g, "cyclegan_D": cyclegan_d, "pix2pix_G": pix2pix_g, "pix2pix_D": pix2pix_d,
-            "wgangp_D": wgangp_d, "dcgan_D": dcgan_d, "vae": vae}[name]
+    return {"conv_vae": conv_vae, "cyclegan_G": cyclegan_g, "cyclegan_D": cyclegan_d, "pix2pix_G": pix2pix_g,
+            "pix2pix_D": pix2pix_d, "wgangp_D": wgangp_d, "dcgan_D": dcgan_d, "vae": vae}[name]
 
 
 def fused(name: str) -> Objective:
@@ -174,10 +174,8 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
         return step
 
     steps = {n: make_step(o) for n, o in variants.items()}
-    if device.type == "cuda":  # the GPU's work alone: each step captured once, replayed
-        replays, graph_failed = graph_variants(steps, rtol=1e-4, atol=1e-5)
-        steps.update(replays)
-        failed.update(graph_failed)
+    # on a GPU, the GPU's work alone: each step captured once, replayed
+    failed.update(add_graph_variants(steps, device, rtol=1e-4, atol=1e-5))
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     launches = {n: count_launches(lambda step=step: step(0), device) for n, step in steps.items()}
     rows = timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.largest_shape,
