@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genimg_fast.bench.checks import finish
+from genimg_fast.bench.checks import check_each, finish
 from genimg_fast.bench.graphs import add_graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import time_side_by_side
@@ -163,20 +163,20 @@ def check_variants(steps: dict[str, Callable[[int], tuple[torch.Tensor, ...]]], 
         floor = _floor(expected)
         errors = {name: [relative_error(got, want, floor) for got, want in zip(results(step), expected)]
                   for name, step in steps.items()}
-    failed = {}
-    for name, variant in variants.items():
-        errs = errors[name]
+
+    def check(name: str) -> None:
+        variant, errs = variants[name], errors[name]
         allowed = [math.inf if variant.tolerance is None else variant.tolerance] * len(errs)
         if variant.yardstick is not None:
             allowed = [max(a, 2 * y) for a, y in zip(allowed, errors[variant.yardstick])]
         bad = [i for i, (e, a) in enumerate(zip(errs, allowed)) if not (math.isfinite(e) and e <= a)]
         if bad:
             i = bad[0]
-            failed[name] = (f"disagrees with torch on {what} (result {i}): relative error {errs[i]:.3g} > "
-                            f"{allowed[i]:.3g}" + (f" ({len(bad)} of {len(errs)} results)" if len(bad) > 1 else ""))
-    if "torch" in failed:
-        raise AssertionError(f"eager torch does not repeat its own results: {failed['torch']}")
-    return failed
+            how_many = f" ({len(bad)} of {len(errs)} results)" if len(bad) > 1 else ""
+            raise AssertionError(("eager torch does not repeat its own results: " if name == "torch" else "")
+                                 + f"disagrees with torch on {what} (result {i}): relative error {errs[i]:.3g} > "
+                                 f"{allowed[i]:.3g}{how_many}")
+    return check_each(variants, check)
 
 
 def _same_run(got: list[torch.Tensor], want: list[torch.Tensor], what: str) -> None:
