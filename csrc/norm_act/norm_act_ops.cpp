@@ -84,14 +84,11 @@ std::tuple<at::Tensor, at::Tensor> empty_input_stats(const at::Tensor& x, bool p
   return {stat_tensor(x, per_sample).fill_(nan), stat_tensor(x, per_sample).fill_(nan)};
 }
 
-at::Tensor workspace_for(const NormTiling& t, const at::Tensor& x) {
-  const auto bytes = norm_reduce_workspace_bytes(t, x.scalar_type() == at::kDouble);
-  return at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
-}
-
-// The training ops' workspace: none (an undefined tensor, no allocator call) for single-pass groups.
-at::Tensor train_workspace_for(const NormTiling& t, const at::Tensor& x) {
-  const auto bytes = norm_train_workspace_bytes(t, x.scalar_type() == at::kDouble);
+// The reductions' workspace. The training ops (`training`) need none where they take the
+// single-pass kernels: an undefined tensor then, no allocator call.
+at::Tensor workspace_for(const NormTiling& t, const at::Tensor& x, bool training = false) {
+  const bool is_double = x.scalar_type() == at::kDouble;
+  const auto bytes = training ? norm_train_workspace_bytes(t, is_double) : norm_reduce_workspace_bytes(t, is_double);
   return bytes == 0 ? at::Tensor() : at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
 }
 
@@ -122,7 +119,7 @@ void compute_stats(const DenseInput& in, const NormTiling& t, at::Tensor& mean, 
   GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_stats", [&] {
     using acc_t = acc_type_t<scalar_t>;
     launch_norm_stats<scalar_t>(t, in.x.const_data_ptr<scalar_t>(), mean.mutable_data_ptr<acc_t>(),
-                                var.mutable_data_ptr<acc_t>(), workspace.mutable_data_ptr(), stream);
+                                var.mutable_data_ptr<acc_t>(), data_or_null(workspace), stream);
   });
 }
 
@@ -147,7 +144,7 @@ std::tuple<at::Tensor, at::Tensor> backward_sums(const DenseInput& in, const Nor
     using acc_t = acc_type_t<scalar_t>;
     launch_norm_act_backward_reduce<scalar_t>(t, make_args<scalar_t>(in.x, mean, var, weight, bias, eps, act, slope),
                                               dy.const_data_ptr<scalar_t>(), sum_dz.mutable_data_ptr<acc_t>(),
-                                              sum_dz_xhat.mutable_data_ptr<acc_t>(), workspace.mutable_data_ptr(),
+                                              sum_dz_xhat.mutable_data_ptr<acc_t>(), data_or_null(workspace),
                                               stream);
   });
   return {sum_dz, sum_dz_xhat};
@@ -337,7 +334,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x
   const NormTiling t = tiling_for(in, per_sample);
   const auto acc = acc_scalar_type(x);
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
-  at::Tensor workspace = train_workspace_for(t, in.x);
+  at::Tensor workspace = workspace_for(t, in.x, /*training=*/true);
   Output y = output_like(x, in);
   const int64_t count = per_sample ? t.S : t.N * t.S;
   const bool update_in_kernels = running != nullptr && !per_sample && running->kernel_writable(acc);
@@ -414,7 +411,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
   const at::Tensor mean_acc = mean.to(acc).contiguous(), var_acc = var.to(acc).contiguous();
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
   at::Tensor sum_dz = at::empty_like(mean_acc), sum_dz_xhat = at::empty_like(mean_acc);
-  at::Tensor workspace = train_workspace_for(t, in.x);
+  at::Tensor workspace = workspace_for(t, in.x, /*training=*/true);
   Output dx = output_like(x, in);
   const double count = static_cast<double>(per_sample ? t.S : t.N * t.S);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
