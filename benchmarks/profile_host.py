@@ -11,16 +11,14 @@ launch calls themselves.
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import torch
-from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from genimg_fast.bench.objectives_bench import cases as objective_cases
 from genimg_fast.bench.objectives_bench import fused, make_inputs, reference
-from genimg_fast.nn import BatchNormAct2d
+from profile_norm_act import norm_act_steps  # the script beside this one
 
 
 def _host_us(step, device: torch.device, steps: int = 200) -> float:
@@ -46,15 +44,7 @@ def _top_self_cpu(step, rows: int) -> str:
 
 
 def _norm_steps(device: torch.device):
-    eager = nn.Sequential(nn.BatchNorm2d(256), nn.ReLU()).to(device)
-    fused_module = BatchNormAct2d.from_norm(copy.deepcopy(eager[0]), activation="relu").to(device)
-    x = torch.randn(128, 256, 8, 8, device=device, requires_grad=True)
-    gy = torch.randn_like(x)
-
-    def step_of(module):
-        params = list(module.parameters())
-        return lambda: torch.autograd.grad(module(x), [x, *params], gy)
-    return "BN+ReLU 128x256x8x8 fwd+bwd", {"torch": step_of(eager), "genimg_fast": step_of(fused_module)}
+    return "BN+ReLU 128x256x8x8 fwd+bwd", norm_act_steps((128, 256, 8, 8), device)
 
 
 def _objective_steps(device: torch.device):

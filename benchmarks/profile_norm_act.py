@@ -12,19 +12,29 @@ import argparse
 import collections
 import copy
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from genimg_fast.bench.timing import LAUNCH_EVENTS
 from genimg_fast.nn import BatchNormAct2d
 
 SHAPES = [(128, 512, 4, 4), (128, 64, 32, 32), (32, 64, 128, 128)]
 
 
-def _step_fn(module: nn.Module, x: torch.Tensor, gy: torch.Tensor):
-    params = list(module.parameters())
-    return lambda: torch.autograd.grad(module(x), [x, *params], gy)
+def norm_act_steps(shape: tuple[int, int, int, int], device: torch.device) -> dict[str, Callable[[], object]]:
+    """One BN+ReLU training step (forward + backward) each of eager torch and genimg_fast."""
+    eager = nn.Sequential(nn.BatchNorm2d(shape[1]), nn.ReLU()).to(device)
+    fused = BatchNormAct2d.from_norm(copy.deepcopy(eager[0]), activation="relu").to(device)
+    x = torch.randn(shape, device=device, requires_grad=True)
+    gy = torch.randn(shape, device=device)
+
+    def step_of(module: nn.Module):
+        params = list(module.parameters())
+        return lambda: torch.autograd.grad(module(x), [x, *params], gy)
+    return {"torch": step_of(eager), "genimg_fast": step_of(fused)}
 
 
 def _profile(step, device: torch.device, steps: int) -> dict[str, float]:
@@ -42,8 +52,7 @@ def _profile(step, device: torch.device, steps: int) -> dict[str, float]:
             torch.cuda.synchronize()
         wall = time.perf_counter() - begin
     events = prof.events()
-    launches = sum(1 for e in events if e.name in ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel",
-                                                   "cudaMemsetAsync"))
+    launches = sum(1 for e in events if e.name in LAUNCH_EVENTS)
     gpu_events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     kernel_us = sum(e.device_time_total for e in gpu_events)
     per_kernel = collections.Counter(e.name[:90] for e in gpu_events)
@@ -61,12 +70,8 @@ def main() -> None:
           f"{'kernel us/step':>15}")
     kernel_lists: dict[str, dict[str, float]] = {}
     for shape in SHAPES if device.type == "cuda" else [(8, 16, 8, 8)]:
-        eager = nn.Sequential(nn.BatchNorm2d(shape[1]), nn.ReLU()).to(device)
-        fused = BatchNormAct2d.from_norm(copy.deepcopy(eager[0]), activation="relu").to(device)
-        x = torch.randn(shape, device=device, requires_grad=True)
-        gy = torch.randn(shape, device=device)
-        for name, module in (("torch", eager), ("genimg_fast", fused)):
-            r = _profile(_step_fn(module, x, gy), device, args.steps)
+        for name, step in norm_act_steps(shape, device).items():
+            r = _profile(step, device, args.steps)
             print(f"{'x'.join(map(str, shape)):<18} {name:<12} {r['host_us']:>12.1f} {r['wall_us']:>12.1f} "
                   f"{r['launches']:>14.1f} {r['kernel_us']:>15.1f}")
             kernel_lists.setdefault(name, r["kernels"])
