@@ -24,6 +24,15 @@ failures=()
 
 step() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$LOG"; }
 
+# GPU_CHECK_BUNDLE=1: at exit, the logs and markdown summaries go into one gpu_check_logs.tar.gz
+# (a lent machine may hand back only a few files).
+bundle() {
+  local files
+  files=$(cd "$OUT" && ls -- *.log *.md 2>/dev/null)
+  [[ -n "$files" ]] && (cd "$OUT" && tar czf gpu_check_logs.tar.gz --remove-files $files)
+}
+[[ -n "${GPU_CHECK_BUNDLE:-}" ]] && trap bundle EXIT
+
 step "machine"
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
   "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"

@@ -6,6 +6,7 @@ import torch
 
 import genimg_fast
 from genimg_fast import _backend
+from genimg_fast.bench.checks import exact_fp32
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,6 +27,14 @@ def cuda_kernels():
         pytest.skip("GENIMG_FAST_IMPL=reference: no kernels to test")
     assert info["impl"] == "cuda", f"CUDA GPU present but kernels unusable: {info['reason']}"
     return torch.device("cuda")
+
+
+@pytest.fixture
+def no_tf32():
+    """float32 convolutions in full precision: TF32's 10 mantissa bits would drown the rounding
+    differences the GPU tests compare."""
+    with exact_fp32():
+        yield
 
 
 def fresh_generator(seed: int) -> torch.Generator:

@@ -15,7 +15,7 @@ import torch
 
 from genimg_fast.models import DCGANDiscriminator, DCGANGenerator, define_D, define_G
 
-pytestmark = pytest.mark.cuda
+pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("no_tf32")]
 
 NETS = {  # name -> (build(fused), input shape)
     "dcgan_G": (lambda f: DCGANGenerator(ngf=32, fused=f), (16, 100, 1, 1)),
@@ -25,15 +25,6 @@ NETS = {  # name -> (build(fused), input shape)
     "patch_D_instance": (lambda f: define_D(3, 16, "basic", norm="instance", fused=f), (1, 3, 64, 64)),
 }
 FP32_ERROR_FACTOR = 8  # fused fp32 error may be this many times the reference layers' fp32 error
-
-
-@pytest.fixture(autouse=True)
-def no_tf32():
-    """TF32 convolutions keep 10 mantissa bits, which would drown the norms' rounding we compare."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _nets(name):

@@ -16,7 +16,7 @@ from genimg_fast.train.dcgan import DCGANConfig, train_dcgan  # noqa: E402
 from genimg_fast.train.pix2pix import Pix2PixConfig, train_pix2pix  # noqa: E402
 from genimg_fast.train.vae import VAEConfig, train_vae  # noqa: E402
 
-pytestmark = pytest.mark.cuda
+pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("no_tf32")]
 
 DCGAN = dict(image_size=32, ngf=16, ndf=16, nz=16, batch_size=16, dataset_size=96, epochs=2, device="cuda",
              progress=False, log_every=3)

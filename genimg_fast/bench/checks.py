@@ -3,7 +3,10 @@ time the others, and then raise UntimedVariants, which the suite turns into its 
 reported failure per variant."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+import torch
 
 
 class UntimedVariants(AssertionError):
@@ -13,13 +16,29 @@ class UntimedVariants(AssertionError):
         self.failed = failed    # variant -> why it was not timed
 
 
+@contextmanager
+def exact_fp32() -> Iterator[None]:
+    """float32 convolutions and matmuls in full float32 precision, not TF32 (cuDNN's default, kept
+    for the timing): TF32 keeps 10 mantissa bits, so a deep network's fp32 gradients differ by
+    percents between any two convolution algorithms, torch's own two layouts included."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
 def check_each(names: Iterable[str], check: Callable[[str], None]) -> dict[str, str]:
-    """Runs check(name) for every variant; those that raise AssertionError, with why. Eager torch
-    is the baseline every ratio divides by: if it fails, the whole case fails."""
+    """Runs check(name) for every variant, in exact float32 (exact_fp32); returns those that
+    raise AssertionError, with why. Eager torch is the baseline every ratio divides by: if it
+    fails, the whole case fails."""
     failed = {}
     for name in names:
         try:
-            check(name)
+            with exact_fp32():
+                check(name)
         except AssertionError as exc:
             if name == "torch":
                 raise

@@ -1,0 +1,53 @@
+"""How far a --cuda-graphs run's logged losses drift from the eager loop's, against how far two
+eager runs drift from each other (the GPU's own run-to-run noise: atomic adds in reflection
+padding's and some convolutions' backward), per recipe and implementation, in full float32
+precision, with cuDNN's nondeterministic algorithms allowed and not. Small recipes of the
+trainer tests (tests/test_train_cuda.py); needs a GPU.
+
+    PYTHONPATH=. python benchmarks/compare_graph_training.py
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from genimg_fast.bench.checks import exact_fp32
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_train_cuda import RUNS  # noqa: E402
+
+
+def losses(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+
+
+def drift(a: list[dict], b: list[dict]) -> list[float]:
+    """Per step, the largest relative difference among the logged losses."""
+    return [max(abs(x[k] - y[k]) / max(abs(y[k]), 1e-5) for k in x if k != "step") for x, y in zip(a, b)]
+
+
+def main() -> None:
+    for name in ("cyclegan", "dcgan", "pix2pix"):
+        train, config_cls, base = RUNS[name]
+        for impl in ("fused", "reference"):
+            for deterministic in (True, False):
+                torch.backends.cudnn.deterministic = deterministic
+                with tempfile.TemporaryDirectory() as tmp, exact_fp32():
+                    runs = {}
+                    for run, graphs in (("eager", False), ("eager again", False), ("graph", True)):
+                        train(config_cls(out=f"{tmp}/{run}", impl=impl, cuda_graphs=graphs, **base))
+                        runs[run] = losses(Path(tmp) / run)
+                noise = drift(runs["eager again"], runs["eager"])
+                graph = drift(runs["graph"], runs["eager"])
+                head = f"{name} {impl} cudnn.deterministic={deterministic}: per-step drift, "
+                print(f"{head}eager vs eager {' '.join(f'{d:.1e}' for d in noise)}")
+                print(f"{' ' * len(head)}graph vs eager {' '.join(f'{d:.1e}' for d in graph)}")
+    torch.backends.cudnn.deterministic = False
+
+
+if __name__ == "__main__":
+    main()
