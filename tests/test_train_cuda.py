@@ -36,10 +36,11 @@ def _losses(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
 
 
-def _assert_close_runs(a: Path, b: Path, rel: float) -> None:
+def _assert_close_runs(a: Path, b: Path, rel: float, steps: int | None = None) -> None:
+    """The logged losses of two runs agree (the first `steps` steps' only, if given)."""
     first, second = _losses(a), _losses(b)
     assert len(first) == len(second) > 0
-    for x, y in zip(first, second):
+    for x, y in list(zip(first, second))[:steps]:
         for key in x:
             assert x[key] == pytest.approx(y[key], rel=rel, abs=1e-5), (x["step"], key)
 
@@ -55,8 +56,16 @@ def test_cuda_graphs_train_as_the_eager_loop(cuda_kernels, tmp_path, name):
     train, config_cls, base = RUNS[name]
     train(config_cls(out=str(tmp_path / "eager"), **base))
     train(config_cls(out=str(tmp_path / "graph"), cuda_graphs=True, **base))
-    # the VAE draws its reparameterization noise on the GPU: a graph's draws need not be the eager ones
-    _assert_close_runs(tmp_path / "eager", tmp_path / "graph", rel=5e-2 if name == "vae" else 1e-3)
+    if name == "cyclegan":
+        # This tiny CycleGAN is chaotic: two eager runs agree to 2e-6 for five steps (reflection
+        # padding's backward adds atomically), then drift apart, 5e-3 by step 6 and percents
+        # later (H100, full fp32, benchmarks/compare_graph_training.py). A replay is told from
+        # noise only early on: steps 1 and 2 are replays, within 1e-5 of eager there. pix2pix
+        # covers the decay epochs.
+        _assert_close_runs(tmp_path / "eager", tmp_path / "graph", rel=1e-4, steps=3)
+    else:
+        # the VAE draws its reparameterization noise on the GPU: a graph's draws need not be the eager ones
+        _assert_close_runs(tmp_path / "eager", tmp_path / "graph", rel=5e-2 if name == "vae" else 1e-3)
 
 
 def test_bf16_channels_last_and_graphs_together(cuda_kernels, tmp_path):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genimg_fast.bench.checks import check_each, finish
+from genimg_fast.bench.checks import check_each, exact_fp32, finish
 from genimg_fast.bench.graphs import add_graph_variants
 from genimg_fast.bench.rows import timing_rows
 from genimg_fast.bench.timing import time_side_by_side
@@ -151,14 +151,15 @@ def _dropout_off(models: list[nn.Module]):
 def check_variants(steps: dict[str, Callable[[int], tuple[torch.Tensor, ...]]], variants: dict[str, Variant],
                    what: str) -> dict[str, str]:
     """Every variant's results (output, or parameter gradients) against eager torch's, each from the
-    same seed (the VAE draws its noise) and with dropout off (the pix2pix generator's: a
-    channels_last tensor would draw its mask in another order); returns the variants that fail,
+    same seed (the VAE draws its noise), with dropout off (the pix2pix generator's: a
+    channels_last tensor would draw its mask in another order) and in full float32 (TF32's
+    rounding differs by percents between convolution algorithms); returns the variants that fail,
     each with why. Eager torch failing its own repeat fails the whole case."""
     def results(step) -> list[torch.Tensor]:
         torch.manual_seed(0)
         return [t.detach().clone() for t in step(0)]
 
-    with _dropout_off([variant.model for variant in variants.values()]):
+    with exact_fp32(), _dropout_off([variant.model for variant in variants.values()]):
         expected = results(steps["torch"])
         floor = _floor(expected)
         errors = {name: [relative_error(got, want, floor) for got, want in zip(results(step), expected)]
