@@ -21,11 +21,11 @@ import torch.nn.functional as F
 
 from genimg_fast.data import UnalignedFolder, UnpairedShapeStyles
 from genimg_fast.models import define_D, define_G
-from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss
+from genimg_fast.nn import CycleGANGeneratorLoss
 from genimg_fast.train.image_pool import ImagePool
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.image_to_image import SAME_ON_RESUME as IMAGE_TO_IMAGE_SAME_ON_RESUME
-from genimg_fast.train.image_to_image import ImageToImageOptions, ImageToImageRecipe, gpu_ids, reference_gan_loss
+from genimg_fast.train.image_to_image import ImageToImageOptions, ImageToImageRecipe, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, run_training, start_run
 from genimg_fast.train.options import prepare_batch, prepare_networks
 from genimg_fast.train.requires_grad import set_requires_grad
@@ -52,10 +52,7 @@ class CycleGANRecipe(ImageToImageRecipe):
     def __init__(self, config: CycleGANConfig, device: torch.device, dataset,
                  distributed: Distributed | None = None) -> None:
         distributed = distributed or Distributed()
-        self.title = f"CycleGAN ({config.impl})"
-        fused = config.impl == "fused"
-        torch.manual_seed(config.seed)
-        ids = gpu_ids(device)
+        fused, ids = self._start("CycleGAN", config, device)
         self.G_A = define_G(3, 3, config.ngf, config.netG, config.norm, False, gpu_ids=ids, fused=fused)
         self.G_B = define_G(3, 3, config.ngf, config.netG, config.norm, False, gpu_ids=ids, fused=fused)
         self.D_A = define_D(3, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
@@ -67,7 +64,6 @@ class CycleGANRecipe(ImageToImageRecipe):
         self.pool_A, self.pool_B = ImagePool(config.pool_size), ImagePool(config.pool_size)
         if fused:
             self.g_loss = CycleGANGeneratorLoss(config.gan_mode, config.lambda_A, config.lambda_B, config.lambda_identity)
-            self.d_loss = DiscriminatorLoss(config.gan_mode)
 
     def visuals(self, real_A: torch.Tensor, real_B: torch.Tensor) -> list[torch.Tensor]:
         """real_A, fake_B, rec_A and real_B, fake_A, rec_B, for each pair."""
@@ -141,6 +137,7 @@ class CycleGANRecipe(ImageToImageRecipe):
         precision.update()
         return {"loss_G": loss_G.detach(), **{k: v.detach() for k, v in terms.items()}, "D_A": loss_D_A.detach(),
                 "D_B": loss_D_B.detach()}
+
 
 def train_cyclegan(config: CycleGANConfig) -> dict:
     if config.cuda_graphs and config.pool_size:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from genimg_fast.nn import DiscriminatorLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.options import RunOptions, adam, load_optimizer
@@ -61,6 +62,13 @@ def reference_gan_loss(prediction: torch.Tensor, mode: str, target_is_real: bool
 class ImageToImageRecipe:
     net_names: tuple[str, ...]  # the attributes holding the networks, as the checkpoints name them
 
+    def _start(self, title: str, config, device: torch.device) -> tuple[bool, tuple[int, ...]]:
+        """The recipes' opening: the title, the seed the networks' weights are drawn from, and
+        define_G / define_D's fused and gpu_ids arguments."""
+        self.title = f"{title} ({config.impl})"
+        torch.manual_seed(config.seed)
+        return config.impl == "fused", gpu_ids(device)
+
     def _setup_training(self, config, device: torch.device, distributed: Distributed, dataset, generator_params,
                         discriminator_params) -> None:
         self.config, self.device = config, device
@@ -69,6 +77,7 @@ class ImageToImageRecipe:
         self.optG = adam(generator_params, config.lr, betas, config, device)
         self.optD = adam(discriminator_params, config.lr, betas, config, device)
         self.schedulers = [linear_decay(opt, config.epochs, config.epochs_decay) for opt in (self.optG, self.optD)]
+        self.d_loss = DiscriminatorLoss(config.gan_mode) if config.impl == "fused" else None
         pairs = [dataset[i] for i in range(min(3, len(dataset)))]  # the same inputs in every visuals grid
         self.fixed_A, self.fixed_B = (torch.stack(images).to(device) for images in zip(*pairs))
 

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 
 from genimg_fast.data import AlignedFolder, OutlinesToShapes
 from genimg_fast.models import define_D, define_G
-from genimg_fast.nn import DiscriminatorLoss, Pix2PixGeneratorLoss
+from genimg_fast.nn import Pix2PixGeneratorLoss
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.image_to_image import SAME_ON_RESUME as IMAGE_TO_IMAGE_SAME_ON_RESUME
-from genimg_fast.train.image_to_image import ImageToImageOptions, ImageToImageRecipe, gpu_ids, reference_gan_loss
+from genimg_fast.train.image_to_image import ImageToImageOptions, ImageToImageRecipe, reference_gan_loss
 from genimg_fast.train.loop import loop_settings, run_training, start_run
 from genimg_fast.train.options import prepare_batch, prepare_networks
 from genimg_fast.train.requires_grad import set_requires_grad
@@ -46,17 +46,13 @@ class Pix2PixRecipe(ImageToImageRecipe):
     def __init__(self, config: Pix2PixConfig, device: torch.device, dataset,
                  distributed: Distributed | None = None) -> None:
         distributed = distributed or Distributed()
-        self.title = f"pix2pix ({config.impl})"
-        fused = config.impl == "fused"
-        torch.manual_seed(config.seed)
-        ids = gpu_ids(device)
+        fused, ids = self._start("pix2pix", config, device)
         self.G = define_G(3, 3, config.ngf, config.netG, config.norm, config.dropout, gpu_ids=ids, fused=fused)
         self.D = define_D(6, config.ndf, config.netD, norm=config.norm, gpu_ids=ids, fused=fused)
         prepare_networks([self.G, self.D], config, distributed)
         self._setup_training(config, device, distributed, dataset, self.G.parameters(), self.D.parameters())
         if fused:
             self.g_loss = Pix2PixGeneratorLoss(config.gan_mode, config.lambda_L1)
-            self.d_loss = DiscriminatorLoss(config.gan_mode)
 
     def visuals(self, real_A: torch.Tensor, real_B: torch.Tensor) -> list[torch.Tensor]:
         """real_A, fake_B, real_B for each pair (the translation direction's A and B)."""
@@ -104,6 +100,7 @@ class Pix2PixRecipe(ImageToImageRecipe):
         precision.step(self.optG)
         precision.update()
         return {"G_GAN": gan.detach(), "G_L1": l1.detach(), "D": loss_D.detach()}
+
 
 def train_pix2pix(config: Pix2PixConfig) -> dict:
     if config.direction not in ("AtoB", "BtoA"):
