@@ -1,6 +1,7 @@
 """Helpers for the CUDA kernel tests."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -17,12 +18,13 @@ def poison_allocator(nbytes: int, copies: int = 4) -> None:
     del blocks
 
 
-def assert_raises_in_child(call: str, error: str, message: str) -> None:
-    """Run `call` (after importing torch and genimg_fast.ops as ops) in a child process and
-    check it raises `error` with `message`: a crash fails this check instead of the whole run."""
+def assert_raises_in_child(call: str, error: str, message: str, env: dict[str, str] | None = None) -> None:
+    """Run `call` (after importing torch and genimg_fast.ops as ops) in a child process (with
+    `env` added to the environment) and check it raises `error` with `message`: a crash fails
+    this check instead of the whole run."""
     code = ("import torch, genimg_fast\nfrom genimg_fast import ops\n"
             f"try:\n    {call}\nexcept {error} as e:\n    print('{error}:', e)\n")
     out = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env={**os.environ, **(env or {})})
     assert out.returncode == 0, f"crashed (rc {out.returncode}):\n{out.stderr[-3000:]}"
     assert f"{error}:" in out.stdout and message in out.stdout, out.stdout + out.stderr

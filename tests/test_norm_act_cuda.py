@@ -4,6 +4,9 @@ odd channel counts, spatial 1x1 to 256x256, bit-identical repeats, NaN-poisoned 
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -350,6 +353,44 @@ def test_batch_norm_training_forward_launches(cuda_kernels, shape, launches):
     x = torch.randn(shape, device="cuda")
     assert count_launches(lambda: module(x), torch.device("cuda")) == launches
     assert module.num_batches_tracked.item() == 2  # count_launches calls it twice
+
+
+_BN_STEP_IN_CHILD = """
+import sys, torch
+from genimg_fast.bench.timing import count_launches
+from genimg_fast.nn import BatchNormAct2d
+torch.manual_seed(0)
+module = BatchNormAct2d(16, activation="leaky_relu", negative_slope=0.2).cuda()
+x = torch.randn(128, 16, 8, 8, device="cuda", requires_grad=True)
+gy = torch.randn_like(x)
+y = module(x)
+grads = torch.autograd.grad(y, [x, module.weight, module.bias], gy)
+torch.save([t.cpu() for t in (y, *grads, module.running_var)], sys.argv[1])
+print("launches", count_launches(lambda: module(x), torch.device("cuda")))
+"""
+
+
+def test_single_pass_cap_sends_its_groups_down_the_tile_path(cuda_kernels, tmp_path):
+    """GENIMG_FAST_SINGLE_PASS_MAX=0 (for timing both paths at one shape) trains a single-pass
+    shape (8192 values a channel) on the tile path: two launches instead of one, and the same
+    numbers to fp32 rounding."""
+    results = {}
+    for cap in ("", "0"):
+        out = tmp_path / f"cap{cap or 'default'}.pt"
+        run = subprocess.run([sys.executable, "-c", _BN_STEP_IN_CHILD, str(out)], capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "GENIMG_FAST_SINGLE_PASS_MAX": cap})
+        assert run.returncode == 0, run.stderr[-3000:]
+        results[cap] = (run.stdout.split()[-1], torch.load(out))
+    assert results[""][0] == "1" and results["0"][0] == "2"
+    for single_pass, tile in zip(results[""][1], results["0"][1]):  # each within TOLERANCE of exact
+        scale = single_pass.abs().max().item()
+        torch.testing.assert_close(tile, single_pass, rtol=0, atol=2 * TOLERANCE[torch.float32] * scale)
+
+
+def test_single_pass_cap_refuses_a_malformed_value(cuda_kernels):
+    assert_raises_in_child("ops.norm_act_train(torch.randn(8, 4, 8, 8, device='cuda'), None, None, False, 1e-5, "
+                           "'relu', 0.0)", "RuntimeError", "GENIMG_FAST_SINGLE_PASS_MAX must be a whole number",
+                           env={"GENIMG_FAST_SINGLE_PASS_MAX": "lots"})
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])

@@ -5,6 +5,8 @@
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <initializer_list>
 #include <type_traits>
 
@@ -308,6 +310,19 @@ void launch_single_pass_backward(const NormTiling& t, const GroupConstants<scala
 }
 
 }  // namespace
+
+int64_t single_pass_max_count() {
+  static const int64_t max_count = [] {
+    const char* text = std::getenv("GENIMG_FAST_SINGLE_PASS_MAX");
+    if (text == nullptr || *text == '\0') return kSinglePassMaxCount;
+    char* end = nullptr;
+    const long long value = std::strtoll(text, &end, 10);
+    TORCH_CHECK(*end == '\0' && value >= 0, "GENIMG_FAST_SINGLE_PASS_MAX must be a whole number of values >= 0, got '",
+                text, "'");
+    return std::min<int64_t>(value, kSinglePassMaxCount);
+  }();
+  return max_count;
+}
 
 size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
   const size_t value_bytes = 3 * (is_double ? sizeof(double) : sizeof(float));  // Welford: the larger value

@@ -25,9 +25,14 @@ constexpr int64_t kSinglePassMaxCount = 32 * kSinglePassThreads;
 
 __host__ __device__ inline int64_t values_per_group(const NormTiling& t) { return t.per_sample ? t.S : t.N * t.S; }
 
+// The largest group the single-pass kernels take: kSinglePassMaxCount, or less when the
+// GENIMG_FAST_SINGLE_PASS_MAX environment variable says so (read once; 0 sends every group down
+// the tile path), so that a benchmark can time both paths at the same shapes.
+int64_t single_pass_max_count();
+
 inline bool uses_single_pass(const NormTiling& t, bool float_accumulation) {
   const int64_t count = values_per_group(t);
-  return float_accumulation && !t.channels_last && count >= kSinglePassMinCount && count <= kSinglePassMaxCount &&
+  return float_accumulation && !t.channels_last && count >= kSinglePassMinCount && count <= single_pass_max_count() &&
          t.groups <= INT32_MAX;
 }
 
