@@ -31,6 +31,14 @@ def drift(a: list[dict], b: list[dict]) -> list[float]:
 
 
 def main() -> None:
+    saved = torch.backends.cudnn.deterministic
+    try:
+        compare_all()
+    finally:
+        torch.backends.cudnn.deterministic = saved
+
+
+def compare_all() -> None:
     for name in ("cyclegan", "dcgan", "pix2pix"):
         train, config_cls, base = RUNS[name]
         for impl in ("fused", "reference"):
@@ -46,7 +54,6 @@ def main() -> None:
                 head = f"{name} {impl} cudnn.deterministic={deterministic}: per-step drift, "
                 print(f"{head}eager vs eager {' '.join(f'{d:.1e}' for d in noise)}")
                 print(f"{' ' * len(head)}graph vs eager {' '.join(f'{d:.1e}' for d in graph)}")
-    torch.backends.cudnn.deterministic = False
 
 
 if __name__ == "__main__":

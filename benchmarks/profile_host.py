@@ -11,29 +11,19 @@ launch calls themselves.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from genimg_fast.bench.objectives_bench import cases as objective_cases
 from genimg_fast.bench.objectives_bench import fused, make_inputs, reference
-from profile_norm_act import norm_act_steps  # the script beside this one
+from profile_norm_act import norm_act_steps, time_steps, warm_up  # the script beside this one
 
 
 def _host_us(step, device: torch.device, steps: int = 200) -> float:
     """Host time per step when the host runs ahead of the GPU (no sync inside the loop)."""
-    for _ in range(20):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    begin = time.perf_counter()
-    for _ in range(steps):
-        step()
-    host = time.perf_counter() - begin
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return host / steps * 1e6
+    warm_up(step, device, 20)
+    return time_steps(step, device, steps)[0]
 
 
 def _top_self_cpu(step, rows: int) -> str:

@@ -37,26 +37,41 @@ def norm_act_steps(shape: tuple[int, int, int, int], device: torch.device) -> di
     return {"torch": step_of(eager), "genimg_fast": step_of(fused)}
 
 
-def _profile(step, device: torch.device, steps: int) -> dict[str, float]:
-    for _ in range(5):
-        step()
+def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def warm_up(step, device: torch.device, times: int) -> None:
+    """First calls may allocate, look up kernels or compile: run them before any timing."""
+    for _ in range(times):
+        step()
+    _synchronize(device)
+
+
+def time_steps(step, device: torch.device, steps: int) -> tuple[float, float]:
+    """Microseconds per step of host time (the host runs ahead: no sync inside the loop) and of
+    wall time (until the GPU has finished them)."""
+    begin = time.perf_counter()
+    for _ in range(steps):
+        step()
+    host = time.perf_counter() - begin
+    _synchronize(device)
+    wall = time.perf_counter() - begin
+    return host / steps * 1e6, wall / steps * 1e6
+
+
+def _profile(step, device: torch.device, steps: int) -> dict[str, float]:
+    warm_up(step, device, 5)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
-        begin = time.perf_counter()
-        for _ in range(steps):
-            step()
-        host = time.perf_counter() - begin
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        wall = time.perf_counter() - begin
+        host_us, wall_us = time_steps(step, device, steps)
     events = prof.events()
     launches = sum(1 for e in events if e.name in LAUNCH_EVENTS)
     gpu_events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     kernel_us = sum(e.device_time_total for e in gpu_events)
     per_kernel = collections.Counter(e.name[:90] for e in gpu_events)
-    return {"host_us": host / steps * 1e6, "wall_us": wall / steps * 1e6, "launches": launches / steps,
+    return {"host_us": host_us, "wall_us": wall_us, "launches": launches / steps,
             "kernel_us": kernel_us / steps, "kernels": {name: n / steps for name, n in per_kernel.items()}}
 
 

@@ -54,6 +54,13 @@ def _output_gradient(net, x):
         return torch.randn_like(copy.deepcopy(net)(x))
 
 
+def _nets_and_inputs(name):
+    """The networks, a float64 input and a gradient for their output."""
+    nets, shape = _nets(name)
+    x = torch.randn(shape, device="cuda", dtype=torch.float64)
+    return nets, x, _output_gradient(nets["ref64"], x)
+
+
 def _scale(t):
     return max(t.double().abs().max().item(), 1.0)
 
@@ -70,9 +77,7 @@ def _assert_within_reference_error(fused, ref, exact, what, factor=FP32_ERROR_FA
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("name", list(NETS))
 def test_fused_network_in_float64_equals_the_reference(cuda_kernels, name, training):
-    nets, shape = _nets(name)
-    x = torch.randn(shape, device="cuda", dtype=torch.float64)
-    gy = _output_gradient(nets["ref64"], x)
+    nets, x, gy = _nets_and_inputs(name)
     got, want = _run(nets["fused64"], x, gy, training), _run(nets["ref64"], x, gy, training)
     assert [k for k, _ in got] == [k for k, _ in want]
     for (what, g), (_, w) in zip(got, want):
@@ -83,9 +88,7 @@ def test_fused_network_in_float64_equals_the_reference(cuda_kernels, name, train
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("name", list(NETS))
 def test_fused_network_in_fp32_is_as_accurate_as_the_reference(cuda_kernels, name, training):
-    nets, shape = _nets(name)
-    x = torch.randn(shape, device="cuda", dtype=torch.float64)
-    gy = _output_gradient(nets["ref64"], x)
+    nets, x, gy = _nets_and_inputs(name)
     exact = _run(nets["ref64"], x, gy, training)
     fused, ref = _run(nets["fused"], x, gy, training), _run(nets["ref"], x, gy, training)
     for (what, f), (_, r), (_, e) in zip(fused, ref, exact):

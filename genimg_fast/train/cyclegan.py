@@ -25,8 +25,8 @@ from genimg_fast.nn import CycleGANGeneratorLoss
 from genimg_fast.train.image_pool import ImagePool
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.image_to_image import SAME_ON_RESUME as IMAGE_TO_IMAGE_SAME_ON_RESUME
-from genimg_fast.train.image_to_image import ImageToImageOptions, ImageToImageRecipe, reference_gan_loss
-from genimg_fast.train.loop import loop_settings, run_training, start_run
+from genimg_fast.train.image_to_image import (ImageToImageOptions, ImageToImageRecipe, reference_gan_loss,
+                                              train_image_to_image)
 from genimg_fast.train.options import prepare_batch, prepare_networks
 from genimg_fast.train.requires_grad import set_requires_grad
 
@@ -142,10 +142,4 @@ class CycleGANRecipe(ImageToImageRecipe):
 def train_cyclegan(config: CycleGANConfig) -> dict:
     if config.cuda_graphs and config.pool_size:
         raise ValueError("cuda_graphs needs pool_size 0: the image pool chooses among stored images on the host")
-    distributed, device = start_run(config)
-    if config.data == "shapes":
-        dataset = UnpairedShapeStyles(config.dataset_size, config.crop_size, config.seed)
-    else:
-        dataset = UnalignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
-    return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, SAME_ON_RESUME,
-                        CycleGANRecipe(config, device, dataset, distributed), dataset, device, distributed)
+    return train_image_to_image(config, CycleGANRecipe, UnpairedShapeStyles, UnalignedFolder, SAME_ON_RESUME)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from genimg_fast.nn import DiscriminatorLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
+from genimg_fast.train.loop import loop_settings, run_training, start_run
 from genimg_fast.train.options import RunOptions, adam, load_optimizer
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
@@ -49,6 +50,18 @@ def gpu_ids(device: torch.device) -> tuple[int, ...]:
     if device.type != "cuda":
         return ()
     return (device.index if device.index is not None else torch.cuda.current_device(),)
+
+
+def train_image_to_image(config, recipe_cls, shapes_dataset, folder_dataset, same_on_resume: tuple[str, ...]) -> dict:
+    """Either model's run: its built-in set (data='shapes') or a dataroot in its layout, trained
+    for epochs + epochs_decay."""
+    distributed, device = start_run(config)
+    if config.data == "shapes":
+        dataset = shapes_dataset(config.dataset_size, config.crop_size, config.seed)
+    else:
+        dataset = folder_dataset(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
+    return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, same_on_resume,
+                        recipe_cls(config, device, dataset, distributed), dataset, device, distributed)
 
 
 def reference_gan_loss(prediction: torch.Tensor, mode: str, target_is_real: bool) -> torch.Tensor:

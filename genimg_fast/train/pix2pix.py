@@ -20,8 +20,8 @@ from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import Pix2PixGeneratorLoss
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.image_to_image import SAME_ON_RESUME as IMAGE_TO_IMAGE_SAME_ON_RESUME
-from genimg_fast.train.image_to_image import ImageToImageOptions, ImageToImageRecipe, reference_gan_loss
-from genimg_fast.train.loop import loop_settings, run_training, start_run
+from genimg_fast.train.image_to_image import (ImageToImageOptions, ImageToImageRecipe, reference_gan_loss,
+                                              train_image_to_image)
 from genimg_fast.train.options import prepare_batch, prepare_networks
 from genimg_fast.train.requires_grad import set_requires_grad
 
@@ -105,10 +105,4 @@ class Pix2PixRecipe(ImageToImageRecipe):
 def train_pix2pix(config: Pix2PixConfig) -> dict:
     if config.direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {config.direction!r}")
-    distributed, device = start_run(config)
-    if config.data == "shapes":
-        dataset = OutlinesToShapes(config.dataset_size, config.crop_size, config.seed)
-    else:
-        dataset = AlignedFolder(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
-    return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, SAME_ON_RESUME,
-                        Pix2PixRecipe(config, device, dataset, distributed), dataset, device, distributed)
+    return train_image_to_image(config, Pix2PixRecipe, OutlinesToShapes, AlignedFolder, SAME_ON_RESUME)
