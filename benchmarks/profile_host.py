@@ -1,6 +1,9 @@
 """Where the host time of a training step goes, when the GPU work is small: the host's cost of
-one plain torch op (the yardstick), then per step of eager torch and of genimg_fast, at one
-DCGAN batch-norm layer and one GAN objective, the profiler's top entries by self CPU time.
+one plain torch op (the yardstick); the host time of each layer of a step measured alone, without
+the profiler (the op's C++ kernel, the same with autograd recording, the Python module or
+objective, the backward op, the whole step with torch.autograd.grad); then per step of eager torch
+and of genimg_fast, at one DCGAN batch-norm layer and one GAN objective, the profiler's top
+entries by self CPU time (the profiler inflates each op's own time: read them as proportions).
 
     GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/profile_host.py [--device cuda]
 
@@ -15,8 +18,11 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+import torch.nn.functional as F
+
 from genimg_fast.bench.objectives_bench import cases as objective_cases
 from genimg_fast.bench.objectives_bench import fused, make_inputs, reference
+from genimg_fast.ops import objectives
 from profile_norm_act import norm_act_steps, time_steps, warm_up  # the script beside this one
 
 
@@ -48,6 +54,72 @@ def _objective_steps(device: torch.device):
                                             "genimg_fast": step_of(fused(case.name))}
 
 
+def _norm_layers(device: torch.device) -> dict[str, object]:
+    """Each layer of a BN+ReLU training step at 128x256x8x8, alone."""
+    ops = torch.ops.genimg_fast
+    shape = (128, 256, 8, 8)
+    eager = torch.nn.Sequential(torch.nn.BatchNorm2d(256), torch.nn.ReLU()).to(device)
+    fused_step = norm_act_steps(shape, device)
+    from genimg_fast.nn import BatchNormAct2d
+    module = BatchNormAct2d(256).to(device)
+    x = torch.randn(shape, device=device)
+    x_grad = x.clone().requires_grad_()
+    gy = torch.randn(shape, device=device)
+    w, b = module.weight.detach(), module.bias.detach()
+    buffers = (module.running_mean, module.running_var, module.num_batches_tracked)
+    _, mean, var = ops.norm_act_train.default(x, w, b, False, 1e-5, "relu", 0.0)
+
+    def no_grad(fn):
+        def call():
+            with torch.no_grad():
+                return fn()
+        return call
+    return {
+        "torch: F.batch_norm (training) + relu, no grad": no_grad(
+            lambda: F.relu(F.batch_norm(x, *buffers[:2], w, b, True, 0.1, 1e-5))),
+        "torch: nn.Sequential(BN, ReLU) forward": lambda: eager(x_grad),
+        "torch: whole step (forward + autograd.grad)": fused_step["torch"],
+        "genimg_fast: batch_norm_act_train_ kernel, no grad": no_grad(
+            lambda: ops.batch_norm_act_train_.default(x, w, b, *buffers, 0.1, 1e-5, "relu", 0.0)),
+        "genimg_fast: the same op recording autograd": lambda: ops.batch_norm_act_train_.default(
+            x_grad, module.weight, module.bias, *buffers, 0.1, 1e-5, "relu", 0.0),
+        "genimg_fast: BatchNormAct2d forward": lambda: module(x_grad),
+        "genimg_fast: norm_act_train_backward kernel": no_grad(
+            lambda: ops.norm_act_train_backward.default(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)),
+        "genimg_fast: whole step (forward + autograd.grad)": fused_step["genimg_fast"],
+    }
+
+
+def _objective_layers(device: torch.device) -> dict[str, object]:
+    """Each layer of a CycleGAN discriminator objective step (two 1x1x30x30 maps), alone."""
+    ops = torch.ops.genimg_fast
+    real, fake = (torch.randn(1, 1, 30, 30, device=device) for _ in range(2))
+    real_g, fake_g = real.clone().requires_grad_(), fake.clone().requires_grad_()
+    spec, weights = "mse:mean,mse:mean", [0.5, 0.5]
+    _, _, stored = ops.loss_terms.default([real, fake], [None, None], [1.0, 0.0], spec, weights, True)
+    grad_total = torch.ones((), device=device)
+    total = objectives.discriminator_loss(real_g, fake_g, "lsgan")[0]
+    return {
+        "genimg_fast: loss_terms kernel, no grad": lambda: ops.loss_terms.default(
+            [real, fake], [None, None], [1.0, 0.0], spec, weights, True),
+        "genimg_fast: the same op recording autograd": lambda: ops.loss_terms.default(
+            [real_g, fake_g], [None, None], [1.0, 0.0], spec, weights, True),
+        "genimg_fast: discriminator_loss (Python API)": lambda: objectives.discriminator_loss(real_g, fake_g, "lsgan"),
+        "genimg_fast: scale_stored_grads kernel": lambda: ops.scale_stored_grads.default(
+            stored, grad_total, None, spec),
+        "genimg_fast: autograd.grad of the built graph": lambda: torch.autograd.grad(total, [real_g, fake_g],
+                                                                                   retain_graph=True),
+        "genimg_fast: whole step (forward + autograd.grad)": _objective_steps(device)[1]["genimg_fast"],
+        "torch: whole step (forward + autograd.grad)": _objective_steps(device)[1]["torch"],
+    }
+
+
+def _print_layers(title: str, layers: dict[str, object], device: torch.device) -> None:
+    print(f"\n== {title}: host us per call, each layer alone (no profiler)")
+    for name, call in layers.items():
+        print(f"  {_host_us(call, device):8.1f}  {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -57,6 +129,10 @@ def main() -> None:
     small = torch.zeros(16, device=device)
     print(f"one plain op (x.add_(1) on 16 values): {_host_us(lambda: small.add_(1), device):.1f} us of host time")
     print(f"one empty tensor (torch.empty(16)):     {_host_us(lambda: torch.empty(16, device=device), device):.1f} us")
+    leaf = torch.zeros(16, device=device, requires_grad=True)
+    print(f"autograd.grad of one node (x * 2):      {_host_us(lambda: torch.autograd.grad(leaf * 2, leaf, small), device):.1f} us")
+    _print_layers("BN+ReLU 128x256x8x8 training step", _norm_layers(device), device)
+    _print_layers("CycleGAN D objective step", _objective_layers(device), device)
     for title, steps in (_norm_steps(device), _objective_steps(device)):
         for name, step in steps.items():
             print(f"\n== {title}, {name}: {_host_us(step, device):.1f} us of host time per step")

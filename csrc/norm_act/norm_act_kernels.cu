@@ -286,11 +286,8 @@ void launch_single_pass_train(const NormTiling& t, const GroupConstants<scalar_t
                               acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var, scalar_t* y,
                               const RunningStatsTarget<acc_type_t<scalar_t>>& running, cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(t.groups);
-  if (single_pass_items(t) == 8) {
-    single_pass_train_kernel<8><<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, mean, var, y, running);
-  } else {
-    single_pass_train_kernel<32><<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, mean, var, y, running);
-  }
+  single_pass_train_kernel<kSinglePassItems>
+      <<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, mean, var, y, running);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -299,13 +296,8 @@ void launch_single_pass_backward(const NormTiling& t, const GroupConstants<scala
                                  acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat,
                                  acc_type_t<scalar_t> inv_count, scalar_t* dx, cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(t.groups);
-  if (single_pass_items(t) == 8) {
-    single_pass_backward_kernel<8><<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, dy, sum_dz, sum_dz_xhat,
-                                                                               inv_count, dx);
-  } else {
-    single_pass_backward_kernel<32><<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, dy, sum_dz, sum_dz_xhat,
-                                                                                inv_count, dx);
-  }
+  single_pass_backward_kernel<kSinglePassItems>
+      <<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, dy, sum_dz, sum_dz_xhat, inv_count, dx);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

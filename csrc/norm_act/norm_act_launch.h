@@ -67,7 +67,7 @@ void launch_norm_act_backward_apply(const NormTiling& tiling, const NormActArgs<
                                     cudaStream_t stream);
 
 // The training forward in two launches: statistics partials, then one pass that merges them,
-// writes mean/var (biased) and y = act(xhat * weight + bias); NCHW groups of 512-8192 values in
+// writes mean/var (biased) and y = act(xhat * weight + bias); NCHW groups of 512-2048 values in
 // one (a block a group, its values in registers, two-pass statistics: not the bits of the
 // separate stats + apply ops there). args.mean/var are not read. With
 // a running target (batch norm only), the pass that publishes a channel's statistics also

@@ -2,9 +2,11 @@
 // Training forward and backward for groups small enough to sit in one block's registers: one
 // block per group, one launch each way, every input element read once (forward 2N of traffic
 // instead of 3N, backward 3N instead of 5N, and half the launches of the tile path). Used for
-// dense NCHW groups of kSinglePassMinCount..kSinglePassMaxCount values with fp32 accumulation:
-// the DCGAN layers at 4x4 and 8x8 (2048 and 8192 values a channel at batch 128) and CycleGAN's
-// instance norms up to 64x64, where the step is too short for three or four launches to hide.
+// dense NCHW groups of kSinglePassMinCount..kSinglePassMaxCount values with fp32 accumulation,
+// such as DCGAN's 4x4 layer (2048 values a channel at batch 128), where the step is too short
+// for three or four launches to hide. Larger groups take the tile path: on an H100 (2026-11-27
+// run 4) a block holding 16-32 values a thread lost to it as GPU work at 4096 and 8192 values
+// (26.5 vs 22.9 us, 34.6 vs 29.7 us), while 8 a thread won at 2048 (20.0 vs 29.0 us).
 // The variance is exact two-pass (the values are in registers), the per-element formulas are
 // the tile kernels' (Constants = GroupConstants), so a backward recomputes the forward's
 // activation mask exactly.
@@ -21,7 +23,8 @@ namespace genimg_fast {
 
 constexpr int kSinglePassThreads = 256;
 constexpr int64_t kSinglePassMinCount = 512;  // below: most of a block idle, the tile path packs groups
-constexpr int64_t kSinglePassMaxCount = 32 * kSinglePassThreads;
+constexpr int kSinglePassItems = 8;  // values each thread holds in registers
+constexpr int64_t kSinglePassMaxCount = kSinglePassItems * kSinglePassThreads;
 
 __host__ __device__ inline int64_t values_per_group(const NormTiling& t) { return t.per_sample ? t.S : t.N * t.S; }
 
@@ -35,9 +38,6 @@ inline bool uses_single_pass(const NormTiling& t, bool float_accumulation) {
   return float_accumulation && !t.channels_last && count >= kSinglePassMinCount && count <= single_pass_max_count() &&
          t.groups <= INT32_MAX;
 }
-
-// Values each thread holds: 8 up to 2048 a group, 32 up to kSinglePassMaxCount.
-inline int single_pass_items(const NormTiling& t) { return values_per_group(t) <= 8 * kSinglePassThreads ? 8 : 32; }
 
 // Where a group's e-th value is in a dense NCHW tensor: N runs of S (batch norm, group = channel)
 // or one run (instance norm, group = sample * C + channel). e and S are below
