@@ -54,6 +54,22 @@ def _objective_steps(device: torch.device):
                                             "genimg_fast": step_of(fused(case.name))}
 
 
+def no_grad(fn):
+    def call():
+        with torch.no_grad():
+            return fn()
+    return call
+
+
+def below_autograd(fn):
+    """As a backward calls its op: below the autograd kernels. (Called from Python, a backward op
+    would first pass through custom_op's Python autograd kernel, which a real backward skips.)"""
+    def call():
+        with torch._C._AutoDispatchBelowAutograd():
+            return fn()
+    return call
+
+
 def _norm_layers(device: torch.device) -> dict[str, object]:
     """Each layer of a BN+ReLU training step at 128x256x8x8, alone."""
     ops = torch.ops.genimg_fast
@@ -68,12 +84,6 @@ def _norm_layers(device: torch.device) -> dict[str, object]:
     w, b = module.weight.detach(), module.bias.detach()
     buffers = (module.running_mean, module.running_var, module.num_batches_tracked)
     _, mean, var = ops.norm_act_train.default(x, w, b, False, 1e-5, "relu", 0.0)
-
-    def no_grad(fn):
-        def call():
-            with torch.no_grad():
-                return fn()
-        return call
     return {
         "torch: F.batch_norm (training) + relu, no grad": no_grad(
             lambda: F.relu(F.batch_norm(x, *buffers[:2], w, b, True, 0.1, 1e-5))),
@@ -84,7 +94,7 @@ def _norm_layers(device: torch.device) -> dict[str, object]:
         "genimg_fast: the same op recording autograd": lambda: ops.batch_norm_act_train_.default(
             x_grad, module.weight, module.bias, *buffers, 0.1, 1e-5, "relu", 0.0),
         "genimg_fast: BatchNormAct2d forward": lambda: module(x_grad),
-        "genimg_fast: norm_act_train_backward kernel": no_grad(
+        "genimg_fast: norm_act_train_backward kernel, as a backward calls it": below_autograd(
             lambda: ops.norm_act_train_backward.default(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)),
         "genimg_fast: whole step (forward + autograd.grad)": fused_step["genimg_fast"],
     }
@@ -100,13 +110,13 @@ def _objective_layers(device: torch.device) -> dict[str, object]:
     grad_total = torch.ones((), device=device)
     total = objectives.discriminator_loss(real_g, fake_g, "lsgan")[0]
     return {
-        "genimg_fast: loss_terms kernel, no grad": lambda: ops.loss_terms.default(
+        "genimg_fast: loss_terms kernel, inputs without grad": lambda: ops.loss_terms.default(
             [real, fake], [None, None], [1.0, 0.0], spec, weights, True),
         "genimg_fast: the same op recording autograd": lambda: ops.loss_terms.default(
             [real_g, fake_g], [None, None], [1.0, 0.0], spec, weights, True),
         "genimg_fast: discriminator_loss (Python API)": lambda: objectives.discriminator_loss(real_g, fake_g, "lsgan"),
-        "genimg_fast: scale_stored_grads kernel": lambda: ops.scale_stored_grads.default(
-            stored, grad_total, None, spec),
+        "genimg_fast: scale_stored_grads kernel, as a backward calls it": below_autograd(
+            lambda: ops.scale_stored_grads.default(stored, grad_total, None, spec)),
         "genimg_fast: autograd.grad of the built graph": lambda: torch.autograd.grad(total, [real_g, fake_g],
                                                                                    retain_graph=True),
         "genimg_fast: whole step (forward + autograd.grad)": _objective_steps(device)[1]["genimg_fast"],
