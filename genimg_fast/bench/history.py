@@ -8,6 +8,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from genimg_fast.bench.report import aligned
+
 
 def load_records(folder: str | Path) -> list[tuple[Path, dict]]:
     """Every results record (a JSON file with results rows) under `folder`, oldest first."""
@@ -37,7 +39,4 @@ def history_table(folder: str | Path, variant: str = "genimg_fast") -> str:
             lines.append([record["created"][:16], str(record.get("device", "?"))[:24],
                           str(record.get("commit") or "?")[:9], op, str(len(values)), f"{geomean:.2f}",
                           f"{min(values):.2f}-{max(values):.2f}"])
-    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return aligned(lines)

@@ -19,7 +19,7 @@ from torch import nn
 
 from genimg_fast.bench.checks import check_each, exact_fp32, finish
 from genimg_fast.bench.graphs import add_graph_variants
-from genimg_fast.bench.rows import timing_rows
+from genimg_fast.bench.rows import add_peak_mb, timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 from genimg_fast.models import DCGANDiscriminator, DCGANGenerator, ConvVAE, define_D, define_G
 
@@ -72,17 +72,6 @@ def _cases(device: torch.device, quick: bool) -> list[ModelCase]:
 
 def _output(result) -> torch.Tensor:
     return result[0] if isinstance(result, tuple) else result
-
-
-def _peak_mb(step: Callable[[], None], device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    step()
-    torch.cuda.synchronize(device)
-    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 
 
 def _variants(case: ModelCase, device: torch.device, compile_too: bool) -> dict[str, Variant]:
@@ -205,8 +194,6 @@ def run_case(case: ModelCase, device: torch.device, *, compile_too: bool, warmup
         timings = time_side_by_side(steps, device, warmup=max(2, warmup // 5), repeats=max(10, repeats // 10))
         new_rows = timing_rows(timings, op=f"{case.name} {mode}", case=case.label, shape=case.input_shape,
                                dtype=torch.float32, modeled_bytes=None)
-        for row in new_rows:  # a replay allocates nothing new: its memory is the graph's pool
-            row["peak_mb"] = (None if "cuda graph" in row["variant"] else
-                              _peak_mb(lambda name=row["variant"]: steps[name](0), device))
+        add_peak_mb(new_rows, steps, device)
         rows += new_rows
     return finish(rows, failed)

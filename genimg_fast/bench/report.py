@@ -2,6 +2,14 @@
 from __future__ import annotations
 
 
+def aligned(lines: list[list[str]]) -> str:
+    """Rows of cells as text columns, the first row a header underlined with dashes."""
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
 def format_table(rows: list[dict], copy_gbs: float | None) -> str:
     header = ["op", "case", "shape", "dtype", "variant", "median ms", "p10-p90 ms", "x vs torch", "GB/s"]
     if copy_gbs:
@@ -26,7 +34,4 @@ def format_table(rows: list[dict], copy_gbs: float | None) -> str:
         if with_memory:
             line.append("" if r.get("peak_mb") is None else f"{r['peak_mb']:.0f}")
         lines.append(line)
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return aligned(lines)

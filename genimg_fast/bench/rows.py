@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from genimg_fast.bench.timing import Timing
+from genimg_fast.bench.timing import Timing, peak_mb
 
 
 def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[int, ...], dtype: torch.dtype,
@@ -27,3 +27,11 @@ def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[
         "speedup_vs_torch": baseline / t.median_ms,
         "launches": launches.get(name),
     } for name, t in timings.items()]
+
+
+def add_peak_mb(rows: list[dict], steps: dict, device: torch.device) -> None:
+    """Each row's `peak_mb`: the memory one step of its variant allocates (steps[variant](0)).
+    None for CUDA-graph replays: they allocate nothing new, their memory is the graph's pool."""
+    for row in rows:
+        row["peak_mb"] = (None if "cuda graph" in row["variant"] else
+                          peak_mb(lambda name=row["variant"]: steps[name](0), device))

@@ -73,6 +73,19 @@ def time_side_by_side(fns: dict[str, Callable[[int], object]], device: torch.dev
     return {name: _summarize(values) for name, values in samples.items()}
 
 
+def peak_mb(step: Callable[[], object], device: torch.device) -> float | None:
+    """GPU memory one call of `step` allocates at its peak, above what was allocated before; None
+    off the GPU."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    step()
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+
+
 LAUNCH_EVENTS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch",
                  "cudaMemsetAsync", "cudaMemcpyAsync")
 

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from genimg_fast.bench.checks import check_each, finish, without
-from genimg_fast.bench.models_bench import _peak_mb
-from genimg_fast.bench.rows import timing_rows
+from genimg_fast.bench.rows import add_peak_mb, timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 from genimg_fast.data import ColouredShapes, OutlinesToShapes, UnpairedShapeStyles
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
@@ -192,7 +191,5 @@ def run_case(case: TrainingCase, device: torch.device, *, compile_too: bool, war
     timings = time_side_by_side(steps, device, warmup=max(4, warmup // 5), repeats=max(10, repeats // 20))
     rows = timing_rows(timings, op=f"{case.name} training iteration", case=case.label, shape=case.batch_shape,
                        dtype=torch.float32, modeled_bytes=None)
-    for row in rows:  # a replay allocates nothing new: its memory is the graph's pool, not measured here
-        row["peak_mb"] = (None if "cuda graphs" in row["variant"] else
-                          _peak_mb(lambda name=row["variant"]: steps[name](0), device))
+    add_peak_mb(rows, steps, device)
     return finish(rows, failed)
