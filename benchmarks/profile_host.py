@@ -70,12 +70,11 @@ def below_autograd(fn):
     return call
 
 
-def _norm_layers(device: torch.device) -> dict[str, object]:
-    """Each layer of a BN+ReLU training step at 128x256x8x8, alone."""
+def _norm_layers(steps: dict[str, object], device: torch.device) -> dict[str, object]:
+    """Each layer of a BN+ReLU training step at 128x256x8x8 (`steps`: the whole ones), alone."""
     ops = torch.ops.genimg_fast
     shape = (128, 256, 8, 8)
     eager = torch.nn.Sequential(torch.nn.BatchNorm2d(256), torch.nn.ReLU()).to(device)
-    fused_step = norm_act_steps(shape, device)
     from genimg_fast.nn import BatchNormAct2d
     module = BatchNormAct2d(256).to(device)
     x = torch.randn(shape, device=device)
@@ -88,7 +87,7 @@ def _norm_layers(device: torch.device) -> dict[str, object]:
         "torch: F.batch_norm (training) + relu, no grad": no_grad(
             lambda: F.relu(F.batch_norm(x, *buffers[:2], w, b, True, 0.1, 1e-5))),
         "torch: nn.Sequential(BN, ReLU) forward": lambda: eager(x_grad),
-        "torch: whole step (forward + autograd.grad)": fused_step["torch"],
+        "torch: whole step (forward + autograd.grad)": steps["torch"],
         "genimg_fast: batch_norm_act_train_ kernel, no grad": no_grad(
             lambda: ops.batch_norm_act_train_.default(x, w, b, *buffers, 0.1, 1e-5, "relu", 0.0)),
         "genimg_fast: the same op recording autograd": lambda: ops.batch_norm_act_train_.default(
@@ -96,12 +95,13 @@ def _norm_layers(device: torch.device) -> dict[str, object]:
         "genimg_fast: BatchNormAct2d forward": lambda: module(x_grad),
         "genimg_fast: norm_act_train_backward kernel, as a backward calls it": below_autograd(
             lambda: ops.norm_act_train_backward.default(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)),
-        "genimg_fast: whole step (forward + autograd.grad)": fused_step["genimg_fast"],
+        "genimg_fast: whole step (forward + autograd.grad)": steps["genimg_fast"],
     }
 
 
-def _objective_layers(device: torch.device) -> dict[str, object]:
-    """Each layer of a CycleGAN discriminator objective step (two 1x1x30x30 maps), alone."""
+def _objective_layers(steps: dict[str, object], device: torch.device) -> dict[str, object]:
+    """Each layer of a CycleGAN discriminator objective step (two 1x1x30x30 maps; `steps`: the
+    whole ones), alone."""
     ops = torch.ops.genimg_fast
     real, fake = (torch.randn(1, 1, 30, 30, device=device) for _ in range(2))
     real_g, fake_g = real.clone().requires_grad_(), fake.clone().requires_grad_()
@@ -119,8 +119,8 @@ def _objective_layers(device: torch.device) -> dict[str, object]:
             lambda: ops.scale_stored_grads.default(stored, grad_total, None, spec)),
         "genimg_fast: autograd.grad of the built graph": lambda: torch.autograd.grad(total, [real_g, fake_g],
                                                                                    retain_graph=True),
-        "genimg_fast: whole step (forward + autograd.grad)": _objective_steps(device)[1]["genimg_fast"],
-        "torch: whole step (forward + autograd.grad)": _objective_steps(device)[1]["torch"],
+        "genimg_fast: whole step (forward + autograd.grad)": steps["genimg_fast"],
+        "torch: whole step (forward + autograd.grad)": steps["torch"],
     }
 
 
@@ -141,11 +141,12 @@ def main() -> None:
     print(f"one empty tensor (torch.empty(16)):     {_host_us(lambda: torch.empty(16, device=device), device):.1f} us")
     leaf = torch.zeros(16, device=device, requires_grad=True)
     print(f"autograd.grad of one node (x * 2):      {_host_us(lambda: torch.autograd.grad(leaf * 2, leaf, small), device):.1f} us")
-    _print_layers("BN+ReLU 128x256x8x8 training step", _norm_layers(device), device)
-    _print_layers("CycleGAN D objective step", _objective_layers(device), device)
-    for title, steps in (_norm_steps(device), _objective_steps(device)):
-        for name, step in steps.items():
-            print(f"\n== {title}, {name}: {_host_us(step, device):.1f} us of host time per step")
+    (norm_title, norm_steps), (objective_title, objective_steps) = _norm_steps(device), _objective_steps(device)
+    _print_layers(norm_title, _norm_layers(norm_steps, device), device)
+    _print_layers(objective_title, _objective_layers(objective_steps, device), device)
+    for title, steps in ((norm_title, norm_steps), (objective_title, objective_steps)):
+        for name, step in steps.items():  # their host times are in the tables above
+            print(f"\n== {title}, {name}: the profiler's top entries")
             print(_top_self_cpu(step, args.rows))
 
 
