@@ -8,7 +8,6 @@ trainer tests (tests/test_train_cuda.py); needs a GPU.
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -19,10 +18,7 @@ from genimg_fast.bench.checks import exact_fp32
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_train_cuda import RUNS  # noqa: E402
-
-
-def losses(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+from train_logs import read_losses  # noqa: E402
 
 
 def drift(a: list[dict], b: list[dict]) -> list[float]:
@@ -48,7 +44,7 @@ def compare_all() -> None:
                     runs = {}
                     for run, graphs in (("eager", False), ("eager again", False), ("graph", True)):
                         train(config_cls(out=f"{tmp}/{run}", impl=impl, cuda_graphs=graphs, **base))
-                        runs[run] = losses(Path(tmp) / run)
+                        runs[run] = read_losses(Path(tmp) / run)
                 noise = drift(runs["eager again"], runs["eager"])
                 graph = drift(runs["graph"], runs["eager"])
                 head = f"{name} {impl} cudnn.deterministic={deterministic}: per-step drift, "

@@ -62,9 +62,10 @@ def test_cuda_graph_samples_equal_eager_ones(cuda_kernels, tmp_path):
 def test_vae_samples_from_both_vaes(tmp_path):
     torch.save(VAE().state_dict(), tmp_path / "mlp.pth")
     torch.save(ConvVAE(3, 16, [8, 16], 16, fused=False).state_dict(), tmp_path / "conv.pth")
-    for name in ("mlp", "conv"):
+    for name, side in (("mlp", 28), ("conv", 16)):  # MNIST digits; the conv VAE's 16x16 images
         out = sample("vae", tmp_path / f"{name}.pth", tmp_path / f"{name}.png", n=8)
-        assert _read(out).shape[0] == 3
+        # one grid row of 8 images, torchvision's 2-pixel padding around each
+        assert _read(out).shape == (3, side + 4, 8 * (side + 2) + 2)
     assert isinstance(checkpoints.vae(tmp_path / "conv.pth"), ConvVAE)
 
 

@@ -3,8 +3,6 @@ channels_last run, and --cuda-graphs (the whole iteration captured once, replaye
 eager loop does."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +13,7 @@ from genimg_fast.train.cyclegan import CycleGANConfig, train_cyclegan  # noqa: E
 from genimg_fast.train.dcgan import DCGANConfig, train_dcgan  # noqa: E402
 from genimg_fast.train.pix2pix import Pix2PixConfig, train_pix2pix  # noqa: E402
 from genimg_fast.train.vae import VAEConfig, train_vae  # noqa: E402
+from train_logs import assert_close_runs, read_losses  # noqa: E402
 
 pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("no_tf32")]
 
@@ -32,23 +31,10 @@ RUNS = {
 }
 
 
-def _losses(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
-
-
-def _assert_close_runs(a: Path, b: Path, rel: float, steps: int | None = None) -> None:
-    """The logged losses of two runs agree (the first `steps` steps' only, if given)."""
-    first, second = _losses(a), _losses(b)
-    assert len(first) == len(second) > 0
-    for x, y in list(zip(first, second))[:steps]:
-        for key in x:
-            assert x[key] == pytest.approx(y[key], rel=rel, abs=1e-5), (x["step"], key)
-
-
 def test_fused_and_reference_dcgan_agree_on_the_gpu(cuda_kernels, tmp_path):
     train_dcgan(DCGANConfig(out=str(tmp_path / "f"), **{**DCGAN, "epochs": 1}))
     train_dcgan(DCGANConfig(out=str(tmp_path / "r"), impl="reference", **{**DCGAN, "epochs": 1}))
-    _assert_close_runs(tmp_path / "f", tmp_path / "r", rel=2e-2)  # cuDNN's BN and TF32 convolutions round otherwise
+    assert_close_runs(tmp_path / "f", tmp_path / "r", rel=2e-2, abs=1e-5)  # cuDNN's BN and convolutions round otherwise
 
 
 @pytest.mark.parametrize("name", list(RUNS))
@@ -62,13 +48,13 @@ def test_cuda_graphs_train_as_the_eager_loop(cuda_kernels, tmp_path, name):
         # later (H100, full fp32, benchmarks/compare_graph_training.py). A replay is told from
         # noise only early on: steps 1 and 2 are replays, within 1e-5 of eager there. pix2pix
         # covers the decay epochs.
-        _assert_close_runs(tmp_path / "eager", tmp_path / "graph", rel=1e-4, steps=3)
+        assert_close_runs(tmp_path / "eager", tmp_path / "graph", rel=1e-4, abs=1e-5, steps=3)
     else:
         # the VAE draws its reparameterization noise on the GPU: a graph's draws need not be the eager ones
-        _assert_close_runs(tmp_path / "eager", tmp_path / "graph", rel=5e-2 if name == "vae" else 1e-3)
+        assert_close_runs(tmp_path / "eager", tmp_path / "graph", rel=5e-2 if name == "vae" else 1e-3, abs=1e-5)
 
 
 def test_bf16_channels_last_and_graphs_together(cuda_kernels, tmp_path):
     summary = train_dcgan(DCGANConfig(out=str(tmp_path), amp="bf16", channels_last=True, cuda_graphs=True, **DCGAN))
     assert summary["steps"] == 12
-    assert all(abs(e["loss_D"]) < 100 for e in _losses(tmp_path))
+    assert all(abs(e["loss_D"]) < 100 for e in read_losses(tmp_path))

@@ -19,12 +19,9 @@ from genimg_fast.cli import main  # noqa: E402
 from genimg_fast.models import DCGANGenerator  # noqa: E402
 from genimg_fast.train import DCGANConfig, train_dcgan  # noqa: E402
 from genimg_fast.train.interrupt import StopRequest  # noqa: E402
+from train_logs import assert_close_runs, read_losses  # noqa: E402
 
 TINY = dict(image_size=32, ngf=8, ndf=8, nz=16, batch_size=8, dataset_size=32, progress=False, log_every=3)
-
-
-def _losses(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
 
 
 def test_a_run_writes_reference_checkpoints_samples_and_its_losses(tmp_path):
@@ -36,7 +33,7 @@ def test_a_run_writes_reference_checkpoints_samples_and_its_losses(tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # every write finished by a rename
     reference = DCGANGenerator(nz=16, ngf=8, image_size=32, fused=False)
     reference.load_state_dict(torch.load(tmp_path / "netG_epoch_1.pth", weights_only=True), strict=True)
-    losses = _losses(tmp_path)
+    losses = read_losses(tmp_path)
     assert [e["step"] for e in losses] == list(range(8))
     assert all(0 < e["D_x"] < 1 and e["loss_D"] > 0 and e["loss_G"] > 0 for e in losses)
 
@@ -52,7 +49,7 @@ def test_a_stopped_run_resumes_exactly(tmp_path, stop_after):
         f.write(json.dumps({"step": stop_after, "epoch": 0, "loss_D": -1.0, "loss_G": -1.0}) + "\n")
     rest = train_dcgan(DCGANConfig(out=str(parts), epochs=2, resume=True, **TINY))
     assert rest["steps"] == 8 and not rest["stopped_early"]
-    assert _losses(parts) == _losses(whole)
+    assert read_losses(parts) == read_losses(whole)
     for name in ["netG_epoch_1.pth", "netD_epoch_1.pth"]:
         a, b = torch.load(whole / name, weights_only=True), torch.load(parts / name, weights_only=True)
         assert all(torch.equal(a[k], b[k]) for k in a), name
@@ -72,9 +69,7 @@ def test_fused_and_reference_paths_train_alike(tmp_path):
     fused = train_dcgan(DCGANConfig(out=str(tmp_path / "f"), epochs=1, impl="fused", **TINY))
     reference = train_dcgan(DCGANConfig(out=str(tmp_path / "r"), epochs=1, impl="reference", **TINY))
     assert fused["steps"] == reference["steps"] == 4
-    for a, b in zip(_losses(tmp_path / "f"), _losses(tmp_path / "r")):
-        for key in ("loss_D", "loss_G", "D_x"):
-            assert a[key] == pytest.approx(b[key], rel=1e-3), (a["step"], key)
+    assert_close_runs(tmp_path / "f", tmp_path / "r", rel=1e-3, keys=("loss_D", "loss_G", "D_x"))
 
 
 def _write_images(folder: Path, count: int) -> None:
@@ -131,9 +126,7 @@ def test_logits_discriminator_trains_like_the_sigmoid_one(tmp_path):
     train_dcgan(DCGANConfig(out=str(tmp_path / "sigmoid"), **config))
     for impl in ("fused", "reference"):
         train_dcgan(DCGANConfig(out=str(tmp_path / impl), logits=True, impl=impl, **config))
-        for a, b in zip(_losses(tmp_path / "sigmoid"), _losses(tmp_path / impl)):
-            for key in ("loss_D", "loss_G", "D_x", "D_G_z2"):
-                assert a[key] == pytest.approx(b[key], rel=1e-3), (impl, a["step"], key)
+        assert_close_runs(tmp_path / "sigmoid", tmp_path / impl, rel=1e-3, keys=("loss_D", "loss_G", "D_x", "D_G_z2"))
     state = torch.load(tmp_path / "fused" / "netD_epoch_0.pth", weights_only=True)
     assert not any(k.startswith("main.12") for k in state)  # Sigmoid has no parameters: the same keys either way
 
@@ -161,4 +154,4 @@ def test_files_get_the_usual_permissions_and_a_cut_log_line_does_not_stop_resume
     with open(tmp_path / "losses.jsonl", "a") as f:
         f.write('{"step": 5, "epoch": 1, "loss_')  # a hard kill mid-line
     assert train_dcgan(DCGANConfig(out=str(tmp_path), epochs=2, resume=True, **TINY))["steps"] == 8
-    assert [e["step"] for e in _losses(tmp_path)] == list(range(8))
+    assert [e["step"] for e in read_losses(tmp_path)] == list(range(8))

@@ -3,7 +3,6 @@ batch, with synchronized batch norm and averaged gradients, train what one proce
 the whole batch; only rank 0 writes files."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_logs import assert_close_runs, read_losses  # noqa: E402
 
 pytest.importorskip("torchvision")
 pytest.importorskip("matplotlib")
@@ -33,12 +33,9 @@ def test_two_processes_train_what_one_trains_on_the_whole_batch(tmp_path):
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("dcgan done") == 1  # rank 0 alone reports and writes
-    losses = [[json.loads(line) for line in (tmp_path / run / "losses.jsonl").read_text().splitlines()]
-              for run in ("one", "two")]
-    assert len(losses[0]) == len(losses[1]) == 4
-    for a, b in zip(*losses):
-        for key in ("loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2"):
-            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (a["step"], key)
+    assert len(read_losses(tmp_path / "one")) == 4
+    assert_close_runs(tmp_path / "one", tmp_path / "two", rel=1e-4, abs=1e-6,
+                      keys=("loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2"))
     for name in ("netG_epoch_0.pth", "netD_epoch_0.pth"):
         a = torch.load(tmp_path / "one" / name, weights_only=True)
         b = torch.load(tmp_path / "two" / name, weights_only=True)
@@ -62,6 +59,5 @@ def test_a_data_parallel_run_resumes_exactly(tmp_path):
             _cyclegan(tmp_path / "parts", ["--resume"])]
     for run in runs:
         assert run.returncode == 0, run.stderr[-3000:]
-    whole, parts = ([json.loads(line) for line in (tmp_path / name / "losses.jsonl").read_text().splitlines()]
-                    for name in ("whole", "parts"))
+    whole, parts = read_losses(tmp_path / "whole"), read_losses(tmp_path / "parts")
     assert len(whole) == 3 and parts == whole

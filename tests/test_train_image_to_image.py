@@ -4,7 +4,6 @@ Python's random state included), the fused and reference paths agreeing, the bui
 and junyanz's folder layouts, and layout errors that name the path."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,12 @@ from genimg_fast.data import AlignedFolder, UnalignedFolder, UnpairedShapeStyles
 from genimg_fast.models import define_G  # noqa: E402
 from genimg_fast.train.cyclegan import CycleGANConfig, train_cyclegan  # noqa: E402
 from genimg_fast.train.pix2pix import Pix2PixConfig, train_pix2pix  # noqa: E402
+from train_logs import assert_close_runs, read_losses  # noqa: E402
 
 CYCLE = dict(crop_size=32, ngf=4, ndf=4, netG="resnet_6blocks", dataset_size=6, batch_size=2, epochs=1,
              epochs_decay=1, pool_size=3, save_epoch_freq=2, progress=False, log_every=2)
 PIX = dict(crop_size=128, ngf=4, ndf=4, netG="unet_128", dataset_size=6, batch_size=2, epochs=1, epochs_decay=1,
            save_epoch_freq=2, progress=False, log_every=2)
-
-
-def _losses(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
 
 
 def test_cyclegan_writes_junyanz_checkpoints_and_decays_its_rate(tmp_path):
@@ -36,7 +32,7 @@ def test_cyclegan_writes_junyanz_checkpoints_and_decays_its_rate(tmp_path):
         assert (tmp_path / name).is_file(), name
     reference = define_G(3, 3, 4, "resnet_6blocks", "instance", fused=False)
     reference.load_state_dict(torch.load(tmp_path / "latest_net_G_A.pth", weights_only=True), strict=True)
-    entries = _losses(tmp_path)
+    entries = read_losses(tmp_path)
     assert set(entries[0]) >= {"loss_G", "G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}
     assert entries[0]["loss_G"] == pytest.approx(sum(entries[0][k] for k in
                                                      ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B")), rel=1e-5)
@@ -53,7 +49,7 @@ def test_a_stopped_run_resumes_exactly(tmp_path, train, config_cls, tiny):
     train(config_cls(out=str(whole), **tiny))
     train(config_cls(out=str(parts), max_steps=4, **tiny))
     train(config_cls(out=str(parts), resume=True, **tiny))
-    assert _losses(parts) == _losses(whole)
+    assert read_losses(parts) == read_losses(whole)
 
 
 @pytest.mark.parametrize("train,config_cls,tiny", [(train_cyclegan, CycleGANConfig, CYCLE),
@@ -62,9 +58,7 @@ def test_fused_and_reference_paths_train_alike(tmp_path, train, config_cls, tiny
     tiny = {**tiny, "epochs_decay": 0, "dataset_size": 4}
     train(config_cls(out=str(tmp_path / "f"), impl="fused", **tiny))
     train(config_cls(out=str(tmp_path / "r"), impl="reference", **tiny))
-    for a, b in zip(_losses(tmp_path / "f"), _losses(tmp_path / "r")):
-        for key in a:
-            assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-5), (a["step"], key)
+    assert_close_runs(tmp_path / "f", tmp_path / "r", rel=1e-3, abs=1e-5)
 
 
 def test_pix2pix_writes_junyanz_checkpoints(tmp_path):

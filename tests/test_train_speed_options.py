@@ -3,9 +3,7 @@ with the run), --channels-last (the same numbers as the default layout) and --co
 checkpoints keep the reference's keys)."""
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,14 +14,11 @@ pytest.importorskip("matplotlib")
 from genimg_fast.models import DCGANGenerator  # noqa: E402
 from genimg_fast.train.cyclegan import CycleGANConfig, train_cyclegan  # noqa: E402
 from genimg_fast.train.dcgan import DCGANConfig, train_dcgan  # noqa: E402
+from train_logs import assert_close_runs, read_losses  # noqa: E402
 
 DCGAN = dict(image_size=32, ngf=8, ndf=8, nz=16, batch_size=8, dataset_size=32, epochs=2, progress=False, log_every=2)
 CYCLE = dict(crop_size=32, ngf=4, ndf=4, netG="resnet_6blocks", dataset_size=4, batch_size=2, epochs=1,
              epochs_decay=0, pool_size=2, progress=False)
-
-
-def _losses(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
@@ -32,21 +27,19 @@ def test_mixed_precision_trains_and_resumes(tmp_path, amp):
     train_dcgan(DCGANConfig(out=str(whole), amp=amp, **DCGAN))
     fp32 = tmp_path / "fp32"
     train_dcgan(DCGANConfig(out=str(fp32), **DCGAN))
-    for low, full in zip(_losses(whole)[:2], _losses(fp32)[:2]):  # before the runs drift apart
+    for low, full in zip(read_losses(whole)[:2], read_losses(fp32)[:2]):  # before the runs drift apart
         assert math.isfinite(low["loss_D"]) and low["loss_D"] == pytest.approx(full["loss_D"], rel=0.1)
     train_dcgan(DCGANConfig(out=str(parts), amp=amp, max_steps=3, **DCGAN))
     state = torch.load(parts / "training_state.pt", weights_only=False)
     assert bool(state["recipe"]["scaler"]) == (amp == "fp16")
     train_dcgan(DCGANConfig(out=str(parts), amp=amp, resume=True, **DCGAN))
-    assert _losses(parts) == _losses(whole)
+    assert read_losses(parts) == read_losses(whole)
 
 
 def test_channels_last_gives_the_default_layout_s_numbers(tmp_path):
     train_cyclegan(CycleGANConfig(out=str(tmp_path / "nchw"), **CYCLE))
     train_cyclegan(CycleGANConfig(out=str(tmp_path / "nhwc"), channels_last=True, **CYCLE))
-    for a, b in zip(_losses(tmp_path / "nchw"), _losses(tmp_path / "nhwc")):
-        for key in a:
-            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    assert_close_runs(tmp_path / "nchw", tmp_path / "nhwc", rel=1e-4, abs=1e-6)
 
 
 def test_compiled_networks_keep_the_reference_checkpoint_keys(tmp_path, monkeypatch):

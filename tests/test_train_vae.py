@@ -3,8 +3,6 @@ sample_N.png) plus checkpoints that load into the model, the fused and reference
 agreeing, exact resume, and the convolutional VAE's recipe."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,12 +13,9 @@ pytest.importorskip("matplotlib")
 from genimg_fast.cli import main  # noqa: E402
 from genimg_fast.models import VAE  # noqa: E402
 from genimg_fast.train.vae import VAEConfig, train_vae  # noqa: E402
+from train_logs import assert_close_runs, read_losses  # noqa: E402
 
 TINY = dict(dataset_size=48, batch_size=16, progress=False, log_every=2)
-
-
-def _losses(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
 
 
 def test_mlp_vae_writes_the_example_s_files(tmp_path):
@@ -29,7 +24,7 @@ def test_mlp_vae_writes_the_example_s_files(tmp_path):
     for name in ["sample_1.png", "sample_2.png", "reconstruction_2.png", "vae_epoch_1.pth", "loss_curve.png"]:
         assert (tmp_path / name).is_file(), name
     VAE().load_state_dict(torch.load(tmp_path / "vae_epoch_1.pth", weights_only=True), strict=True)
-    losses = [e["loss"] for e in _losses(tmp_path)]
+    losses = [e["loss"] for e in read_losses(tmp_path)]
     assert len(losses) == 6 and losses[-1] < losses[0]  # per-image BCE + KL falls from ~550 at the start
 
 
@@ -37,12 +32,11 @@ def test_fused_and_reference_losses_agree_and_resume_is_exact(tmp_path):
     fused = tmp_path / "fused"
     train_vae(VAEConfig(out=str(fused), epochs=2, **TINY))
     train_vae(VAEConfig(out=str(tmp_path / "reference"), epochs=2, impl="reference", **TINY))
-    for a, b in zip(_losses(fused), _losses(tmp_path / "reference")):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    assert_close_runs(fused, tmp_path / "reference", rel=1e-5, keys=("loss",))
     parts = tmp_path / "parts"
     train_vae(VAEConfig(out=str(parts), epochs=2, max_steps=4, **TINY))
     train_vae(VAEConfig(out=str(parts), epochs=2, resume=True, **TINY))
-    assert _losses(parts) == _losses(fused)  # the reparameterization noise included
+    assert read_losses(parts) == read_losses(fused)  # the reparameterization noise included
 
 
 def test_conv_vae_recipe_runs_and_decays_its_learning_rate(tmp_path):
