@@ -22,7 +22,9 @@ def _usual_permissions(fd: int) -> None:
     os.fchmod(fd, 0o666 & ~umask)
 
 
-def _atomic_write(path: str | Path, write: Callable[[IO], None], mode: str) -> None:
+def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str) -> None:
+    """`write(f)` into a temporary file beside `path` (opened with `mode`), flushed to disk, then
+    renamed over `path`; on any error the temporary file is removed and `path` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -40,11 +42,11 @@ def _atomic_write(path: str | Path, write: Callable[[IO], None], mode: str) -> N
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    _atomic_write(path, lambda f: torch.save(obj, f), "wb")
+    atomic_write(path, lambda f: torch.save(obj, f), "wb")
 
 
 def atomic_write_text(text: str, path: str | Path) -> None:
-    _atomic_write(path, lambda f: f.write(text), "w")
+    atomic_write(path, lambda f: f.write(text), "w")
 
 
 def rng_state() -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from genimg_fast.train.checkpoint import atomic_write_text
+from genimg_fast.train.checkpoint import atomic_write, atomic_write_text
 
 
 def _parsed(line: str) -> dict | None:
@@ -57,7 +57,5 @@ def plot_losses(entries: list[dict[str, Any]], keys: list[str], path: str | Path
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"), "wb")
     plt.close(fig)
-    tmp.replace(path)

@@ -2,17 +2,20 @@
 min..max to 0..255), atomically: a viewer never catches half a PNG."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from genimg_fast.train.checkpoint import atomic_write
+
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> None:
+    from PIL import Image
     from torchvision.utils import save_image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    save_image(images.detach().float().cpu(), tmp, nrow=nrow, normalize=True)
-    os.replace(tmp, path)
+    image_format = Image.registered_extensions().get(path.suffix.lower())  # the format the name asks for
+    if image_format is None:
+        raise ValueError(f"unknown file extension: {path.suffix}")
+    grid = images.detach().float().cpu()
+    atomic_write(path, lambda f: save_image(grid, f, nrow=nrow, normalize=True, format=image_format), "wb")
