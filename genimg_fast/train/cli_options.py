@@ -6,6 +6,10 @@ import argparse
 import dataclasses
 from typing import Any
 
+from genimg_fast.models.factories import DISCRIMINATORS, GENERATORS
+from genimg_fast.models.norm_layers import NORMS
+from genimg_fast.train.vae import MODELS as VAE_MODELS
+
 HELP = {
     "data": "'shapes' (built in, generated: no download) or a folder of images (class subfolders or flat)",
     "out": "output folder: checkpoints, samples, losses.jsonl, loss_curve.png, training_state.pt",
@@ -37,9 +41,8 @@ HELP = {
     "lambda_identity": "weight of the identity terms, relative to lambda_A / lambda_B (0: none)",
     "pool_size": "generated images the discriminators draw from (0: none)",
 }
-CHOICES = {"impl": ("fused", "reference"), "amp": ("none", "bf16", "fp16"), "channels": (1, 3), "model": ("mlp", "conv"),
-           "netG": ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"), "netD": ("basic", "n_layers", "pixel"),
-           "norm": ("batch", "instance", "none"), "gan_mode": ("lsgan", "vanilla", "wgangp"),
+CHOICES = {"impl": ("fused", "reference"), "amp": ("none", "bf16", "fp16"), "channels": (1, 3), "model": tuple(VAE_MODELS),
+           "netG": GENERATORS, "netD": DISCRIMINATORS, "norm": NORMS, "gan_mode": ("lsgan", "vanilla", "wgangp"),
            "direction": ("AtoB", "BtoA")}
 
 
