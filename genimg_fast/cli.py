@@ -23,9 +23,10 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     from genimg_fast.bench.checks import is_torch_variant
     from genimg_fast.bench.report import format_table
-    from genimg_fast.bench.suite import resolve_device, run_suite, write_record
+    from genimg_fast._device import resolve_device
+    from genimg_fast.bench.suite import run_suite, write_record
 
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "bench")
     # With --json, the record so far is written after every case: a run cut short keeps its results.
     save_partial = (lambda record: write_record(record, Path(args.json))) if args.json else None
     record = run_suite(device, quick=args.quick, compile_too=args.compile, only=args.only, kinds=args.kinds,

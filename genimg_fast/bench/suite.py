@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from genimg_fast._device import resolve_device as _resolve_device
 from genimg_fast.bench import l1_loss_bench, models_bench, norm_act_bench, objectives_bench, training_bench
 from genimg_fast.bench.checks import UntimedVariants
 from genimg_fast.bench.environment import environment_record
@@ -17,12 +16,8 @@ from genimg_fast.bench.timing import copy_bandwidth_gbs
 
 
 # Each family: cases(device, quick) and run_case(case, device, *, compile_too, warmup, repeats) -> rows.
-FAMILIES = (l1_loss_bench, norm_act_bench, objectives_bench, models_bench, training_bench)
 KINDS = {"ops": (l1_loss_bench, norm_act_bench, objectives_bench), "models": (models_bench, training_bench)}
-
-
-def resolve_device(name: str) -> torch.device:
-    return _resolve_device(name, "bench")
+FAMILIES = KINDS["ops"] + KINDS["models"]
 
 
 def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str | None = None,
