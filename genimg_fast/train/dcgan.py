@@ -22,7 +22,7 @@ from genimg_fast.models import DCGANDiscriminator, DCGANGenerator
 from genimg_fast.nn import DiscriminatorLoss, GANLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
-from genimg_fast.train.loop import loop_settings, run_training, start_run
+from genimg_fast.train.loop import run_training, start_run
 from genimg_fast.train.options import RunOptions, adam, load_optimizer, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
@@ -160,5 +160,5 @@ def train_dcgan(config: DCGANConfig) -> dict:
         dataset = ColouredShapes(config.dataset_size, config.image_size, config.channels, seed=config.seed)
     else:
         dataset = image_folder(config.data, config.image_size, config.channels)
-    return run_training(loop_settings(config, config.epochs), config, SAME_ON_RESUME,
+    return run_training(config, config.epochs, SAME_ON_RESUME,
                         DCGANRecipe(config, device, distributed), dataset, device, distributed)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from genimg_fast.nn import DiscriminatorLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
-from genimg_fast.train.loop import loop_settings, run_training, start_run
+from genimg_fast.train.loop import run_training, start_run
 from genimg_fast.train.options import RunOptions, adam, load_optimizer
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
@@ -60,7 +60,7 @@ def train_image_to_image(config, recipe_cls, shapes_dataset, folder_dataset, sam
         dataset = shapes_dataset(config.dataset_size, config.crop_size, config.seed)
     else:
         dataset = folder_dataset(config.data, config.phase, config.load_size, config.crop_size, seed=config.seed)
-    return run_training(loop_settings(config, config.epochs + config.epochs_decay), config, same_on_resume,
+    return run_training(config, config.epochs + config.epochs_decay, same_on_resume,
                         recipe_cls(config, device, dataset, distributed), dataset, device, distributed)
 
 

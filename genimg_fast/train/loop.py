@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,21 +38,6 @@ from genimg_fast.train.run_log import LossLog, plot_losses
 STATE_FILE = "training_state.pt"
 
 
-@dataclass
-class LoopSettings:
-    out: str
-    epochs: int
-    batch_size: int
-    seed: int
-    max_steps: int | None = None      # stop after this many iterations in all (resumable)
-    sample_every: int = 100
-    log_every: int = 10               # losses are read from the device this often; every step is logged
-    workers: int = 0
-    resume: bool = False
-    progress: bool = True
-    cuda_graphs: bool = False
-
-
 class Recipe(Protocol):
     loss_keys: list[str]
     title: str
@@ -64,12 +48,6 @@ class Recipe(Protocol):
     def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None: ...
     def sample(self, epoch: int, out: Path, write: bool) -> None: ...
     def end_epoch(self, epoch: int, out: Path, write: bool) -> None: ...
-
-
-def loop_settings(config: Any, epochs: int) -> LoopSettings:
-    """The loop's part of a trainer's config (a RunOptions with out and batch_size)."""
-    return LoopSettings(config.out, epochs, config.batch_size, config.seed, config.max_steps, config.sample_every,
-                        config.log_every, config.workers, config.resume, config.progress, config.cuda_graphs)
 
 
 def start_run(config: Any) -> tuple[Distributed, torch.device]:
@@ -104,28 +82,29 @@ def _load_process_state(recipe: Recipe, processes: list[dict], distributed: Dist
         recipe.load_process_state(mine["recipe"])
 
 
-def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str, ...], recipe: Recipe,
-                 dataset: Dataset, device: torch.device, distributed: Distributed | None = None) -> dict:
-    """Train `recipe` on `dataset`; returns a summary (steps, epochs done, whether it stopped
+def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], recipe: Recipe, dataset: Dataset,
+                 device: torch.device, distributed: Distributed | None = None) -> dict:
+    """Train `recipe` on `dataset` for `epochs` (config: a trainer's config, a RunOptions with out,
+    batch_size and seed; its run options steer the loop); returns a summary (steps, epochs done, whether it stopped
     early, images per second, the last logged losses, the output folder). In a data-parallel
     run each process trains on its slice of every batch and only rank 0 writes files."""
     distributed = distributed or Distributed()
-    if settings.batch_size % distributed.world:
-        raise ValueError(f"batch_size {settings.batch_size} does not split into {distributed.world} equal slices "
+    if config.batch_size % distributed.world:
+        raise ValueError(f"batch_size {config.batch_size} does not split into {distributed.world} equal slices "
                          "(one per process)")
-    out = Path(settings.out)
+    out = Path(config.out)
     writes = distributed.writes
     config_record = dataclasses.asdict(config)
     epoch, batch_in_epoch, step = 0, 0, 0
-    random.seed(settings.seed)  # Python's random draws too (the image pools): a run repeats from its seed
-    if settings.resume:
+    random.seed(config.seed)  # Python's random draws too (the image pools): a run repeats from its seed
+    if config.resume:
         state = load_training_state(out / STATE_FILE)
         _check_resumable(config_record, state["config"], same_on_resume)
         recipe.load_state_dict(state["recipe"])
         _load_process_state(recipe, state["processes"], distributed)
         epoch, batch_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
-    log = LossLog(out / "losses.jsonl", resume_from_step=step if settings.resume else None) if writes else None
-    progress = StepProgress(settings.progress and writes, settings.log_every, settings.batch_size, distributed.mean)
+    log = LossLog(out / "losses.jsonl", resume_from_step=step if config.resume else None) if writes else None
+    progress = StepProgress(config.progress and writes, config.log_every, config.batch_size, distributed.mean)
     last: dict = {}
 
     def write(entries: list[dict]) -> None:
@@ -141,31 +120,31 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
             atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
                          "batch_in_epoch": batch_in_epoch, "step": step, "processes": processes}, out / STATE_FILE)
 
-    train_step = (CUDAGraphStep(recipe, settings.batch_size // distributed.world) if settings.cuda_graphs
+    train_step = (CUDAGraphStep(recipe, config.batch_size // distributed.world) if config.cuda_graphs
                   else recipe.step)
     started, first_step, stopped_early = time.perf_counter(), step, False
     with StopRequest() as stop:
         try:
-            while epoch < settings.epochs:
+            while epoch < epochs:
                 if hasattr(dataset, "set_epoch"):  # per-item randomness (crops, flips, unpaired draws) by epoch
                     dataset.set_epoch(epoch)
-                batches = [distributed.shard(b) for b in epoch_batches(len(dataset), settings.batch_size, settings.seed,
+                batches = [distributed.shard(b) for b in epoch_batches(len(dataset), config.batch_size, config.seed,
                                                                        epoch, distributed.world)]
-                progress.start_epoch(epoch, settings.epochs, len(batches), batch_in_epoch)
-                loader = batch_loader(dataset, batches[batch_in_epoch:], settings.workers, device.type == "cuda",
-                                      seed=settings.seed * 100_003 + epoch)
+                progress.start_epoch(epoch, epochs, len(batches), batch_in_epoch)
+                loader = batch_loader(dataset, batches[batch_in_epoch:], config.workers, device.type == "cuda",
+                                      seed=config.seed * 100_003 + epoch)
                 for batch in loader:
-                    if settings.max_steps is not None and step >= settings.max_steps:
+                    if config.max_steps is not None and step >= config.max_steps:
                         break
                     # all processes stop together; asked every log_every steps (a collective syncs)
                     if (stop.requested if not distributed.active else
-                            step % settings.log_every == 0 and distributed.any(stop.requested, device)):
+                            step % config.log_every == 0 and distributed.any(stop.requested, device)):
                         break
                     batch = tuple(t.to(device, non_blocking=True) for t in batch)
                     if step == 0 and writes:
                         recipe.first_batch(batch, out)
                     write(progress.add(step, epoch, train_step(batch)))
-                    if settings.sample_every and batch_in_epoch % settings.sample_every == 0:
+                    if config.sample_every and batch_in_epoch % config.sample_every == 0:
                         recipe.sample(epoch, out, writes)  # every process runs it: synchronized norms
                     step += 1
                     batch_in_epoch += 1
@@ -190,7 +169,7 @@ def run_training(settings: LoopSettings, config: Any, same_on_resume: tuple[str,
                 if entries:
                     plot_losses(entries, recipe.loss_keys, out / "loss_curve.png", recipe.title)
     seconds = time.perf_counter() - started
-    images_done = (step - first_step) * settings.batch_size
+    images_done = (step - first_step) * config.batch_size
     return {"steps": step, "epochs_done": epoch, "stopped_early": stopped_early,
             "images_per_second": images_done / seconds if seconds > 0 else 0.0,
             "losses": {k: v for k, v in last.items() if k not in ("step", "epoch")}, "out": str(out),

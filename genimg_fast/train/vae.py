@@ -22,7 +22,7 @@ from genimg_fast.models import VAE, ConvVAE
 from genimg_fast.nn import VAELoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
-from genimg_fast.train.loop import loop_settings, run_training, start_run
+from genimg_fast.train.loop import run_training, start_run
 from genimg_fast.train.options import RunOptions, adam, load_optimizer, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
 from genimg_fast.train.samples import save_grid
@@ -163,5 +163,5 @@ def train_vae(config: VAEConfig) -> dict:
         dataset = ColouredShapes(config.dataset_size, size, channels, seed=config.seed, unit_range=True)
     else:
         dataset = image_folder(config.data, size, channels, unit_range=True)
-    return run_training(loop_settings(config, config.epochs), config, SAME_ON_RESUME,
+    return run_training(config, config.epochs, SAME_ON_RESUME,
                         VAERecipe(config, device, dataset, distributed), dataset, device, distributed)
