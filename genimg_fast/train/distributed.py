@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,21 @@ class Distributed:
         return rows[self.rank * size:(self.rank + 1) * size]
 
     def average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        """One all-reduce per dtype and device over the flattened gradients, not one per parameter
+        (a network has dozens: each collective has a fixed cost every step)."""
         if not self.active:
             return
+        buckets: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
         for group in optimizer.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad.div_(self.world)
+                    buckets.setdefault((p.grad.dtype, p.grad.device), []).append(p.grad)
+        for grads in buckets.values():
+            flat = _flatten_dense_tensors(grads)
+            dist.all_reduce(flat)
+            flat.div_(self.world)
+            for grad, averaged in zip(grads, _unflatten_dense_tensors(flat, grads)):
+                grad.copy_(averaged)
 
     def mean(self, tensor: torch.Tensor) -> torch.Tensor:
         if not self.active:
