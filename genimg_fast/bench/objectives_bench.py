@@ -143,15 +143,20 @@ def modeled_bytes(case: ObjectiveCase) -> int:
 def check_variants(variants: dict[str, Objective], case: ObjectiveCase, tensors: Tensors) -> dict[str, str]:
     """Each variant's value and gradients against eager torch's (fp32 inputs: tight tolerances)."""
     inputs = [tensors[k] for k in case.differentiable]
-    # Detached at once: a kept graph would pin the inputs' gradient accumulators to this stream
-    # and break the CUDA-graph capture of the backward below.
-    expected = variants["torch"](tensors).detach()
-    expected_grads = torch.autograd.grad(variants["torch"](tensors), inputs)
+
+    def value_and_grads(objective: Objective) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        # the graph goes with this frame: a kept one would pin the inputs' gradient accumulators
+        # to this stream and break the CUDA-graph capture of the backward below
+        value = objective(tensors)
+        return value.detach(), torch.autograd.grad(value, inputs)
+
+    expected, expected_grads = value_and_grads(variants["torch"])
 
     def check(name: str) -> None:
-        torch.testing.assert_close(variants[name](tensors).detach(), expected, rtol=1e-4, atol=1e-4,
+        value, grads = value_and_grads(variants[name])
+        torch.testing.assert_close(value, expected, rtol=1e-4, atol=1e-4,
                                    msg=lambda m: f"value disagrees with torch on {case.name}: {m}")
-        for got, want in zip(torch.autograd.grad(variants[name](tensors), inputs), expected_grads):
+        for got, want in zip(grads, expected_grads):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5,
                                        msg=lambda m: f"gradients disagree with torch on {case.name}: {m}")
     return check_each(variants, check)
