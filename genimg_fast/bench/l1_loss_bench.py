@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import genimg_fast
 from genimg_fast.bench.checks import check_each, finish, without
-from genimg_fast.bench.rows import timing_rows
+from genimg_fast.bench.rows import forward_rows, timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -115,14 +115,8 @@ def run_case(case: L1Case, device: torch.device, *, compile_too: bool, warmup: i
     rows = timing_rows(timings, op="l1_loss fwd+bwd", case=case.label, shape=case.shape, dtype=case.dtype,
                        modeled_bytes=modeled_bytes(case))
     if case.forward_too:  # the value alone: input and target read once, no gradient stored
-        def make_forward(fn: LossFn):
-            def step(i: int):
-                with torch.no_grad():
-                    return fn(*sets[i % len(sets)])
-            return step
-        timings = time_side_by_side({name: make_forward(fn) for name, fn in fns.items()}, device, warmup=warmup,
-                                    repeats=repeats)
         element_bytes = torch.empty((), dtype=case.dtype).element_size()
-        rows += timing_rows(timings, op="l1_loss fwd", case=case.label, shape=case.shape, dtype=case.dtype,
-                            modeled_bytes=2 * case.numel * element_bytes)
+        rows += forward_rows({name: (lambda i, fn=fn: fn(*sets[i % len(sets)])) for name, fn in fns.items()},
+                             device, warmup=warmup, repeats=repeats, op="l1_loss fwd", case=case.label,
+                             shape=case.shape, dtype=case.dtype, modeled_bytes=2 * case.numel * element_bytes)
     return finish(rows, failed)

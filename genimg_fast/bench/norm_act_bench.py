@@ -15,7 +15,7 @@ from torch import nn
 
 from genimg_fast.bench.checks import check_each, finish, without
 from genimg_fast.bench.graphs import add_graph_variants
-from genimg_fast.bench.rows import timing_rows
+from genimg_fast.bench.rows import forward_rows, timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
 
@@ -168,21 +168,9 @@ def run_case(case: NormCase, device: torch.device, *, compile_too: bool, warmup:
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     rows = timing_rows(timings, op=describe(case), case=case.label, shape=case.shape, dtype=case.dtype,
                        modeled_bytes=modeled_bytes(case))
-    if case.forward_too:
-        rows += _forward_rows(case, variants, sets, device, warmup, repeats)
+    if case.forward_too:  # the forward alone (training: batch statistics, running-statistics update, output)
+        rows += forward_rows({n: (lambda i, m=m: m(sets[i % len(sets)][0])) for n, m in variants.items()}, device,
+                             warmup=warmup, repeats=repeats, op=describe(case).replace("fwd+bwd", "fwd"),
+                             case=case.label, shape=case.shape, dtype=case.dtype,
+                             modeled_bytes=modeled_bytes(case, forward_only=True))
     return finish(rows, failed)
-
-
-def _forward_rows(case: NormCase, variants: dict[str, nn.Module], sets, device: torch.device, warmup: int,
-                  repeats: int) -> list[dict]:
-    """The forward alone (training: batch statistics, running-statistics update, output)."""
-    def make_step(module: nn.Module):
-        def step(i: int):
-            with torch.no_grad():
-                return module(sets[i % len(sets)][0])
-        return step
-    timings = time_side_by_side({n: make_step(m) for n, m in variants.items()}, device, warmup=warmup,
-                                repeats=repeats)
-    forward_op = describe(case).replace("fwd+bwd", "fwd")
-    return timing_rows(timings, op=forward_op, case=case.label, shape=case.shape, dtype=case.dtype,
-                       modeled_bytes=modeled_bytes(case, forward_only=True))

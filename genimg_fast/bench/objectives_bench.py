@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from genimg_fast.bench.checks import check_each, finish, without
 from genimg_fast.bench.graphs import add_graph_variants
-from genimg_fast.bench.rows import timing_rows
+from genimg_fast.bench.rows import forward_rows, timing_rows
 from genimg_fast.bench.timing import count_launches, time_side_by_side
 from genimg_fast.ops import objectives
 
@@ -186,13 +186,7 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
     rows = timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.largest_shape,
                        dtype=torch.float32, modeled_bytes=modeled_bytes(case), launches=launches)
     if case.forward_too:  # the value alone (no gradient wanted: the fused op stores none)
-        def make_forward(objective: Objective):
-            def step(i: int):
-                with torch.no_grad():
-                    return objective(sets[i % len(sets)])
-            return step
-        forward = {n: make_forward(o) for n, o in variants.items()}
-        timings = time_side_by_side(forward, device, warmup=warmup, repeats=repeats)
-        rows += timing_rows(timings, op=f"{case.name} objective fwd", case=case.label, shape=case.largest_shape,
-                            dtype=torch.float32, modeled_bytes=4 * case.numel)
+        rows += forward_rows({n: (lambda i, o=o: o(sets[i % len(sets)])) for n, o in variants.items()}, device,
+                             warmup=warmup, repeats=repeats, op=f"{case.name} objective fwd", case=case.label,
+                             shape=case.largest_shape, dtype=torch.float32, modeled_bytes=4 * case.numel)
     return finish(rows, failed)

@@ -1,9 +1,11 @@
 """One result row per timed variant, the format every benchmark family reports."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
-from genimg_fast.bench.timing import Timing, peak_mb
+from genimg_fast.bench.timing import Timing, peak_mb, time_side_by_side
 
 
 def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[int, ...], dtype: torch.dtype,
@@ -35,3 +37,17 @@ def add_peak_mb(rows: list[dict], steps: dict, device: torch.device) -> None:
     for row in rows:
         row["peak_mb"] = (None if "cuda graph" in row["variant"] else
                           peak_mb(lambda name=row["variant"]: steps[name](0), device))
+
+
+def forward_rows(calls: dict[str, Callable[[int], object]], device: torch.device, *, warmup: int, repeats: int,
+                 **row_fields) -> list[dict]:
+    """Rows for the forward alone: each variant's call(i) (i selects the input set) timed under
+    torch.no_grad(), side by side; `row_fields` as timing_rows takes them."""
+    def without_grad(call: Callable[[int], object]) -> Callable[[int], object]:
+        def step(i: int):
+            with torch.no_grad():
+                return call(i)
+        return step
+    timings = time_side_by_side({name: without_grad(call) for name, call in calls.items()}, device, warmup=warmup,
+                                repeats=repeats)
+    return timing_rows(timings, **row_fields)
