@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from genimg_fast import cli
-from genimg_fast.bench import models_bench, norm_act_bench, objectives_bench
+from genimg_fast.bench import models_bench, norm_act_bench, objectives_bench, training_bench
 from genimg_fast.bench.checks import UntimedVariants
 from genimg_fast.models import ConvVAE, define_G
 
@@ -66,22 +66,20 @@ def test_bf16_variant_is_judged_against_eager_torchs_own_bf16_error():
     assert "torch bf16" in failed  # the yardstick itself must be finite
 
 
-def test_models_check_passes_every_variant_of_a_network_with_dropout_and_zero_gradients():
+@pytest.mark.parametrize("case", [
     # U-Net with dropout (masks drawn per call, in memory order: channels_last draws others) and
     # instance norm after biased convs (those biases' gradients are zero in exact arithmetic:
-    # rounding noise on both sides).
-    case = models_bench.ModelCase("unet", lambda f: define_G(3, 3, 8, "unet_128", "instance", use_dropout=True,
-                                                             fused=f), (2, 3, 128, 128), "unet small")
+    # rounding noise on both sides)
+    models_bench.ModelCase("unet", lambda f: define_G(3, 3, 8, "unet_128", "instance", use_dropout=True, fused=f),
+                           (2, 3, 128, 128), "unet small"),
+    # a network that draws noise: every step seeded alike
+    models_bench.ModelCase("conv_vae", lambda f: ConvVAE(fused=f), (4, 3, 64, 64), "conv vae small"),
+], ids=["unet with dropout", "conv vae"])
+def test_models_check_passes_every_variant_of_networks_that_draw_randomness(case):
     rows = models_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2)
-    assert {r["op"] for r in rows} == {"unet forward", "unet forward+backward"}
+    assert {r["op"] for r in rows} == {f"{case.name} forward", f"{case.name} forward+backward"}
     assert {r["variant"] for r in rows} == {"torch", "genimg_fast", "torch bf16", "genimg_fast bf16",
                                             "torch channels_last", "genimg_fast channels_last"}
-
-
-def test_models_check_seeds_every_step_alike_for_a_network_that_draws_noise():
-    case = models_bench.ModelCase("conv_vae", lambda f: ConvVAE(fused=f), (4, 3, 64, 64), "conv vae small")
-    rows = models_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2)
-    assert len({r["variant"] for r in rows}) == 6
 
 
 def test_models_check_turns_dropout_off_while_it_runs_only():
@@ -170,3 +168,48 @@ def test_the_record_so_far_is_handed_over_after_every_case():
 def test_repeats_must_be_positive():
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["bench", "--repeats", "0"])
+
+
+def _training_check_failure(build_with) -> UntimedVariants:
+    """The training family's first quick case with its recipes built by build_with(original,
+    options, device): the check must refuse the variant instead of timing it."""
+    case = training_bench.cases(CPU, quick=True)[0]
+    original = case.build
+    broken = dataclasses.replace(case, build=lambda options, device: build_with(original, options, device))
+    with pytest.raises(UntimedVariants) as caught:
+        training_bench.run_case(broken, CPU, compile_too=False, warmup=1, repeats=2)
+    return caught.value
+
+
+def test_training_iteration_check_catches_a_variant_that_trains_differently():
+    def build(original, options, device):  # the fused variant from another seed: other weights
+        if options["impl"] == "fused":
+            options = {**options, "seed": 7}
+        return original(options, device)
+    caught = _training_check_failure(build)
+    assert caught.failed["genimg_fast"].startswith("disagrees with torch on dcgan's iteration 1")
+    assert {row["variant"] for row in caught.rows} == {"torch"}
+
+
+def test_training_iteration_check_catches_a_variant_whose_gradients_are_wrong():
+    def build(original, options, device):  # the fused recipe's generator steps against its gradient
+        recipe = original(options, device)
+        if options["impl"] == "fused":
+            for group in recipe.optimizers()["optG"].param_groups:
+                group["lr"] = -group["lr"]
+        return recipe
+    caught = _training_check_failure(build)
+    assert caught.failed["genimg_fast"].startswith("disagrees with torch on dcgan's iteration 2")
+
+
+def test_training_iteration_check_catches_an_update_that_points_elsewhere():
+    def build(original, options, device):
+        recipe = original(options, device)
+        for group in recipe.optimizers()["optG"].param_groups:
+            group["lr"] = 1e-9  # the losses cannot move...
+        if options["impl"] == "fused":
+            for p in recipe.netG.parameters():
+                p.register_hook(lambda g: -g)  # ...but the generator's update points back
+        return recipe
+    caught = _training_check_failure(build)
+    assert caught.failed["genimg_fast"].startswith("netG's first update on dcgan points elsewhere")

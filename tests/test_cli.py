@@ -1,7 +1,6 @@
 """`genimg-fast info` and `genimg-fast bench --quick` as a user runs them."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import pytest
 import torch
 
 from genimg_fast import cli
-from genimg_fast.bench.checks import UntimedVariants
 
 
 def test_info_prints_backend_info_as_json():
@@ -61,39 +59,6 @@ def test_bench_kinds_markdown_and_chart(tmp_path, capsys):
     assert "BN+ReLU" in table and "training iteration" not in table
 
 
-def test_training_iteration_check_catches_a_variant_that_trains_differently(monkeypatch):
-    from genimg_fast.bench import training_bench
-    case = training_bench.cases(torch.device("cpu"), quick=True)[0]
-    original = case.build
-
-    def build(options, device):  # the fused variant from another seed: other weights
-        if options["impl"] == "fused":
-            options = {**options, "seed": 7}
-        return original(options, device)
-    with pytest.raises(UntimedVariants) as caught:
-        training_bench.run_case(dataclasses.replace(case, build=build), torch.device("cpu"), compile_too=False,
-                                warmup=1, repeats=2)
-    assert caught.value.failed["genimg_fast"].startswith("disagrees with torch on dcgan's iteration 1")
-    assert {row["variant"] for row in caught.value.rows} == {"torch"}
-
-
-def test_training_iteration_check_catches_a_variant_whose_gradients_are_wrong(monkeypatch):
-    from genimg_fast.bench import training_bench
-    case = training_bench.cases(torch.device("cpu"), quick=True)[0]
-    original = case.build
-
-    def build(options, device):  # the fused recipe's generator steps against its gradient
-        recipe = original(options, device)
-        if options["impl"] == "fused":
-            for group in recipe.optimizers()["optG"].param_groups:
-                group["lr"] = -group["lr"]
-        return recipe
-    with pytest.raises(UntimedVariants) as caught:
-        training_bench.run_case(dataclasses.replace(case, build=build), torch.device("cpu"), compile_too=False,
-                                warmup=1, repeats=2)
-    assert caught.value.failed["genimg_fast"].startswith("disagrees with torch on dcgan's iteration 2")
-
-
 def test_bench_history_lists_kept_results_run_over_run(tmp_path, capsys):
     def record(created, commit, speedups):
         rows = [{"op": "BN+ReLU fwd+bwd", "variant": "torch", "speedup_vs_torch": 1.0}]
@@ -118,22 +83,3 @@ def test_driver_version_read_from_the_kernel_modules_banner():
     open_banner = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  Release Build"
     assert driver_from_banner(open_banner) == "570.133.20"
     assert driver_from_banner("no driver here") is None
-
-
-def test_training_iteration_check_catches_an_update_that_points_elsewhere():
-    from genimg_fast.bench import training_bench
-    case = training_bench.cases(torch.device("cpu"), quick=True)[0]
-    original = case.build
-
-    def build(options, device):
-        recipe = original(options, device)
-        for group in recipe.optimizers()["optG"].param_groups:
-            group["lr"] = 1e-9  # the losses cannot move...
-        if options["impl"] == "fused":
-            for p in recipe.netG.parameters():
-                p.register_hook(lambda g: -g)  # ...but the generator's update points back
-        return recipe
-    with pytest.raises(UntimedVariants) as caught:
-        training_bench.run_case(dataclasses.replace(case, build=build), torch.device("cpu"), compile_too=False,
-                                warmup=1, repeats=2)
-    assert caught.value.failed["genimg_fast"].startswith("netG's first update on dcgan points elsewhere")
