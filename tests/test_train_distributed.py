@@ -19,12 +19,16 @@ ARGS = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch
         "--epochs", "1", "--log-every", "2", "--device", "cpu", "--no-progress"]
 
 
-def _train(out: Path, processes: int) -> subprocess.CompletedProcess:
+def _run_trainer(model: str, out: Path, args: list[str], processes: int) -> subprocess.CompletedProcess:
+    """`genimg-fast train <model>` in a child process, under torchrun with several processes."""
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
                 if processes > 1 else [sys.executable])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(launcher + ["-m", "genimg_fast.cli", "train", "dcgan", "--out", str(out)] + ARGS,
-                          capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(launcher + ["-m", "genimg_fast.cli", "train", model, "--out", str(out)] + args,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _train(out: Path, processes: int) -> subprocess.CompletedProcess:
+    return _run_trainer("dcgan", out, ARGS, processes)
 
 
 @pytest.mark.slow
@@ -47,9 +51,7 @@ def _cyclegan(out: Path, extra: list[str]) -> subprocess.CompletedProcess:
     args = ["--crop-size", "32", "--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--dataset-size", "12",
             "--batch-size", "4", "--epochs", "1", "--epochs-decay", "0", "--pool-size", "3", "--log-every", "1",
             "--device", "cpu", "--no-progress"]
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           "-m", "genimg_fast.cli", "train", "cyclegan", "--out", str(out)] + args + extra,
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return _run_trainer("cyclegan", out, args + extra, processes=2)
 
 
 @pytest.mark.slow
