@@ -18,13 +18,20 @@ def poison_allocator(nbytes: int, copies: int = 4) -> None:
     del blocks
 
 
+def run_in_child(code: str, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run Python `code` (with `args`) in a child process, `env` added to its environment, and
+    check it exits cleanly: a crash fails the test with its traceback instead of the whole run."""
+    out = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code, *args], capture_output=True, text=True,
+                         timeout=timeout, env={**os.environ, **(env or {})})
+    assert out.returncode == 0, f"crashed (rc {out.returncode}):\n{out.stderr[-3000:]}"
+    return out
+
+
 def assert_raises_in_child(call: str, error: str, message: str, env: dict[str, str] | None = None) -> None:
     """Run `call` (after importing torch and genimg_fast.ops as ops) in a child process (with
-    `env` added to the environment) and check it raises `error` with `message`: a crash fails
-    this check instead of the whole run."""
+    `env` added to the environment) and check it raises `error` with `message`."""
     code = ("import torch, genimg_fast\nfrom genimg_fast import ops\n"
             f"try:\n    {call}\nexcept {error} as e:\n    print('{error}:', e)\n")
-    out = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, **(env or {})})
-    assert out.returncode == 0, f"crashed (rc {out.returncode}):\n{out.stderr[-3000:]}"
+    out = run_in_child(code, env=env)
     assert f"{error}:" in out.stdout and message in out.stdout, out.stdout + out.stderr

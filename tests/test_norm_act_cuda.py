@@ -4,13 +4,10 @@ odd channel counts, spatial 1x1 to 256x256, bit-identical repeats, NaN-poisoned 
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from cuda_helpers import assert_raises_in_child, poison_allocator
+from cuda_helpers import assert_raises_in_child, poison_allocator, run_in_child
 
 from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
                              norm_act_stats, norm_act_train, norm_act_train_backward, update_running_stats_,
@@ -377,9 +374,7 @@ def test_single_pass_cap_sends_its_groups_down_the_tile_path(cuda_kernels, tmp_p
     results = {}
     for cap in ("", "0"):
         out = tmp_path / f"cap{cap or 'default'}.pt"
-        run = subprocess.run([sys.executable, "-c", _BN_STEP_IN_CHILD, str(out)], capture_output=True, text=True,
-                             timeout=300, env={**os.environ, "GENIMG_FAST_SINGLE_PASS_MAX": cap})
-        assert run.returncode == 0, run.stderr[-3000:]
+        run = run_in_child(_BN_STEP_IN_CHILD, (str(out),), env={"GENIMG_FAST_SINGLE_PASS_MAX": cap}, timeout=300)
         results[cap] = (run.stdout.split()[-1], torch.load(out))
     assert results[""][0] == "1" and results["0"][0] == "2"
     for single_pass, tile in zip(results[""][1], results["0"][1]):  # each within TOLERANCE of exact
