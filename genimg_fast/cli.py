@@ -109,8 +109,7 @@ def _train(args: argparse.Namespace) -> int:
     if not speaks:
         return 0
     status = "stopped early (resume with --resume)" if summary["stopped_early"] else "done"
-    losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["losses"].items()
-                       if k.startswith("loss") or k in ("D", "D_A", "D_B", "G_GAN", "G_L1"))
+    losses = ", ".join(f"{k} {summary['losses'][k]:.4f}" for k in summary["loss_keys"] if k in summary["losses"])
     print(f"{args.model_family} {status}: {summary['steps']} iterations, {summary['epochs_done']} epochs, "
           f"{summary['images_per_second']:.1f} images/s on {summary['device']}, last {losses}; checkpoints, "
           f"samples, losses.jsonl and loss_curve.png in {summary['out']}")

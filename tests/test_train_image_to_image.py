@@ -4,6 +4,7 @@ Python's random state included), the fused and reference paths agreeing, the bui
 and junyanz's folder layouts, and layout errors that name the path."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -118,4 +119,6 @@ def test_cli(tmp_path, capsys):
     assert main(["train", "pix2pix", "--out", str(tmp_path), "--crop-size", "128", "--netG", "unet_128", "--ngf", "4",
                  "--ndf", "4", "--dataset-size", "4", "--batch-size", "2", "--epochs", "1", "--epochs-decay", "0",
                  "--no-dropout", "--no-progress"]) == 0
-    assert "pix2pix done: 2 iterations, 1 epochs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "pix2pix done: 2 iterations, 1 epochs" in out
+    assert re.search(r"last G_GAN [0-9.]+, G_L1 [0-9.]+, D [0-9.]+;", out)  # the recipe's loss_keys, in order

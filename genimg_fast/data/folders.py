@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import Dataset
 
 
-def _torchvision():
+def torchvision_module():
+    """torchvision, or an error saying how to install it."""
     try:
         import torchvision
     except ImportError as exc:  # an optional dependency: the ops and models work without it
@@ -20,7 +21,7 @@ def _torchvision():
 
 
 def dcgan_transform(image_size: int, channels: int = 3, unit_range: bool = False):
-    transforms = _torchvision().transforms
+    transforms = torchvision_module().transforms
     mean, std = ((0.0,), (1.0,)) if unit_range else ((0.5,), (0.5,))
     steps = [transforms.Resize(image_size), transforms.CenterCrop(image_size)]
     if channels == 1:
@@ -28,8 +29,9 @@ def dcgan_transform(image_size: int, channels: int = 3, unit_range: bool = False
     return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(mean * channels, std * channels)])
 
 
-def _loader_naming_the_file(path: str):
-    loader = _torchvision().datasets.folder.default_loader
+def load_image(path: str):
+    """The image at `path` (RGB, torchvision's default loader); an unreadable file is an error naming it."""
+    loader = torchvision_module().datasets.folder.default_loader
     try:
         return loader(path)
     except Exception as exc:  # PIL raises several kinds; all mean the same to a user
@@ -41,7 +43,7 @@ def image_files(folder: Path) -> list[Path]:
     error naming it."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    extensions = _torchvision().datasets.folder.IMG_EXTENSIONS
+    extensions = torchvision_module().datasets.folder.IMG_EXTENSIONS
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
     if not files:
         raise ValueError(f"{folder}: no image files (looked for {', '.join(extensions)})")
@@ -59,7 +61,7 @@ class FlatImageFolder(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(_loader_naming_the_file(str(self.files[index]))), 0
+        return self.transform(load_image(str(self.files[index]))), 0
 
 
 def image_folder(root: str | Path, image_size: int, channels: int = 3, unit_range: bool = False) -> Dataset:
@@ -70,8 +72,8 @@ def image_folder(root: str | Path, image_size: int, channels: int = 3, unit_rang
     transform = dcgan_transform(image_size, channels, unit_range)
     if any(p.is_dir() for p in root.iterdir()):
         try:
-            dataset = _torchvision().datasets.ImageFolder(str(root), transform=transform,
-                                                          loader=_loader_naming_the_file)
+            dataset = torchvision_module().datasets.ImageFolder(str(root), transform=transform,
+                                                          loader=load_image)
         except FileNotFoundError as exc:
             raise ValueError(f"{root}: no images in its subfolders ({exc})") from exc
     else:

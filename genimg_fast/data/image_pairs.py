@@ -16,16 +16,17 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from genimg_fast.data.folders import _loader_naming_the_file, _torchvision, image_files
+from genimg_fast.data.folders import image_files, load_image, torchvision_module
 
 
-class _Preprocess:
-    """resize_and_crop + flip with parameters drawn from a generator."""
+class ResizeCropFlip:
+    """junyanz's resize_and_crop + flip, to a [-1, 1] tensor of `channels` channels, with the crop
+    and flip drawn from a generator (params), or given (translate: the whole image, no flip)."""
 
-    def __init__(self, load_size: int, crop_size: int, flip: bool) -> None:
+    def __init__(self, load_size: int, crop_size: int, flip: bool, channels: int = 3) -> None:
         if crop_size > load_size:
             raise ValueError(f"crop_size ({crop_size}) must not exceed load_size ({load_size})")
-        self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
+        self.load_size, self.crop_size, self.flip, self.channels = load_size, crop_size, flip, channels
 
     def params(self, g: torch.Generator) -> tuple[int, int, bool]:
         span = self.load_size - self.crop_size + 1
@@ -33,13 +34,14 @@ class _Preprocess:
         return top, left, self.flip and bool(torch.rand((), generator=g) < 0.5)
 
     def __call__(self, image, params: tuple[int, int, bool]) -> torch.Tensor:
-        F = _torchvision().transforms.functional
+        F = torchvision_module().transforms.functional
         top, left, flip = params
         image = F.resize(image, [self.load_size, self.load_size], interpolation=F.InterpolationMode.BICUBIC)
         image = F.crop(image, top, left, self.crop_size, self.crop_size)
         if flip:
             image = F.hflip(image)
-        return F.normalize(F.to_tensor(image), [0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+        image = image.convert("L" if self.channels == 1 else "RGB")
+        return F.normalize(F.to_tensor(image), [0.5] * self.channels, [0.5] * self.channels)
 
 
 class _EpochSeeded(Dataset):
@@ -57,7 +59,7 @@ class AlignedFolder(_EpochSeeded):
     def __init__(self, root: str | Path, phase: str = "train", load_size: int = 286, crop_size: int = 256,
                  flip: bool = True, seed: int = 0) -> None:
         super().__init__(seed)
-        self.preprocess = _Preprocess(load_size, crop_size, flip)
+        self.preprocess = ResizeCropFlip(load_size, crop_size, flip)
         self.files = image_files(Path(root) / phase)
 
     def __len__(self) -> int:
@@ -65,7 +67,7 @@ class AlignedFolder(_EpochSeeded):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         path = str(self.files[index])
-        image = _loader_naming_the_file(path)
+        image = load_image(path)
         w, h = image.size
         if w < 2:
             raise ValueError(f"{path}: too narrow to hold A | B side by side")
@@ -78,7 +80,7 @@ class UnalignedFolder(_EpochSeeded):
     def __init__(self, root: str | Path, phase: str = "train", load_size: int = 286, crop_size: int = 256,
                  flip: bool = True, seed: int = 0) -> None:
         super().__init__(seed)
-        self.preprocess = _Preprocess(load_size, crop_size, flip)
+        self.preprocess = ResizeCropFlip(load_size, crop_size, flip)
         self.files_a = image_files(Path(root) / f"{phase}A")
         self.files_b = image_files(Path(root) / f"{phase}B")
 
@@ -89,6 +91,6 @@ class UnalignedFolder(_EpochSeeded):
         g = self._generator(index, 1)
         path_a = self.files_a[index % len(self.files_a)]
         path_b = self.files_b[int(torch.randint(len(self.files_b), (), generator=g))]
-        a = self.preprocess(_loader_naming_the_file(str(path_a)), self.preprocess.params(g))
-        b = self.preprocess(_loader_naming_the_file(str(path_b)), self.preprocess.params(g))
+        a = self.preprocess(load_image(str(path_a)), self.preprocess.params(g))
+        b = self.preprocess(load_image(str(path_b)), self.preprocess.params(g))
         return a, b

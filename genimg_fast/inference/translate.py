@@ -11,16 +11,15 @@ from pathlib import Path
 
 import torch
 
-from genimg_fast.data.folders import _loader_naming_the_file, _torchvision, image_files
+from genimg_fast.data.folders import image_files, load_image
+from genimg_fast.data.image_pairs import ResizeCropFlip
 from genimg_fast.inference import checkpoints
 from genimg_fast.train.checkpoint import atomic_write_text
 
 
 def _to_tensor(image, size: int, channels: int = 3) -> torch.Tensor:
-    F = _torchvision().transforms.functional
-    image = F.resize(image, [size, size], interpolation=F.InterpolationMode.BICUBIC)
-    image = image.convert("L" if channels == 1 else "RGB")
-    return F.normalize(F.to_tensor(image), [0.5] * channels, [0.5] * channels)
+    """As junyanz's test script preprocesses: resized to size x size (the crop is the whole image), no flip."""
+    return ResizeCropFlip(size, size, flip=False, channels=channels)(image, (0, 0, False))
 
 
 def _save(image: torch.Tensor, path: Path) -> None:
@@ -40,7 +39,7 @@ def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, si
     rows = []
     with torch.no_grad():
         for path in files:
-            image = _loader_naming_the_file(str(path))
+            image = load_image(str(path))
             target = None
             if aligned:  # A | B side by side: translate A, show B
                 w, h = image.size

@@ -13,8 +13,11 @@ processes."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
+
+from genimg_fast.graph_capture import captured
 
 WARMUP_ITERATIONS = 3
 
@@ -43,7 +46,7 @@ class CUDAGraphStep:
     def __init__(self, recipe, batch_size: int) -> None:
         """batch_size: the full batch this process trains on; only such a batch is captured."""
         self.recipe, self.batch_size = recipe, batch_size
-        self.graph: torch.cuda.CUDAGraph | None = None
+        self.replay: Callable[[int], None] | None = None
         self.static_inputs: list[torch.Tensor] = []
         self.static_outputs: dict[str, torch.Tensor] = {}
         self.eager_steps = 0
@@ -51,30 +54,23 @@ class CUDAGraphStep:
     def __call__(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         inputs = self.recipe.graph_inputs(batch)
         full = inputs[0].shape[0] == self.batch_size
-        if self.graph is None and (self.eager_steps == 0 or not full):
+        if self.replay is None and (self.eager_steps == 0 or not full):
             self.eager_steps += 1  # the first iteration, and any before a full batch comes
             return self.recipe.graph_step(*inputs)
-        if self.graph is None:
+        if self.replay is None:
             self._capture(inputs)
         elif [t.shape for t in inputs] != [t.shape for t in self.static_inputs]:
             return self.recipe.graph_step(*inputs)
         for static, value in zip(self.static_inputs, inputs):
             static.copy_(value)
-        self.graph.replay()
+        self.replay(0)
         # replays overwrite the static outputs: the caller keeps copies
         return {name: value.clone() for name, value in self.static_outputs.items()}
 
     def _capture(self, inputs: tuple[torch.Tensor, ...]) -> None:
         self.static_inputs = [t.clone() for t in inputs]
         snapshot = _snapshot(self.recipe)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_ITERATIONS):
-                self.recipe.graph_step(*self.static_inputs)
-        torch.cuda.current_stream().wait_stream(side)
-        _restore_in_place(self.recipe, snapshot)
-        self.graph = torch.cuda.CUDAGraph()
         # thread_local: a data loader's pin-memory thread may allocate pinned memory meanwhile
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-            self.static_outputs = self.recipe.graph_step(*self.static_inputs)
+        self.replay, self.static_outputs = captured(
+            lambda: self.recipe.graph_step(*self.static_inputs), WARMUP_ITERATIONS,
+            after_warmup=lambda: _restore_in_place(self.recipe, snapshot), capture_error_mode="thread_local")

@@ -86,7 +86,8 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
                  device: torch.device, distributed: Distributed | None = None) -> dict:
     """Train `recipe` on `dataset` for `epochs` (config: a trainer's config, a RunOptions with out,
     batch_size and seed; its run options steer the loop); returns a summary (steps, epochs done, whether it stopped
-    early, images per second, the last logged losses, the output folder). In a data-parallel
+    early, images per second, the last logged losses and the recipe's headline loss_keys among
+    them, the output folder). In a data-parallel
     run each process trains on its slice of every batch and only rank 0 writes files."""
     distributed = distributed or Distributed()
     if config.batch_size % distributed.world:
@@ -172,5 +173,5 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
     images_done = (step - first_step) * config.batch_size
     return {"steps": step, "epochs_done": epoch, "stopped_early": stopped_early,
             "images_per_second": images_done / seconds if seconds > 0 else 0.0,
-            "losses": {k: v for k, v in last.items() if k not in ("step", "epoch")}, "out": str(out),
-            "device": str(device)}
+            "losses": {k: v for k, v in last.items() if k not in ("step", "epoch")},
+            "loss_keys": list(recipe.loss_keys), "out": str(out), "device": str(device)}
