@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from genimg_fast.bench.timing import LAUNCH_EVENTS
+from genimg_fast.bench.timing import LAUNCH_EVENTS, release_cupti_after_profiling
 from genimg_fast.nn import BatchNormAct2d
 
 SHAPES = [(128, 512, 4, 4), (128, 64, 32, 32), (32, 64, 128, 128)]
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
+    release_cupti_after_profiling()  # each shape's session would slow the next shape's steps
     device = torch.device(args.device)
     print(f"{'shape':<18} {'variant':<12} {'host us/step':>12} {'wall us/step':>12} {'launches/step':>14} "
           f"{'kernel us/step':>15}")
