@@ -102,6 +102,8 @@ def test_unpaired_shapes_draw_new_partners_each_epoch():
     data.set_epoch(1)
     b_second = [data[i][1] for i in range(8)]
     assert any(not torch.equal(x, y) for x, y in zip(b_first, b_second))
+    data.set_epoch(0)  # an epoch's draws repeat (a resumed run sees what the first one saw)
+    assert all(torch.equal(x, y) for x, y in zip(b_first, (data[i][1] for i in range(8))))
 
 
 def test_layout_errors_name_the_path(tmp_path):

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
+from genimg_fast.data.epoch_seeded import EpochSeeded
 from genimg_fast.data.folders import image_files, load_image, torchvision_module
 
 
@@ -44,18 +44,7 @@ class ResizeCropFlip:
         return F.normalize(F.to_tensor(image), [0.5] * self.channels, [0.5] * self.channels)
 
 
-class _EpochSeeded(Dataset):
-    def __init__(self, seed: int) -> None:
-        self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _generator(self, index: int, stream: int) -> torch.Generator:
-        return torch.Generator().manual_seed(((self.seed * 7_919 + self.epoch) * 1_000_003 + index) * 4 + stream)
-
-
-class AlignedFolder(_EpochSeeded):
+class AlignedFolder(EpochSeeded):
     def __init__(self, root: str | Path, phase: str = "train", load_size: int = 286, crop_size: int = 256,
                  flip: bool = True, seed: int = 0) -> None:
         super().__init__(seed)
@@ -76,7 +65,7 @@ class AlignedFolder(_EpochSeeded):
         return self.preprocess(a, params), self.preprocess(b, params)
 
 
-class UnalignedFolder(_EpochSeeded):
+class UnalignedFolder(EpochSeeded):
     def __init__(self, root: str | Path, phase: str = "train", load_size: int = 286, crop_size: int = 256,
                  flip: bool = True, seed: int = 0) -> None:
         super().__init__(seed)

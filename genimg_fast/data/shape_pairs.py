@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
+from genimg_fast.data.epoch_seeded import EpochSeeded
 from genimg_fast.data.shapes import ShapeCanvas, draw_scene
 
 
@@ -27,20 +28,17 @@ class OutlinesToShapes(Dataset):
         return self.canvas.outlined(scene, coloured=False) * 2 - 1, self.canvas.filled(scene) * 2 - 1
 
 
-class UnpairedShapeStyles(Dataset):
+class UnpairedShapeStyles(EpochSeeded):
     def __init__(self, size: int = 1024, image_size: int = 64, seed: int = 0) -> None:
-        self.size, self.image_size, self.seed, self.epoch = size, image_size, seed, 0
+        super().__init__(seed)
+        self.size, self.image_size = size, image_size
         self.canvas = ShapeCanvas(image_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.size
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.canvas.filled(draw_scene(self.seed * 1_000_003 + index, self.image_size, 3))
-        g = torch.Generator().manual_seed((self.seed * 7_919 + self.epoch) * 1_000_003 + index)
-        b_index = int(torch.randint(self.size, (), generator=g))
+        b_index = int(torch.randint(self.size, (), generator=self._generator(index, 1)))  # as UnalignedFolder draws
         b = self.canvas.outlined(draw_scene((self.seed + 1) * 1_000_003 + b_index, self.image_size, 3), coloured=True)
         return a * 2 - 1, b * 2 - 1
