@@ -101,9 +101,6 @@ class CycleGANRecipe(ImageToImageRecipe):
         mode = self.config.gan_mode
         return 0.5 * (reference_gan_loss(net(real), mode, True) + reference_gan_loss(net(fake.detach()), mode, False))
 
-    def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        return self.graph_step(*self.graph_inputs(batch))
-
     def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return prepare_batch(batch, self.config)
 

@@ -23,8 +23,9 @@ from genimg_fast.nn import DiscriminatorLoss, GANLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.loop import run_training, start_run
-from genimg_fast.train.options import RunOptions, adam, load_optimizer, prepare_batch, prepare_networks
+from genimg_fast.train.options import RunOptions, adam, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
+from genimg_fast.train.recipe_base import RecipeBase
 from genimg_fast.train.samples import save_grid
 
 # What a resumed run must share with the run it continues (the rest, e.g. epochs, may change).
@@ -49,7 +50,7 @@ class DCGANConfig(RunOptions):
     logits: bool = False              # D without its final Sigmoid, BCE on logits: the same loss, safer numerics
 
 
-class DCGANRecipe:
+class DCGANRecipe(RecipeBase):
     """The networks, optimizers and losses of one run, fused or reference, and its noise."""
 
     loss_keys = ["loss_D", "loss_G"]
@@ -92,21 +93,11 @@ class DCGANRecipe:
     def optimizers(self) -> dict:
         return {"optG": self.optG, "optD": self.optD}
 
-    def state_dict(self) -> dict:
-        return {"netG": self.netG.state_dict(), "netD": self.netD.state_dict(), "optG": self.optG.state_dict(),
-                "optD": self.optD.state_dict(), "noise_gen": self.noise_gen.get_state(),
-                "scaler": self.precision.state_dict()}
+    def extra_state(self) -> dict:
+        return {"noise_gen": self.noise_gen.get_state()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.netG.load_state_dict(state["netG"])
-        self.netD.load_state_dict(state["netD"])
-        load_optimizer(self.optG, state["optG"], self.config)
-        load_optimizer(self.optD, state["optD"], self.config)
+    def load_extra_state(self, state: dict) -> None:
         self.noise_gen.set_state(state["noise_gen"])
-        self.precision.load_state_dict(state.get("scaler", {}))
-
-    def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        return self.graph_step(*self.graph_inputs(batch))
 
     def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """The step's inputs, drawn outside the captured step: the real batch and its noise."""

@@ -15,8 +15,9 @@ from genimg_fast.nn import DiscriminatorLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.loop import run_training, start_run
-from genimg_fast.train.options import RunOptions, adam, load_optimizer
+from genimg_fast.train.options import RunOptions, adam
 from genimg_fast.train.precision import Precision
+from genimg_fast.train.recipe_base import RecipeBase
 from genimg_fast.train.samples import save_grid
 from genimg_fast.train.schedules import linear_decay
 
@@ -72,7 +73,7 @@ def reference_gan_loss(prediction: torch.Tensor, mode: str, target_is_real: bool
     return F.mse_loss(prediction, target) if mode == "lsgan" else F.binary_cross_entropy_with_logits(prediction, target)
 
 
-class ImageToImageRecipe:
+class ImageToImageRecipe(RecipeBase):
     net_names: tuple[str, ...]  # the attributes holding the networks, as the checkpoints name them
 
     def _start(self, title: str, config, device: torch.device) -> tuple[bool, tuple[int, ...]]:
@@ -100,19 +101,12 @@ class ImageToImageRecipe:
     def optimizers(self) -> dict:
         return {"optG": self.optG, "optD": self.optD}
 
-    def state_dict(self) -> dict:
-        return {**{name: getattr(self, name).state_dict() for name in self.net_names},
-                "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
-                "schedulers": [s.state_dict() for s in self.schedulers], "scaler": self.precision.state_dict()}
+    def extra_state(self) -> dict:
+        return {"schedulers": [s.state_dict() for s in self.schedulers]}
 
-    def load_state_dict(self, state: dict) -> None:
-        for name in self.net_names:
-            getattr(self, name).load_state_dict(state[name])
-        load_optimizer(self.optG, state["optG"], self.config)
-        load_optimizer(self.optD, state["optD"], self.config)
+    def load_extra_state(self, state: dict) -> None:
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
-        self.precision.load_state_dict(state.get("scaler", {}))
 
     def first_batch(self, batch: tuple[torch.Tensor, ...], out: Path) -> None:
         pass

@@ -61,9 +61,6 @@ class Pix2PixRecipe(ImageToImageRecipe):
         fake_B = self.G(real_A)
         return [t[i:i + 1].float() for i in range(len(real_A)) for t in (real_A, fake_B, real_B)]
 
-    def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        return self.graph_step(*self.graph_inputs(batch))
-
     def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         batch = prepare_batch(batch, self.config)
         return batch if self.config.direction == "AtoB" else batch[::-1]

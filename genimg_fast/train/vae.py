@@ -23,8 +23,9 @@ from genimg_fast.nn import VAELoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.loop import run_training, start_run
-from genimg_fast.train.options import RunOptions, adam, load_optimizer, prepare_batch, prepare_networks
+from genimg_fast.train.options import RunOptions, adam, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
+from genimg_fast.train.recipe_base import RecipeBase
 from genimg_fast.train.samples import save_grid
 
 SAME_ON_RESUME = ("model", "data", "dataset_size", "batch_size", "lr", "latent_dim", "impl", "seed")
@@ -59,7 +60,7 @@ def _reference_loss(model: str):
     return loss
 
 
-class VAERecipe:
+class VAERecipe(RecipeBase):
     loss_keys = ["loss"]
 
     def __init__(self, config: VAEConfig, device: torch.device, dataset, distributed: Distributed | None = None) -> None:
@@ -90,22 +91,12 @@ class VAERecipe:
     def optimizers(self) -> dict:
         return {"optimizer": self.optimizer}
 
-    def state_dict(self) -> dict:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scaler": self.precision.state_dict()}
-        if self.scheduler is not None:
-            state["scheduler"] = self.scheduler.state_dict()
-        return state
+    def extra_state(self) -> dict:
+        return {} if self.scheduler is None else {"scheduler": self.scheduler.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        load_optimizer(self.optimizer, state["optimizer"], self.config)
-        self.precision.load_state_dict(state.get("scaler", {}))
+    def load_extra_state(self, state: dict) -> None:
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-
-    def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        return self.graph_step(*self.graph_inputs(batch))
 
     def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return (prepare_batch(batch, self.config)[0],)
