@@ -202,6 +202,11 @@ total, _ = f(a, b)
 assert "GeneratedBackward" in type(total.grad_fn).__name__, type(total.grad_fn)
 assert torch.autograd.gradcheck(lambda a, b: f(a, b)[0], (a, b))
 assert torch.autograd.gradcheck(lambda a, b: f(a, b)[1], (a, b))
+try:  # a recorded backward through a curved kind is refused here too
+    torch.autograd.grad(f(a, b)[0], a, create_graph=True)
+    raise SystemExit("double backward was not refused")
+except RuntimeError as exc:
+    assert "double backward" in str(exc) and "bce_logits, half_square" in str(exc), exc
 print("ok")
 """
 
@@ -221,3 +226,28 @@ def test_a_target_that_requires_grad_is_fine_without_a_graph():
     with torch.no_grad():
         total, _ = loss_terms([LossTerm(a, "l1", t)])
     torch.testing.assert_close(total, F.l1_loss(a, t.detach()))
+
+
+@pytest.mark.parametrize("kind,target,torch_loss", [c for c in CASES if c[0] not in ("l1", "linear")])
+def test_double_backward_through_a_curved_kind_is_refused_not_wrong(kind, target, torch_loss):
+    """Its stored gradient would be a constant in a recorded backward: a silently wrong second
+    derivative (an R1-style penalty) if it were let through."""
+    a, b = _case_inputs(kind, target)
+    a.requires_grad_()
+    total, _ = loss_terms([LossTerm(a, kind, b)])
+    with pytest.raises(RuntimeError, match=f"double backward .*fused {kind} loss.*torch's own functions"):
+        torch.autograd.grad(total, a, create_graph=True)
+
+
+@pytest.mark.parametrize("kind,target,torch_loss", [c for c in CASES if c[0] in ("l1", "linear")])
+def test_double_backward_through_a_linear_gradient_kind_matches_torch(kind, target, torch_loss):
+    """l1's and linear's gradients do not depend on the input: a recorded backward is exact."""
+    a, b = _case_inputs(kind, target)
+    a.requires_grad_()
+    w = _rand(2, 3, 5, 7, seed=9)
+    results = []
+    for loss in (loss_terms([LossTerm(a, kind, b, 0.7)])[0], 0.7 * torch_loss(a, b, "mean")):
+        (ga,) = torch.autograd.grad(loss, a, create_graph=True)
+        penalty = (ga * w).sum() + loss  # depends on a through the gradient and the loss itself
+        results.append(torch.autograd.grad(penalty, a)[0])
+    torch.testing.assert_close(results[0], results[1])

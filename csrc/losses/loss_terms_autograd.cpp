@@ -9,6 +9,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -27,6 +28,29 @@ using LossTermsSignature = LossTermsResult(at::TensorList, const OptTensorList&,
                                            c10::string_view, c10::ArrayRef<double>, bool);
 using ScaleSignature = std::vector<at::Tensor>(at::TensorList, const at::Tensor&, const std::optional<at::Tensor>&,
                                                c10::string_view);
+
+// A backward being recorded (create_graph=True, e.g. an R1 penalty on a loss's gradient) would
+// take the stored gradients for constants: wrong for every kind whose gradient depends on its
+// input (all but l1 and linear). Refused, as genimg_fast/ops/loss_terms.py refuses it.
+void refuse_double_backward(const std::string& spec) {
+  std::vector<std::string> curved;  // the spec's kinds whose gradient depends on the input, once each
+  for (size_t start = 0; start < spec.size();) {
+    const size_t end = std::min(spec.find(',', start), spec.size());
+    const std::string entry = spec.substr(start, end - start);
+    const std::string kind = entry.substr(0, entry.find(':'));
+    if (kind != "l1" && kind != "linear" && std::find(curved.begin(), curved.end(), kind) == curved.end()) {
+      curved.push_back(kind);
+    }
+    start = end + 1;
+  }
+  if (curved.empty()) return;
+  std::string kinds = curved[0];
+  for (size_t i = 1; i < curved.size(); ++i) kinds += ", " + curved[i];
+  TORCH_CHECK(false, "genimg_fast.loss_terms: double backward (create_graph=True through the fused ", kinds,
+              " loss) is not supported: the fused loss computes its gradient in the forward, and a graph of its "
+              "backward would treat that gradient as a constant. Compute a loss you differentiate twice with "
+              "torch's own functions (torch.nn.functional, or impl='reference' in the recipes)");
+}
 
 class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
  public:
@@ -57,6 +81,7 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
     if (!grad_total.defined()) grad_total = at::zeros({}, grad_terms.options());  // only logged terms were used
     const std::optional<at::Tensor> terms = grad_terms.defined() ? std::optional<at::Tensor>(grad_terms) : std::nullopt;
     const std::string spec = ctx->saved_data["spec"].toStringRef();
+    if (at::GradMode::is_enabled()) refuse_double_backward(spec);
     const std::vector<at::Tensor> input_grads = call_backward_op(op, stored, grad_total, terms, spec);
     for (size_t i = 0; i < input_grads.size(); ++i) {
       if (ctx->needs_input_grad(i)) result[i] = input_grads[i];

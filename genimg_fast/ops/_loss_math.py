@@ -17,6 +17,9 @@ KINDS = {
     "half_square": False,  # a^2 / 2 (the mu part of the VAE's KL divergence)
     "kl_logvar": False,    # (exp(a) - 1 - a) / 2 (the logvar part of the KL divergence)
 }
+# Kinds whose gradient does not depend on the input (zero second derivative): a double backward
+# through a stored gradient of these is exact; for the others it is refused (see loss_terms.py).
+LINEAR_GRADIENT_KINDS = ("l1", "linear")
 BCE_EPSILON = 1e-12  # torch's clamp of p * (1 - p) in BCELoss's gradient
 
 
