@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from genimg_fast import _backend
+from genimg_fast.nn import BatchNormAct2d
 
 from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
                              norm_act_stats, norm_act_train, norm_act_train_backward, update_running_stats_,
@@ -195,6 +196,30 @@ def test_bad_input_raises_errors_naming_the_argument(call, error, match):
     x, w, b = _inputs()
     with pytest.raises(error, match=match):
         call(x, w, b)
+
+
+@pytest.mark.parametrize("stats_dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_opcheck_backward_ops_with_statistics_of_another_type(stats_dtype):
+    """Eval mode hands the running statistics of a .half()/.bfloat16() model to the backward ops:
+    their outputs are in the input's accumulation type all the same (the fake impls too, or
+    torch.compile breaks)."""
+    x = torch.randn(2, 3, 4, 5, dtype=torch.bfloat16)
+    mean, var = torch.randn(3, dtype=stats_dtype), torch.rand(3, dtype=stats_dtype) + 0.5
+    gy = torch.randn_like(x)
+    torch.library.opcheck(norm_act_backward_reduce, (gy, x, mean, var, None, None, 1e-5, "relu", 0.0))
+    sums = norm_act_backward_reduce(gy, x, mean, var, None, None, 1e-5, "relu", 0.0)
+    assert all(s.dtype == torch.float32 for s in sums)
+    torch.library.opcheck(norm_act_backward_apply, (gy, x, mean, var, None, None, *sums, 60.0, 1e-5, "relu", 0.0))
+
+
+def test_compiled_eval_backward_of_a_bfloat16_module():
+    norm = BatchNormAct2d(8).to(torch.bfloat16).eval()
+    x = torch.randn(4, 8, 6, 6, dtype=torch.bfloat16, requires_grad=True)
+    norm(x).float().sum().backward()
+    expected, x.grad = x.grad, None
+    with torch._inductor.config.patch(force_disable_caches=True):  # a cached graph would keep an old fake's dtypes
+        torch.compile(norm)(x).float().sum().backward()
+    torch.testing.assert_close(x.grad, expected)
 
 
 @pytest.mark.parametrize("per_sample", [False, True])

@@ -140,7 +140,8 @@ def norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tenso
 def _(grad_y, x, mean, var, weight, bias, eps, activation, slope):
     op = "genimg_fast.norm_act_backward_reduce"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
-    return torch.empty_like(mean), torch.empty_like(mean)
+    acc = accumulation_dtype(x.dtype)  # the sums are in x's accumulation type, whatever the statistics' type
+    return mean.new_empty(mean.shape, dtype=acc), mean.new_empty(mean.shape, dtype=acc)
 
 
 @torch.library.custom_op("genimg_fast::norm_act_backward_apply", mutates_args=())
