@@ -30,11 +30,19 @@ def _activation_of(module: nn.Module) -> tuple[str, float] | None:
     return None
 
 
+def _takes_4d_input(seq: nn.Sequential, names: list[str], i: int) -> bool:
+    """nn.SyncBatchNorm takes input of any rank (convert_sync_batchnorm makes it from BatchNorm1d and
+    3d too); the fused module is 2-D only, so only one right after a 2-D convolution is fused."""
+    return i > 0 and type(seq._modules[names[i - 1]]) in (nn.Conv2d, nn.ConvTranspose2d)
+
+
 def _fuse_sequential(seq: nn.Sequential) -> None:
     names = list(seq._modules)
     for i, name in enumerate(names):
         fused_cls = _FUSED_FOR.get(type(seq._modules[name]))
         if fused_cls is None:
+            continue
+        if type(seq._modules[name]) is nn.SyncBatchNorm and not _takes_4d_input(seq, names, i):
             continue
         following = _activation_of(seq._modules[names[i + 1]]) if i + 1 < len(names) else None
         activation, slope = following or ("identity", 0.01)
@@ -45,7 +53,8 @@ def _fuse_sequential(seq: nn.Sequential) -> None:
 
 def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     """In every nn.Sequential: BatchNorm2d / SyncBatchNorm / InstanceNorm2d [+ ReLU | LeakyReLU] ->
-    BatchNormAct2d / InstanceNormAct2d [+ nn.Identity]. Returns a deep copy unless inplace."""
+    BatchNormAct2d / InstanceNormAct2d [+ nn.Identity]; a SyncBatchNorm only right after a Conv2d or
+    ConvTranspose2d (elsewhere its input may be 2-D or 5-D). Returns a deep copy unless inplace."""
     if not inplace:
         model = copy.deepcopy(model)
     for seq in _sequentials(model):

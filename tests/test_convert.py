@@ -249,3 +249,20 @@ def test_fold_batchnorm_after_convert_on_dcgan_generator():
     assert count(folded, BatchNormAct2d) == 0 and count(folded, nn.ReLU) == 4
     x = torch.randn(3, 8, 1, 1)
     torch.testing.assert_close(folded(x), ref(x), **TOL)
+
+
+def test_sync_batch_norm_is_fused_only_after_a_2d_convolution():
+    """nn.SyncBatchNorm takes any rank (convert_sync_batchnorm makes it from BatchNorm1d/3d): a
+    projection head's or a 3-D conv's stays torch's and keeps working."""
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Flatten(), nn.Linear(4 * 6 * 6, 8), nn.BatchNorm1d(8), nn.ReLU()))
+    volume = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(nn.Conv3d(2, 4, 1), nn.BatchNorm3d(4), nn.ReLU()))
+    converted, converted_volume = convert(model).eval(), convert(volume).eval()
+    assert type(converted[1]) is BatchNormAct2d and converted[1].activation == "relu"
+    assert type(converted[5]) is nn.SyncBatchNorm and type(converted[6]) is nn.ReLU
+    assert type(converted_volume[1]) is nn.SyncBatchNorm
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(converted(x), model.eval()(x))
+    v = torch.randn(2, 2, 3, 3, 3)
+    torch.testing.assert_close(converted_volume(v), volume.eval()(v))
