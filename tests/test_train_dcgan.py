@@ -136,6 +136,8 @@ def test_logits_discriminator_trains_like_the_sigmoid_one(tmp_path):
     ("batch_size", 0, "batch_size must be at least 1"),
     ("epochs", -1, "epochs must not be negative"),
     ("dataset_size", 0, "dataset_size must be at least 1 for the built-in data"),
+    ("seed", -1, r"seed must be between 0 and 2\*\*63 - 1"),
+    ("seed", 2**63, r"seed must be between 0 and 2\*\*63 - 1"),
 ])
 def test_bad_options_are_refused_before_training(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):

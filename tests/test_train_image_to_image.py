@@ -124,3 +124,10 @@ def test_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "pix2pix done: 2 iterations, 1 epochs" in out
     assert re.search(r"last G_GAN [0-9.]+, G_L1 [0-9.]+, D [0-9.]+;", out)  # the recipe's loss_keys, in order
+
+
+def test_a_large_seed_trains(tmp_path):
+    """The per-item seeds derived from it stay in torch's range (2e9 made them pass 2**63)."""
+    summary = train_cyclegan(CycleGANConfig(out=str(tmp_path), seed=2_000_000_000,
+                                            **{**CYCLE, "epochs_decay": 0, "dataset_size": 2}))
+    assert summary["steps"] == 1

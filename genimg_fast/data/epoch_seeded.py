@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
+from genimg_fast.seeding import derived_seed
+
 
 class EpochSeeded(Dataset):
     STREAMS = 4  # independent draws an item may make (e.g. 0: crop and flip, 1: the unaligned partner)
@@ -19,4 +21,4 @@ class EpochSeeded(Dataset):
 
     def _generator(self, index: int, stream: int) -> torch.Generator:
         return torch.Generator().manual_seed(
-            ((self.seed * 7_919 + self.epoch) * 1_000_003 + index) * self.STREAMS + stream)
+            derived_seed(((self.seed * 7_919 + self.epoch) * 1_000_003 + index) * self.STREAMS + stream))

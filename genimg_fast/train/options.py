@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from genimg_fast.seeding import SEED_LIMIT
 from genimg_fast.train.distributed import Distributed, synchronize_batch_norms
 
 
@@ -41,6 +42,8 @@ def check_run_options(options: RunOptions) -> None:
         raise ValueError(f"save_epoch_freq must be at least 1, got {options.save_epoch_freq}")
     if options.data == "shapes" and options.dataset_size < 1:
         raise ValueError(f"dataset_size must be at least 1 for the built-in data, got {options.dataset_size}")
+    if not 0 <= options.seed < SEED_LIMIT:
+        raise ValueError(f"seed must be between 0 and 2**63 - 1, got {options.seed}")
     if options.max_steps is not None and options.max_steps < 0:
         raise ValueError(f"max_steps must not be negative, got {options.max_steps}")
     if options.impl not in ("fused", "reference"):
