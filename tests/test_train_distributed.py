@@ -63,3 +63,25 @@ def test_a_data_parallel_run_resumes_exactly(tmp_path):
         assert run.returncode == 0, run.stderr[-3000:]
     whole, parts = read_losses(tmp_path / "whole"), read_losses(tmp_path / "parts")
     assert len(whole) == 3 and parts == whole
+
+
+def test_each_process_draws_from_its_own_stream():
+    """Dropout masks, the VAE's noise and image-pool choices must differ between the slices of one
+    batch; rank 0 keeps a single process's stream."""
+    import random
+
+    from genimg_fast.train.distributed import Distributed, seed_process_draws
+
+    def draws(rank: int) -> tuple[torch.Tensor, float]:
+        torch.manual_seed(5)
+        random.seed(5)
+        seed_process_draws(5, Distributed(rank, 3))
+        return torch.randn(4), random.random()
+
+    single = (torch.manual_seed(5) and torch.randn(4), random.seed(5) or random.random())
+    ranks = [draws(r) for r in range(3)]
+    assert torch.equal(ranks[0][0], single[0]) and ranks[0][1] == single[1]
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not torch.equal(ranks[a][0], ranks[b][0]) and ranks[a][1] != ranks[b][1]
+    assert torch.equal(draws(2)[0], ranks[2][0])  # and repeats from the seed

@@ -5,16 +5,22 @@ option, or nn.SyncBatchNorm on the reference path), and the gradients of each op
 averaged before it steps, so N processes compute what one process computes on the whole batch.
 Gradients are all-reduced explicitly rather than through DistributedDataParallel: the GAN
 recipes run a discriminator several times before one backward, which DDP's reducer does not
-allow. Only rank 0 writes files; the logged losses are averaged over the processes."""
+allow. The noise DCGAN feeds its generator is drawn for the whole batch and sliced, so that run
+is the one-process run exactly; the other random draws (dropout masks, the VAE's noise, image
+pools) come from a stream per process. Only rank 0 writes files; the logged losses are averaged
+over the processes."""
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from genimg_fast.seeding import derived_seed
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,18 @@ class Distributed:
         value = torch.tensor(float(flag), device=device)
         dist.all_reduce(value)
         return bool(value.item() > 0)
+
+
+def seed_process_draws(seed: int, distributed: Distributed) -> None:
+    """After the networks were built alike from the seed: what each process draws from here on
+    (dropout masks, the VAE's noise, CycleGAN's image-pool choices) comes from a stream of its own,
+    as the slices of one batch would. Rank 0 keeps the stream a single process has, so one
+    process runs as before."""
+    if distributed.rank == 0:
+        return
+    rank_seed = derived_seed(seed * 1_000_003 + distributed.rank)
+    torch.manual_seed(rank_seed)  # CPU and every GPU
+    random.seed(rank_seed)
 
 
 def from_environment(device_name: str) -> tuple[Distributed, str]:

@@ -29,7 +29,7 @@ from genimg_fast.train.batches import batch_loader, epoch_batches
 from genimg_fast.train.checkpoint import atomic_save, load_training_state, rng_state, set_rng_state
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
 from genimg_fast._device import resolve_device
-from genimg_fast.train.distributed import Distributed, from_environment
+from genimg_fast.train.distributed import Distributed, from_environment, seed_process_draws
 from genimg_fast.train.options import check_cuda_graphs, check_distributed, check_run_options
 from genimg_fast.train.interrupt import StopRequest
 from genimg_fast.train.progress import StepProgress
@@ -98,6 +98,7 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
     config_record = dataclasses.asdict(config)
     epoch, batch_in_epoch, step = 0, 0, 0
     random.seed(config.seed)  # Python's random draws too (the image pools): a run repeats from its seed
+    seed_process_draws(config.seed, distributed)
     if config.resume:
         state = load_training_state(out / STATE_FILE)
         _check_resumable(config_record, state["config"], same_on_resume)
