@@ -83,6 +83,9 @@ def test_image_folders_flat_and_with_classes(tmp_path):
     _write_images(tmp_path / "flat", 16)
     _write_images(tmp_path / "classes" / "cats", 8)
     _write_images(tmp_path / "classes" / "dogs", 8)
+    (tmp_path / "flat" / ".ipynb_checkpoints").mkdir()  # a hidden or empty subfolder is no class
+    (tmp_path / "classes" / "empty").mkdir()
+    _write_images(tmp_path / "classes" / "__MACOSX", 2)
     for data in ("flat", "classes"):
         summary = train_dcgan(DCGANConfig(data=str(tmp_path / data), out=str(tmp_path / f"out_{data}"), epochs=1,
                                           **{**TINY, "dataset_size": 0}))

@@ -64,18 +64,28 @@ class FlatImageFolder(Dataset):
         return self.transform(load_image(str(self.files[index]))), 0
 
 
+def _class_folders(root: Path) -> list[Path]:
+    """The subfolders that make `root` a class-folder set: those holding images, not hidden ones
+    (.ipynb_checkpoints, .DS_Store folders) or archive leftovers (__MACOSX)."""
+    extensions = torchvision_module().datasets.folder.IMG_EXTENSIONS
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith((".", "__"))
+                  and any(f.is_file() and f.suffix.lower() in extensions for f in d.rglob("*")))
+
+
 def image_folder(root: str | Path, image_size: int, channels: int = 3, unit_range: bool = False) -> Dataset:
-    """The images under `root` for an unconditional model (labels unused)."""
+    """The images under `root` for an unconditional model (labels unused): torchvision's
+    ImageFolder when subfolders hold images (one class each), else the images directly in root."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder (give a folder of images, or 'shapes' for the built-in set)")
     transform = dcgan_transform(image_size, channels, unit_range)
-    if any(p.is_dir() for p in root.iterdir()):
-        try:
-            dataset = torchvision_module().datasets.ImageFolder(str(root), transform=transform,
-                                                          loader=load_image)
-        except FileNotFoundError as exc:
-            raise ValueError(f"{root}: no images in its subfolders ({exc})") from exc
-    else:
-        dataset = FlatImageFolder(image_files(root), transform)
-    return dataset
+    classes = _class_folders(root)
+    if not classes:
+        return FlatImageFolder(image_files(root), transform)
+
+    class ClassFolders(torchvision_module().datasets.ImageFolder):
+        def find_classes(self, directory):  # only the folders that hold images
+            names = [d.name for d in classes]
+            return names, {name: i for i, name in enumerate(names)}
+
+    return ClassFolders(str(root), transform=transform, loader=load_image)
