@@ -8,7 +8,13 @@ import torch
 def resolve_device(name: str, command: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SystemExit(f"genimg-fast {command}: --device {name!r} is not a device (auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"genimg-fast {command}: --device {name} requested but torch sees no CUDA GPU")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SystemExit(f"genimg-fast {command}: --device {name} requested but torch sees "
+                         f"{torch.cuda.device_count()} GPU(s)")
     return device

@@ -220,9 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Mistakes in what the user asked for (a missing folder, an option out of range, a run that cannot
+# resume as asked): one line naming the command and exit status 2, as argparse's own errors, not
+# a traceback. GENIMG_FAST_TRACEBACK=1 shows the traceback instead.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        if os.environ.get("GENIMG_FAST_TRACEBACK") == "1":
+            raise
+        command = " ".join(part for part in (args.command, getattr(args, "model_family", None)) if part)
+        print(f"genimg-fast {command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

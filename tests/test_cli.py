@@ -83,3 +83,18 @@ def test_driver_version_read_from_the_kernel_modules_banner():
     open_banner = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  Release Build"
     assert driver_from_banner(open_banner) == "570.133.20"
     assert driver_from_banner("no driver here") is None
+
+
+def test_a_mistake_in_the_request_is_one_line_naming_the_command(tmp_path, capsys):
+    assert cli.main(["train", "dcgan", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
+                     "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genimg-fast train dcgan: error: ") and "nowhere: no such folder" in err
+    assert "Traceback" not in err
+    assert cli.main(["train", "vae", "--batch-size", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "genimg-fast train vae: error: batch_size must be at least 1" in capsys.readouterr().err
+
+
+def test_a_device_that_is_not_one_is_named():
+    with pytest.raises(SystemExit, match="--device 'gpu' is not a device"):
+        cli.main(["train", "dcgan", "--device", "gpu", "--out", "unused"])
