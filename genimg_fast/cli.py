@@ -84,6 +84,20 @@ def _leave_process_group(wait_for_others: bool = True) -> None:
         dist.destroy_process_group()
 
 
+def _resumed_config(args: argparse.Namespace) -> dict | None:
+    """With --resume, the config record of the run in --out (None when there is none: the
+    trainer then says so)."""
+    if not args.resume:
+        return None
+    from pathlib import Path
+
+    from genimg_fast.train.checkpoint import load_training_state
+    from genimg_fast.train.loop import STATE_FILE
+
+    path = Path(args.out) / STATE_FILE
+    return load_training_state(path)["config"] if path.is_file() else None
+
+
 def _train(args: argparse.Namespace) -> int:
     import importlib
 
@@ -92,7 +106,7 @@ def _train(args: argparse.Namespace) -> int:
 
     module_name, config_name, train_name, _ = TRAINERS[args.model_family]
     module = importlib.import_module(module_name)
-    config = config_from_arguments(getattr(module, config_name), args)
+    config = config_from_arguments(getattr(module, config_name), args, _resumed_config(args))
     backend = genimg_fast.backend_info()
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
     if speaks:

@@ -123,6 +123,20 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     assert "dcgan done: 4 iterations, 2 epochs" in capsys.readouterr().out
 
 
+def test_cli_resume_takes_the_run_s_options_unless_given(tmp_path, capsys):
+    out = str(tmp_path)
+    args = ["train", "dcgan", "--out", out, "--image-size", "32", "--ngf", "8", "--ndf", "8", "--nz", "16",
+            "--batch-size", "8", "--dataset-size", "16", "--epochs", "2", "--no-progress"]
+    assert main(args + ["--max-steps", "3"]) == 0
+    capsys.readouterr()
+    assert main(["train", "dcgan", "--out", out, "--resume", "--no-progress"]) == 0  # as the README shows it
+    assert "dcgan done: 4 iterations, 2 epochs" in capsys.readouterr().out
+    assert main(["train", "dcgan", "--out", out, "--resume", "--epochs", "3", "--no-progress"]) == 0  # given: taken
+    assert "dcgan done: 6 iterations, 3 epochs" in capsys.readouterr().out
+    assert main(["train", "dcgan", "--out", out, "--resume", "--nz", "32", "--no-progress"]) == 2
+    assert "--resume: nz was 16 in the run being resumed, now 32" in capsys.readouterr().err
+
+
 def test_logits_discriminator_trains_like_the_sigmoid_one(tmp_path):
     """--logits drops D's Sigmoid for BCE on logits: the same losses to rounding, fused and reference."""
     config = dict(TINY, epochs=1)

@@ -1,5 +1,7 @@
 """`genimg-fast train <model>` options, made from each trainer's config dataclass: one flag per
-field (--image-size for image_size), its default shown, the help text below."""
+field (--image-size for image_size), its default shown, the help text below. With --resume, the
+options not given on the command line are the resumed run's, not the defaults: `--out runs/faces
+--resume` continues the run made with `--data ~/faces --epochs 5` as it was."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +48,34 @@ CHOICES = {"impl": ("fused", "reference"), "amp": ("none", "bf16", "fp16"), "cha
            "direction": ("AtoB", "BtoA")}
 
 
+# Options that steer one invocation, not the run: a resumed run does not take them over.
+NOT_RESUMED = ("out", "resume", "max_steps", "device", "workers", "progress")
+GIVEN = "given_options"  # the namespace attribute listing the options given on the command line
+
+
+def _note_given(namespace: argparse.Namespace, dest: str) -> None:
+    setattr(namespace, GIVEN, getattr(namespace, GIVEN, frozenset()) | {dest})
+
+
+class _Store(argparse.Action):
+    """argparse's store, noting that the option was given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        _note_given(namespace, self.dest)
+
+
+class _Flag(argparse.Action):
+    """A switch (store_true / store_false), noting that it was given."""
+
+    def __init__(self, option_strings, dest, const, default=None, help=None):
+        super().__init__(option_strings, dest, nargs=0, const=const, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const)
+        _note_given(namespace, self.dest)
+
+
 def _value_type(annotation: str):
     if "int" in annotation:
         return int
@@ -62,15 +92,23 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
     for field in [f for f in fields if f.name not in shared] + [f for f in fields if f.name in shared]:
         help_text = HELP.get(field.name)
         if isinstance(field.default, bool) and field.default:  # on by default: a --no-... flag turns it off
-            parser.add_argument(f"--no-{field.name.replace('_', '-')}", dest=field.name, action="store_false",
-                                help=HELP.get(f"no_{field.name}"))
+            parser.add_argument(f"--no-{field.name.replace('_', '-')}", dest=field.name, action=_Flag, const=False,
+                                default=True, help=HELP.get(f"no_{field.name}"))
         elif isinstance(field.default, bool):
-            parser.add_argument(f"--{field.name.replace('_', '-')}", action="store_true", help=help_text)
+            parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, action=_Flag, const=True,
+                                default=False, help=help_text)
         else:
-            parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=_value_type(str(field.type)),
-                                default=field.default, choices=CHOICES.get(field.name), help=help_text)
+            parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, action=_Store,
+                                type=_value_type(str(field.type)), default=field.default,
+                                choices=CHOICES.get(field.name), help=help_text)
 
 
-def config_from_arguments(config_cls: type, args: argparse.Namespace) -> Any:
+def config_from_arguments(config_cls: type, args: argparse.Namespace, resumed: dict | None = None) -> Any:
+    """The config the command line asks for; with `resumed` (the config record of the run being
+    resumed), the options not given are taken from it (but those in NOT_RESUMED)."""
     names = {field.name for field in dataclasses.fields(config_cls)}
-    return config_cls(**{k: v for k, v in vars(args).items() if k in names})
+    values = {k: v for k, v in vars(args).items() if k in names}
+    given = getattr(args, GIVEN, frozenset())
+    if resumed is not None:
+        values.update({k: v for k, v in resumed.items() if k in names and k not in given and k not in NOT_RESUMED})
+    return config_cls(**values)
