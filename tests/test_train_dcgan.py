@@ -174,3 +174,14 @@ def test_files_get_the_usual_permissions_and_a_cut_log_line_does_not_stop_resume
         f.write('{"step": 5, "epoch": 1, "loss_')  # a hard kill mid-line
     assert train_dcgan(DCGANConfig(out=str(tmp_path), epochs=2, resume=True, **TINY))["steps"] == 8
     assert [e["step"] for e in read_losses(tmp_path)] == list(range(8))
+
+
+def test_resume_on_another_device_type_is_refused_naming_it(tmp_path):
+    """The noise generator's state belongs to its device type (CPU and CUDA states differ)."""
+    train_dcgan(DCGANConfig(out=str(tmp_path), epochs=1, max_steps=2, **TINY))
+    state = torch.load(tmp_path / "training_state.pt", weights_only=False)
+    assert state["recipe"]["noise_device"] == "cpu"
+    state["recipe"]["noise_device"] = "cuda"  # as a GPU run would have saved it
+    torch.save(state, tmp_path / "training_state.pt")
+    with pytest.raises(ValueError, match=r"drew its noise on the cuda device; resume it there \(--device cuda\)"):
+        train_dcgan(DCGANConfig(out=str(tmp_path), epochs=1, resume=True, **TINY))

@@ -85,3 +85,12 @@ def test_each_process_draws_from_its_own_stream():
         for b in range(a + 1, 3):
             assert not torch.equal(ranks[a][0], ranks[b][0]) and ranks[a][1] != ranks[b][1]
     assert torch.equal(draws(2)[0], ranks[2][0])  # and repeats from the seed
+
+
+def test_an_explicit_gpu_under_torchrun_is_refused(monkeypatch):
+    """Every process would take that one GPU and NCCL would fail obscurely."""
+    from genimg_fast.train.distributed import from_environment
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="each process takes its LOCAL_RANK's GPU: give --device cuda"):
+        from_environment("cuda:1")

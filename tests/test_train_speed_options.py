@@ -65,3 +65,21 @@ def test_cuda_graphs_are_refused_where_they_cannot_work(tmp_path):
         train_dcgan(DCGANConfig(out=str(tmp_path), cuda_graphs=True, **{**DCGAN, "device": "cpu"}))
     with pytest.raises(ValueError, match="cuda_graphs needs pool_size 0"):
         train_cyclegan(CycleGANConfig(out=str(tmp_path), cuda_graphs=True, **{**CYCLE, "pool_size": 2}))
+
+
+def test_a_state_saved_with_cuda_graphs_resumes_without_them():
+    """Optimizer.load_state_dict takes the saved groups' flags: a capturable group with a tensor
+    learning rate (what --cuda-graphs saves) must become a plain Adam's again."""
+    from genimg_fast.train.options import RunOptions, load_optimizer
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    saved_by_graphs = torch.optim.Adam([weight], lr=1e-3)
+    weight.grad = torch.ones(3)
+    saved_by_graphs.step()
+    state = saved_by_graphs.state_dict()
+    state["param_groups"][0].update(capturable=True, lr=torch.tensor(2e-3))
+    resumed = torch.optim.Adam([weight], lr=1e-3)
+    load_optimizer(resumed, state, RunOptions(cuda_graphs=False))
+    group = resumed.param_groups[0]
+    assert group["capturable"] is False and group["lr"] == pytest.approx(2e-3) and not torch.is_tensor(group["lr"])
+    resumed.step()  # a capturable group would refuse CPU parameters here

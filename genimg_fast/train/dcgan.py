@@ -95,9 +95,13 @@ class DCGANRecipe(RecipeBase):
         return {"optG": self.optG, "optD": self.optD}
 
     def extra_state(self) -> dict:
-        return {"noise_gen": self.noise_gen.get_state()}
+        return {"noise_gen": self.noise_gen.get_state(), "noise_device": self.noise_gen.device.type}
 
     def load_extra_state(self, state: dict) -> None:
+        saved = state.get("noise_device", self.noise_gen.device.type)
+        if saved != self.noise_gen.device.type:  # a CPU and a CUDA generator's states are not interchangeable
+            raise ValueError(f"--resume: the run drew its noise on the {saved} device; resume it there "
+                             f"(--device {saved}), not on {self.noise_gen.device.type}")
         self.noise_gen.set_state(state["noise_gen"])
 
     def graph_inputs(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

@@ -102,6 +102,9 @@ def from_environment(device_name: str) -> tuple[Distributed, str]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distributed(), device_name
+    if device_name.startswith("cuda:"):
+        raise ValueError(f"under torchrun each process takes its LOCAL_RANK's GPU: give --device cuda (or auto), "
+                         f"not {device_name}")
     uses_gpu = device_name != "cpu" and torch.cuda.is_available()
     if uses_gpu and device_name in ("auto", "cuda"):  # one GPU a process: its LOCAL_RANK's
         device_name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"

@@ -75,6 +75,7 @@ def adam(params, lr: float, betas: tuple[float, float], options: RunOptions, dev
         return torch.optim.Adam(params, lr=torch.tensor(lr, device=device), betas=betas, capturable=True)
     return torch.optim.Adam(params, lr=lr, betas=betas)
 
+
 def prepare_networks(networks: list[nn.Module], options: RunOptions, distributed: Distributed) -> None:
     """In place, so optimizers, state_dict keys and checkpoints stay those of the plain networks."""
     for net in networks:
@@ -93,12 +94,19 @@ def prepare_batch(batch: tuple[torch.Tensor, ...], options: RunOptions) -> tuple
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, state: dict, options: RunOptions) -> None:
-    """load_state_dict, then the capture's needs back in place: Optimizer.load_state_dict takes the
-    saved groups' flags and a saved (or CPU-mapped) learning rate, and keeps a non-capturable
-    step counter on the CPU."""
+    """load_state_dict, then this run's needs back in place: Optimizer.load_state_dict takes the
+    saved groups' flags and learning rate, so a state saved with --cuda-graphs would make a run
+    without them capturable (and one saved without them, the other way round)."""
     lrs = [group["lr"] for group in optimizer.param_groups]
     optimizer.load_state_dict(state)
-    if not options.cuda_graphs:
+    if not options.cuda_graphs:  # a state a --cuda-graphs run saved goes back to a plain Adam
+        for group in optimizer.param_groups:
+            group["lr"] = float(group["lr"])
+            group["capturable"] = False
+            for p in group["params"]:
+                step = optimizer.state.get(p, {}).get("step")
+                if torch.is_tensor(step) and step.device.type != "cpu":
+                    optimizer.state[p]["step"] = step.cpu()
         return
     for group, lr in zip(optimizer.param_groups, lrs):
         saved_lr = float(group["lr"])
