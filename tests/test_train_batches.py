@@ -24,3 +24,5 @@ def test_a_trailing_single_image_is_left_out_for_batch_norm():
 def test_with_processes_a_trailing_batch_must_split_evenly():
     assert [len(b) for b in epoch_batches(8, 6, seed=0, epoch=0, processes=3)] == [6]  # 2 left: not 3 slices
     assert [len(b) for b in epoch_batches(9, 6, seed=0, epoch=0, processes=3)] == [6, 3]
+    assert [len(b) for b in epoch_batches(3, 4, seed=0, epoch=0, processes=2)] == [2]  # less than a batch: cut
+    assert epoch_batches(1, 4, seed=0, epoch=0, processes=2) == []

@@ -11,12 +11,15 @@ from genimg_fast.seeding import derived_seed
 def epoch_batches(dataset_size: int, batch_size: int, seed: int, epoch: int, processes: int = 1) -> list[list[int]]:
     """The epoch's batches of indices. A trailing partial batch is left out when it holds a single
     image (batch norm cannot train on one value per channel: the reference would stop with
-    torch's error there) or, with several processes, when it does not split into equal slices."""
+    torch's error there) or, with several processes, when it does not split into equal slices; a
+    data set smaller than one batch is cut to equal slices."""
     order = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(derived_seed(seed * 100_003 + epoch))).tolist()
     batches = [order[i:i + batch_size] for i in range(0, dataset_size, batch_size)]
     last = len(batches[-1]) if batches else 0
     if len(batches) > 1 and last < batch_size and ((last == 1 and batch_size > 1) or last % processes):
         batches = batches[:-1]
+    elif len(batches) == 1 and last % processes:  # a data set smaller than a batch: equal slices still
+        batches = [batches[0][:last - last % processes]] if last >= processes else []
     return batches
 
 
