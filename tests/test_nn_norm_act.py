@@ -333,3 +333,29 @@ def test_compile_fullgraph_in_training_mode(cls, torch_cls, momentum):
     torch.testing.assert_close(fused.running_mean, ref[0].running_mean)
     torch.testing.assert_close(fused.running_var, ref[0].running_var)
     assert torch.equal(fused.num_batches_tracked, ref[0].num_batches_tracked)
+
+
+@pytest.mark.parametrize("activation,torch_act", [("relu", nn.ReLU()), ("leaky_relu", nn.LeakyReLU(0.2))])
+@pytest.mark.parametrize("training", [False, True])
+def test_nan_inputs_give_torch_s_outputs_and_gradients(activation, torch_act, training):
+    """relu(NaN) is NaN and its gradient passes there (torch's threshold_backward); in eval mode
+    the other elements stay finite, in training the NaN's channel turns NaN, as torch's do."""
+    torch.manual_seed(0)
+    ours = BatchNormAct2d(3, activation=activation, negative_slope=0.2).double()
+    theirs = nn.Sequential(nn.BatchNorm2d(3), torch_act).double()
+    theirs[0].load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        for m in (ours, theirs[0]):
+            m.running_mean.copy_(torch.tensor([0.1, -0.2, 0.3]))
+            m.running_var.copy_(torch.tensor([1.5, 0.5, 2.0]))
+    ours.train(training), theirs.train(training)
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    x[0, 1, 2, 2] = float("nan")
+    results = []
+    for module in (ours, theirs):
+        xi = x.clone().requires_grad_()
+        y = module(xi)
+        (gx,) = torch.autograd.grad(y, xi, torch.ones_like(y))
+        results.append((y, gx))
+    for got, want in zip(results[0], results[1]):
+        torch.testing.assert_close(got, want, equal_nan=True)

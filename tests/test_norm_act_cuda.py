@@ -574,3 +574,36 @@ def test_compile_fullgraph_training_step(cuda_kernels, backend):
     torch.testing.assert_close(fused.running_mean, ref[0].running_mean, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(fused.running_var, ref[0].running_var, rtol=1e-5, atol=1e-6)
     assert torch.equal(fused.num_batches_tracked, ref[0].num_batches_tracked)
+
+
+@pytest.mark.parametrize("shape", [(128, 3, 4, 4), (2, 3, 40, 40)])  # single-pass groups, tile path
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2)])
+def test_nan_inputs_match_the_reference(cuda_kernels, shape, layout, activation, slope):
+    """A NaN goes through the activations as through torch's: relu(NaN) = NaN and the gradient
+    passes there; in eval mode the rest stays finite, in training the NaN's group turns NaN."""
+    x, w, b, gy = _make(shape, torch.float32, layout, seed=3)
+    x = x.clone()
+    x[1, 1, 2, 3] = float("nan")
+    eps = 1e-5
+    x64, gy64, w64, b64 = x.double().cpu(), gy.double().cpu(), w.double().cpu(), b.double().cpu()
+    mean, var = torch.randn(3, device="cuda") * 0.2, torch.rand(3, device="cuda") + 0.5
+    mean64, var64 = mean.double().cpu(), var.double().cpu()
+
+    def close(actual, expected, what):
+        torch.testing.assert_close(actual.double().cpu(), expected, rtol=1e-4, atol=1e-4, equal_nan=True,
+                                   msg=lambda m: f"{what}: {m}")
+
+    y = norm_act_apply(x, mean, var, w, b, eps, activation, slope)  # eval: running statistics
+    close(y, ref.apply(x64, mean64, var64, w64, b64, eps, activation, slope), "eval y")
+    dx = norm_act_backward_apply(gy, x, mean, var, w, b, None, None, 1.0, eps, activation, slope)
+    close(dx, ref.backward_apply(gy64, x64, mean64, var64, w64, b64, None, None, 1.0, eps, activation, slope),
+          "eval dx")
+    assert torch.isfinite(dx).sum() == dx.numel()  # the gradient passes the NaN's z as torch's relu lets it
+
+    y, bmean, bvar = norm_act_train(x, w, b, False, eps, activation, slope)  # training: batch statistics
+    bmean64, bvar64 = ref.stats(x64, False)
+    close(y, ref.apply(x64, bmean64, bvar64, w64, b64, eps, activation, slope), "train y")
+    assert torch.isnan(y[:, 1]).all() and torch.isfinite(y[:, [0, 2]]).all()
+    dx, _, _ = norm_act_train_backward(gy, x, bmean, bvar, w, b, eps, activation, slope)
+    assert torch.isnan(dx[:, 1]).all() and torch.isfinite(dx[:, [0, 2]]).all()

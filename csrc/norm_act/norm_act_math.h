@@ -15,17 +15,20 @@ namespace genimg_fast {
 
 enum class Activation : int32_t { kIdentity = 0, kRelu = 1, kLeakyRelu = 2 };
 
+// NaN as torch: relu(NaN) = NaN (hence `z <= 0`, false for NaN), leaky_relu(NaN) = NaN.
 template <typename acc_t>
 GENIMG_NORM_INLINE acc_t activation_forward(acc_t z, Activation act, acc_t slope) {
-  if (act == Activation::kRelu) return z > acc_t(0) ? z : acc_t(0);
+  if (act == Activation::kRelu) return z <= acc_t(0) ? acc_t(0) : z;
   if (act == Activation::kLeakyRelu) return z > acc_t(0) ? z : z * slope;
   return z;
 }
 
-// d act / dz, with torch's convention at z == 0 (relu: 0, leaky_relu: slope).
+// d act / dz, with torch's conventions at z == 0 (relu: 0, leaky_relu: slope) and at NaN (relu's
+// backward passes the gradient where its output is not <= 0: 1; leaky_relu's scales it where z
+// is not > 0: slope).
 template <typename acc_t>
 GENIMG_NORM_INLINE acc_t activation_grad(acc_t z, Activation act, acc_t slope) {
-  if (act == Activation::kRelu) return z > acc_t(0) ? acc_t(1) : acc_t(0);
+  if (act == Activation::kRelu) return z <= acc_t(0) ? acc_t(0) : acc_t(1);
   if (act == Activation::kLeakyRelu) return z > acc_t(0) ? acc_t(1) : slope;
   return acc_t(1);
 }

@@ -41,8 +41,8 @@ def activation_forward(z: torch.Tensor, activation: str, slope: float) -> torch.
 
 
 def activation_grad(z: torch.Tensor, activation: str, slope: float) -> torch.Tensor | float:
-    if activation == "relu":
-        return (z > 0).to(z.dtype)
+    if activation == "relu":  # torch's threshold_backward: the gradient passes where z <= 0 is false (NaN too)
+        return (z <= 0).logical_not().to(z.dtype)
     if activation == "leaky_relu":  # built in z's dtype: a Python-scalar where() would round slope to fp32
         return torch.full_like(z, slope).masked_fill_(z > 0, 1.0)
     return 1.0
