@@ -172,7 +172,9 @@ def test_files_get_the_usual_permissions_and_a_cut_log_line_does_not_stop_resume
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
     with open(tmp_path / "losses.jsonl", "a") as f:
         f.write('{"step": 5, "epoch": 1, "loss_')  # a hard kill mid-line
+    (tmp_path / ".training_state.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # and mid-save
     assert train_dcgan(DCGANConfig(out=str(tmp_path), epochs=2, resume=True, **TINY))["steps"] == 8
+    assert not list(tmp_path.glob(".*.tmp"))  # the killed run's temporary file is gone
     assert [e["step"] for e in read_losses(tmp_path)] == list(range(8))
 
 

@@ -41,6 +41,15 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str) -> No
         raise
 
 
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """The temporary files a killed process (SIGKILL, power loss) left in `folder` before it could
+    rename or remove them: call when a run starts there, before anything writes."""
+    for stale in Path(folder).glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            if stale.is_file():
+                stale.unlink()
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), "wb")
 

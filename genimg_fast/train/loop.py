@@ -26,7 +26,8 @@ import torch
 from torch.utils.data import Dataset
 
 from genimg_fast.train.batches import batch_loader, epoch_batches
-from genimg_fast.train.checkpoint import atomic_save, load_training_state, rng_state, set_rng_state
+from genimg_fast.train.checkpoint import (atomic_save, load_training_state, remove_stale_temporaries, rng_state,
+                                         set_rng_state)
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
 from genimg_fast._device import resolve_device
 from genimg_fast.train.distributed import Distributed, from_environment, seed_process_draws
@@ -105,6 +106,8 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
         recipe.load_state_dict(state["recipe"])
         _load_process_state(recipe, state["processes"], distributed)
         epoch, batch_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
+    if writes:
+        remove_stale_temporaries(out)
     log = LossLog(out / "losses.jsonl", resume_from_step=step if config.resume else None) if writes else None
     progress = StepProgress(config.progress and writes, config.log_every, config.batch_size, distributed.mean)
     last: dict = {}
