@@ -26,3 +26,19 @@ def test_with_processes_a_trailing_batch_must_split_evenly():
     assert [len(b) for b in epoch_batches(9, 6, seed=0, epoch=0, processes=3)] == [6, 3]
     assert [len(b) for b in epoch_batches(3, 4, seed=0, epoch=0, processes=2)] == [2]  # less than a batch: cut
     assert epoch_batches(1, 4, seed=0, epoch=0, processes=2) == []
+
+
+def test_loader_workers_leave_ctrl_c_to_the_trainer():
+    import signal
+
+    from genimg_fast.train.batches import batch_loader
+
+    loader = batch_loader(list(range(4)), [[0, 1], [2, 3]], workers=2, pin_memory=False, seed=0)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        loader.worker_init_fn(0)  # what each worker runs first
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert [b.tolist() for b in loader] == [[0, 1], [2, 3]]
+    assert batch_loader(list(range(4)), [[0, 1]], workers=0, pin_memory=False, seed=0).worker_init_fn is None

@@ -2,6 +2,8 @@
 resumed run replays exactly the batches an uninterrupted one would have seen, from any batch."""
 from __future__ import annotations
 
+import signal
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -28,4 +30,11 @@ def batch_loader(dataset: Dataset, batches: list[list[int]], workers: int, pin_m
     seed from it, which would otherwise advance the global RNG the models' noise comes from (and
     a resumed run would then draw other noise than an uninterrupted one)."""
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
-                      persistent_workers=False, generator=torch.Generator().manual_seed(derived_seed(seed)))
+                      persistent_workers=False, generator=torch.Generator().manual_seed(derived_seed(seed)),
+                      worker_init_fn=_leave_ctrl_c_to_the_trainer if workers else None)
+
+
+def _leave_ctrl_c_to_the_trainer(_worker_id: int) -> None:
+    """A worker inherits the trainer's Ctrl-C handler (train/interrupt.py), which would announce the
+    stop once per worker; the trainer alone decides when to stop, and ends its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
