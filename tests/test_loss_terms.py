@@ -251,3 +251,22 @@ def test_double_backward_through_a_linear_gradient_kind_matches_torch(kind, targ
         penalty = (ga * w).sum() + loss  # depends on a through the gradient and the loss itself
         results.append(torch.autograd.grad(penalty, a)[0])
     torch.testing.assert_close(results[0], results[1])
+
+
+@pytest.mark.parametrize("kind,value,target,torch_loss", [
+    ("bce", 1e-5, "ones", lambda a, b: F.binary_cross_entropy(a, b)),  # stores -1e5 before the 1/n
+    ("kl_logvar", 11.0, None, lambda a, b: (0.5 * (a.exp() - 1 - a)).mean()),  # stores 3e4: fits
+])
+def test_float16_gradients_do_not_overflow_where_torch_s_do_not(kind, value, target, torch_loss):
+    """A stored gradient weight * df/da can pass fp16's range before the 1/n of a mean (bce at
+    p = 1e-5: -1e5) where torch's fp16 gradient (scaled first) is finite. Ours must be too."""
+    a = torch.full((128,), value, dtype=torch.float16, requires_grad=True)
+    b = torch.ones(128, dtype=torch.float16) if target == "ones" else target
+    ours, _ = loss_terms([LossTerm(a, kind, b)])
+    (got,) = torch.autograd.grad(ours, a)
+    a64 = a.detach().double().requires_grad_()
+    reference = torch_loss(a64, b.double() if isinstance(b, torch.Tensor) else b)
+    (want,) = torch.autograd.grad(reference, a64)
+    assert ours.dtype == torch.float16 and got.dtype == torch.float16 and torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), want, rtol=2e-3, atol=0)
+    torch.testing.assert_close(ours.double(), reference, rtol=2e-3, atol=0)

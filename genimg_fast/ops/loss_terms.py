@@ -246,5 +246,12 @@ def loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
         weights.append(float(weight))
         spec.append(f"{kind}:{reduction}")
         grad_needed = grad_needed or (grad_enabled and x.requires_grad)
+    half = grad_needed and inputs[0].dtype == torch.float16 and not torch.is_autocast_enabled(inputs[0].device.type)
+    if half:
+        # fp16 cannot hold every stored gradient weight * df/da before the backward's 1/n of a mean
+        # (bce at p = 1e-5 stores -1e5): computed in fp32, as autocast would, the casts' backward
+        # rounds the finished gradient to fp16, as torch's own losses do
+        inputs = [x.float() for x in inputs]
+        targets = [None if t is None else t.float() for t in targets]
     term_values, total, _stored = loss_terms_op(inputs, targets, values, ",".join(spec), weights, grad_needed)
-    return total, term_values
+    return (total.half(), term_values.half()) if half else (total, term_values)
