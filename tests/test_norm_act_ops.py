@@ -242,3 +242,17 @@ def test_opcheck(per_sample):
     if not per_sample and _backend.kernels_loaded():  # its autograd is C++ only
         torch.library.opcheck(batch_norm_act_train_, (*args, torch.zeros(3), torch.ones(3), torch.tensor(2), 0.1,
                                                       1e-5, "leaky_relu", 0.2))
+
+
+@pytest.mark.parametrize("op", ["reduce", "apply", "train_backward"])
+def test_a_grad_y_of_another_dtype_is_refused(op):
+    """The kernels read grad_y at x's precision (autograd always passes y's dtype, which is x's):
+    a float32 grad_y for a bfloat16 x would be rounded there and not in the reference."""
+    x = torch.randn(2, 3, 4, 5, dtype=torch.bfloat16)
+    mean, var = norm_act_stats(x, False)
+    gy = torch.randn(2, 3, 4, 5)
+    call = {"reduce": lambda: norm_act_backward_reduce(gy, x, mean, var, None, None, 1e-5, "relu", 0.0),
+            "apply": lambda: norm_act_backward_apply(gy, x, mean, var, None, None, None, None, 1.0, 1e-5, "relu", 0.0),
+            "train_backward": lambda: norm_act_train_backward(gy, x, mean, var, None, None, 1e-5, "relu", 0.0)}[op]
+    with pytest.raises(TypeError, match=r"grad_y must have the dtype of x \(torch.bfloat16\), got torch.float32"):
+        call()

@@ -52,6 +52,9 @@ inline void check_norm_stats(const at::Tensor& mean, const at::Tensor& var, cons
 inline void check_norm_grad(const at::Tensor& grad_y, const at::Tensor& x, const char* op) {
   TORCH_CHECK_TYPE(is_supported_float(grad_y.scalar_type()), op,
                    ": grad_y must be float32, float16, bfloat16 or float64, got ", dtype_str(grad_y.scalar_type()));
+  // autograd passes y's (= x's) dtype; the kernels read grad_y at x's precision
+  TORCH_CHECK_TYPE(grad_y.scalar_type() == x.scalar_type(), op, ": grad_y must have the dtype of x (",
+                   dtype_str(x.scalar_type()), "), got ", dtype_str(grad_y.scalar_type()));
   TORCH_CHECK_VALUE(grad_y.sizes() == x.sizes(), op, ": grad_y must have the shape of x ", shape_str(x.sizes()), ", got ",
                     shape_str(grad_y.sizes()));
   TORCH_CHECK_VALUE(grad_y.device() == x.device(), op, ": grad_y must be on the same device as x (", x.device(),

@@ -276,7 +276,7 @@ std::tuple<at::Tensor, at::Tensor> norm_act_backward_reduce_cuda(const at::Tenso
     return {at::zeros(mean.sizes(), options), at::zeros(mean.sizes(), options)};
   }
   const DenseInput in = dense_input(x);
-  return backward_sums(in, tiling_for(in, mean.dim() == 2), in_layout(grad_y.to(x.scalar_type()), in),
+  return backward_sums(in, tiling_for(in, mean.dim() == 2), in_layout(grad_y, in),
                        mean.to(acc).contiguous(), var.to(acc).contiguous(), as_acc(weight, acc), as_acc(bias, acc),
                        eps, act, slope);
 }
@@ -305,7 +305,7 @@ at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tens
   const DenseInput in = dense_input(x);
   const auto acc = acc_scalar_type(x);
   Output dx = output_like(x, in);
-  backward_apply_into(in, tiling_for(in, mean.dim() == 2), in_layout(grad_y.to(x.scalar_type()), in),
+  backward_apply_into(in, tiling_for(in, mean.dim() == 2), in_layout(grad_y, in),
                       mean.to(acc).contiguous(), var.to(acc).contiguous(), as_acc(weight, acc), as_acc(bias, acc),
                       as_acc(sum_dz, acc), as_acc(sum_dz_xhat, acc), count, eps, act, slope, dx.work);
   return dx.finish();
@@ -407,7 +407,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
   }
   const DenseInput in = dense_input(x);
   const NormTiling t = tiling_for(in, per_sample);
-  const at::Tensor dy = in_layout(grad_y.to(x.scalar_type()), in);
+  const at::Tensor dy = in_layout(grad_y, in);
   const at::Tensor mean_acc = mean.to(acc).contiguous(), var_acc = var.to(acc).contiguous();
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
   at::Tensor sum_dz = at::empty_like(mean_acc), sum_dz_xhat = at::empty_like(mean_acc);

@@ -174,6 +174,8 @@ def _check_backward(grad_y, x, mean, var, weight, bias, activation, op) -> None:
 
 def _check_grad(grad_y: Tensor, x: Tensor, op: str) -> None:
     check_float_tensor(grad_y, "grad_y", op)
+    if grad_y.dtype != x.dtype:  # autograd passes y's (= x's) dtype; another would be read at x's precision
+        raise TypeError(f"{op}: grad_y must have the dtype of x ({x.dtype}), got {grad_y.dtype}")
     if grad_y.shape != x.shape:
         raise ValueError(f"{op}: grad_y must have the shape of x {list(x.shape)}, got {list(grad_y.shape)}")
     if grad_y.device != x.device:
