@@ -48,8 +48,10 @@ CHOICES = {"impl": ("fused", "reference"), "amp": ("none", "bf16", "fp16"), "cha
            "direction": ("AtoB", "BtoA")}
 
 
-# Options that steer one invocation, not the run: a resumed run does not take them over.
-NOT_RESUMED = ("out", "resume", "max_steps", "device", "workers", "progress")
+# Options that steer one invocation, not the run: a resumed run does not take them over. The speed
+# switches (the same numbers either way) are among them: a switch cannot be turned off again.
+NOT_RESUMED = ("out", "resume", "max_steps", "device", "workers", "progress", "compile", "channels_last",
+               "cuda_graphs")
 GIVEN = "given_options"  # the namespace attribute listing the options given on the command line
 
 
