@@ -31,6 +31,7 @@ def test_bench_quick_prints_a_table_and_writes_a_record(tmp_path, capsys):
     assert variants == {"torch", "genimg_fast"}
     for row in record["results"]:
         assert row["median_ms"] > 0 and row["speedup_vs_torch"] > 0
+        assert {"launches", "peak_mb", "modeled_gbs"} <= set(row)  # every row has every field (null where unmeasured)
     assert record["failures"] == []
     assert set(record["seconds_per_family"]) == {"l1_loss", "norm_act", "objectives", "models", "training"}
     assert "seconds per family: l1_loss" in table

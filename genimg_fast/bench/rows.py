@@ -28,6 +28,7 @@ def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[
         "modeled_gbs": None if modeled_bytes is None else modeled_bytes / (t.median_ms * 1e-3) / 1e9,
         "speedup_vs_torch": baseline / t.median_ms,
         "launches": launches.get(name),
+        "peak_mb": None,  # add_peak_mb measures it where a family does
     } for name, t in timings.items()]
 
 
