@@ -17,56 +17,13 @@
 #include <vector>
 
 #include "common/tensor_checks.h"
+#include "losses/loss_spec.h"
 #include "losses/loss_terms.h"
 
 namespace genimg_fast {
 namespace {
 
 constexpr const char* kOp = "genimg_fast.loss_terms";
-
-struct TermSpec {
-  LossKind kind;
-  bool has_target;
-  bool mean;
-};
-
-// "kind:reduction,..." -> one TermSpec per term (names as in genimg_fast/ops/_loss_math.py).
-std::vector<TermSpec> parse_spec(c10::string_view spec, size_t count) {
-  static const std::pair<const char*, TermSpec> kKinds[] = {
-      {"l1", {LossKind::kL1, true, true}},
-      {"mse", {LossKind::kMse, true, true}},
-      {"bce", {LossKind::kBce, true, true}},
-      {"bce_logits", {LossKind::kBceLogits, true, true}},
-      {"linear", {LossKind::kLinear, false, true}},
-      {"half_square", {LossKind::kHalfSquare, false, true}},
-      {"kl_logvar", {LossKind::kKlLogvar, false, true}}};
-  std::vector<TermSpec> parsed;
-  const std::string text(spec);
-  size_t start = 0;
-  while (!text.empty() && start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string entry = text.substr(start, comma - start);
-    const size_t colon = entry.find(':');
-    const std::string kind = entry.substr(0, colon);
-    const std::string reduction = colon == std::string::npos ? "" : entry.substr(colon + 1);
-    const TermSpec* found = nullptr;
-    for (const auto& [name, term] : kKinds) {
-      if (kind == name) found = &term;
-    }
-    TORCH_CHECK_VALUE(found != nullptr, kOp,
-                      ": loss kind must be one of l1, mse, bce, bce_logits, linear, half_square, kl_logvar, got '",
-                      kind, "'");
-    TORCH_CHECK_VALUE(reduction == "mean" || reduction == "sum", kOp, ": reduction must be 'mean' or 'sum', got '",
-                      reduction, "' (term '", kind, "')");
-    TermSpec term = *found;
-    term.mean = reduction == "mean";
-    parsed.push_back(term);
-    start = comma + 1;
-  }
-  TORCH_CHECK_VALUE(parsed.size() == count, kOp, ": spec must have one 'kind:reduction' entry per input (",
-                    std::to_string(count), "), got '", text, "'");
-  return parsed;
-}
 
 std::vector<TermSpec> check_terms(at::TensorList inputs, const c10::List<std::optional<at::Tensor>>& targets,
                                   c10::ArrayRef<double> target_values, c10::string_view spec,
@@ -76,7 +33,7 @@ std::vector<TermSpec> check_terms(at::TensorList inputs, const c10::List<std::op
                     std::to_string(kMaxLossTerms), " terms, got ", std::to_string(count));
   TORCH_CHECK_VALUE(targets.size() == count && target_values.size() == count && weights.size() == count, kOp,
                     ": inputs, targets, target_values and weights must have one entry per term");
-  const std::vector<TermSpec> parsed = parse_spec(spec, count);
+  const std::vector<TermSpec> parsed = parse_loss_spec(spec, count, kOp);
   const at::Tensor& first = inputs[0];
   for (size_t i = 0; i < count; ++i) {
     const at::Tensor& x = inputs[i];
@@ -171,7 +128,7 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
   const size_t count = stored.size();
   TORCH_CHECK_VALUE(count >= 1 && count <= static_cast<size_t>(kMaxLossTerms), kScaleOp, ": between 1 and ",
                     std::to_string(kMaxLossTerms), " stored gradients, got ", std::to_string(count));
-  const std::vector<TermSpec> parsed = parse_spec(spec, count);
+  const std::vector<TermSpec> parsed = parse_loss_spec(spec, count, kOp);
   TORCH_CHECK_VALUE(!grad_terms.has_value() ||
                         (grad_terms->dim() == 1 && grad_terms->size(0) == static_cast<int64_t>(count)),
                     kScaleOp, ": one grad_terms entry per stored gradient (", std::to_string(count),

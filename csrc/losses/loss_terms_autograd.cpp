@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/autograd_calls.h"
+#include "losses/loss_spec.h"
 
 namespace genimg_fast {
 namespace {
@@ -31,17 +32,13 @@ using ScaleSignature = std::vector<at::Tensor>(at::TensorList, const at::Tensor&
 
 // A backward being recorded (create_graph=True, e.g. an R1 penalty on a loss's gradient) would
 // take the stored gradients for constants: wrong for every kind whose gradient depends on its
-// input (all but l1 and linear). Refused, as genimg_fast/ops/loss_terms.py refuses it.
-void refuse_double_backward(const std::string& spec) {
-  std::vector<std::string> curved;  // the spec's kinds whose gradient depends on the input, once each
-  for (size_t start = 0; start < spec.size();) {
-    const size_t end = std::min(spec.find(',', start), spec.size());
-    const std::string entry = spec.substr(start, end - start);
-    const std::string kind = entry.substr(0, entry.find(':'));
-    if (kind != "l1" && kind != "linear" && std::find(curved.begin(), curved.end(), kind) == curved.end()) {
-      curved.push_back(kind);
+// input. Refused, as genimg_fast/ops/loss_terms.py refuses it.
+void refuse_double_backward(const std::string& spec, size_t count) {
+  std::vector<std::string> curved;  // those kinds, once each
+  for (const TermSpec& term : parse_loss_spec(spec, count, "genimg_fast.loss_terms")) {
+    if (gradient_depends_on_input(term.kind) && std::find(curved.begin(), curved.end(), term.name) == curved.end()) {
+      curved.push_back(term.name);
     }
-    start = end + 1;
   }
   if (curved.empty()) return;
   std::string kinds = curved[0];
@@ -81,7 +78,7 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
     if (!grad_total.defined()) grad_total = at::zeros({}, grad_terms.options());  // only logged terms were used
     const std::optional<at::Tensor> terms = grad_terms.defined() ? std::optional<at::Tensor>(grad_terms) : std::nullopt;
     const std::string spec = ctx->saved_data["spec"].toStringRef();
-    if (at::GradMode::is_enabled()) refuse_double_backward(spec);
+    if (at::GradMode::is_enabled()) refuse_double_backward(spec, stored.size());
     const std::vector<at::Tensor> input_grads = call_backward_op(op, stored, grad_total, terms, spec);
     for (size_t i = 0; i < input_grads.size(); ++i) {
       if (ctx->needs_input_grad(i)) result[i] = input_grads[i];
