@@ -4,8 +4,8 @@ Times a BN+ReLU training step (128x256x8x8, torch's own layers) and one plain op
 (no sync inside the loop) and by CUDA events, before any profiler, after a CPU-only session and
 after a session with CUDA activity. Run it twice, as the GPU check does:
 
-    python benchmarks/profiler_residue.py                      # CUPTI stays attached (kineto's default)
-    TEARDOWN_CUPTI=1 python benchmarks/profiler_residue.py     # detached at the end of each session
+    PYTHONPATH=. python benchmarks/profiler_residue.py                   # CUPTI stays attached (kineto's default)
+    TEARDOWN_CUPTI=1 PYTHONPATH=. python benchmarks/profiler_residue.py  # detached at the end of each session
 
 On the H200 machine (2026-11-27, torch 2.11) the first run's steps took 25-35% more host time after
 a session, and the plain op 20-70% more; with TEARDOWN_CUPTI=1 nothing changed. The benchmark
@@ -13,35 +13,23 @@ suite therefore sets TEARDOWN_CUPTI=1 before it counts launches (genimg_fast.ben
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-
-def _host_us(fn, repeats: int = 1000) -> float:
-    for _ in range(50):
-        fn()
-    torch.cuda.synchronize()
-    begin = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    host = time.perf_counter() - begin
-    torch.cuda.synchronize()
-    return host / repeats * 1e6
+from genimg_fast.bench.timing import time_callable
+from profile_norm_act import time_steps, warm_up  # the script beside this one
 
 
-def _events_us(fn, repeats: int = 500) -> float:
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
-    torch.cuda.synchronize()
-    for start, end in zip(starts, ends):
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends)) * 1e3
+def _host_us(fn, device: torch.device) -> float:
+    warm_up(fn, device, 50)
+    return time_steps(fn, device, 1000)[0]
+
+
+def _events_us(fn, device: torch.device) -> float:
+    """The median of CUDA events around each call, as the benchmark suite times a step."""
+    return time_callable(lambda _i: fn(), device, warmup=0, repeats=500).median_ms * 1e3
 
 
 def main() -> None:
@@ -60,8 +48,9 @@ def main() -> None:
         small.add_(1)
 
     def report(when: str) -> None:
-        print(f"{when:28s} step host {_host_us(step):7.1f} us, step events {_events_us(step):7.1f} us, "
-              f"plain op host {_host_us(plain):5.1f} us", flush=True)
+        print(f"{when:28s} step host {_host_us(step, device):7.1f} us, "
+              f"step events {_events_us(step, device):7.1f} us, plain op host {_host_us(plain, device):5.1f} us",
+              flush=True)
 
     print(f"TEARDOWN_CUPTI={os.environ.get('TEARDOWN_CUPTI')}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     report("before any profiler")

@@ -90,8 +90,8 @@ GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profile_host.py 2
 head -n 8 "$OUT/profile_host.log" | tee -a "$LOG"
 
 step "does a profiler session slow the eager steps after it? (kineto's default, then TEARDOWN_CUPTI=1 as the bench sets it)"
-{ env -u TEARDOWN_CUPTI timeout 60 "$PY" benchmarks/profiler_residue.py
-  TEARDOWN_CUPTI=1 timeout 60 "$PY" benchmarks/profiler_residue.py; } 2>&1 | grep -v -i "warn" \
+{ env -u TEARDOWN_CUPTI PYTHONPATH=. timeout 60 "$PY" benchmarks/profiler_residue.py
+  TEARDOWN_CUPTI=1 PYTHONPATH=. timeout 60 "$PY" benchmarks/profiler_residue.py; } 2>&1 | grep -v -i "warn" \
   | tee "$OUT/profiler_residue.log" | tee -a "$LOG" || failures+=("profiler_residue")
 
 step "eager torch's instance-norm gradients for batch-1 channels_last inputs (wrong on CPU in torch 2.14.1)"
