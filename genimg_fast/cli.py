@@ -91,11 +91,11 @@ def _resumed_config(args: argparse.Namespace) -> dict | None:
         return None
     from pathlib import Path
 
-    from genimg_fast.train.checkpoint import load_training_state
+    from genimg_fast.train.checkpoint import saved_run_config
     from genimg_fast.train.loop import STATE_FILE
 
     path = Path(args.out) / STATE_FILE
-    return load_training_state(path)["config"] if path.is_file() else None
+    return saved_run_config(path) if path.is_file() else None
 
 
 def _train(args: argparse.Namespace) -> int:

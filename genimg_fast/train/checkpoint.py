@@ -73,6 +73,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
             torch.cuda.set_rng_state(gpu_state, index)
 
 
+def saved_run_config(path: str | Path) -> dict[str, Any]:
+    """The config record of a saved training state, its tensors mapped rather than read (the CLI
+    looks at it before the run, which then loads the whole state)."""
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)["config"]
+
+
 def load_training_state(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
