@@ -24,13 +24,7 @@ from genimg_fast.bench.objectives_bench import cases as objective_cases
 from genimg_fast.bench.objectives_bench import fused, make_inputs, reference
 from genimg_fast.bench.timing import release_cupti_after_profiling
 from genimg_fast.ops import objectives
-from profile_norm_act import norm_act_steps, time_steps, warm_up  # the script beside this one
-
-
-def _host_us(step, device: torch.device, steps: int = 200) -> float:
-    """Host time per step when the host runs ahead of the GPU (no sync inside the loop)."""
-    warm_up(step, device, 20)
-    return time_steps(step, device, steps)[0]
+from profile_norm_act import host_us, norm_act_steps  # the script beside this one
 
 
 def _top_self_cpu(step, rows: int) -> str:
@@ -128,7 +122,7 @@ def _objective_layers(steps: dict[str, object], device: torch.device) -> dict[st
 def _print_layers(title: str, layers: dict[str, object], device: torch.device) -> None:
     print(f"\n== {title}: host us per call, each layer alone (no profiler)")
     for name, call in layers.items():
-        print(f"  {_host_us(call, device):8.1f}  {name}")
+        print(f"  {host_us(call, device):8.1f}  {name}")
 
 
 def main() -> None:
@@ -139,10 +133,10 @@ def main() -> None:
     release_cupti_after_profiling()  # the profiler tables come last; nothing timed after them is slowed
     device = torch.device(args.device)
     small = torch.zeros(16, device=device)
-    print(f"one plain op (x.add_(1) on 16 values): {_host_us(lambda: small.add_(1), device):.1f} us of host time")
-    print(f"one empty tensor (torch.empty(16)):     {_host_us(lambda: torch.empty(16, device=device), device):.1f} us")
+    print(f"one plain op (x.add_(1) on 16 values): {host_us(lambda: small.add_(1), device):.1f} us of host time")
+    print(f"one empty tensor (torch.empty(16)):     {host_us(lambda: torch.empty(16, device=device), device):.1f} us")
     leaf = torch.zeros(16, device=device, requires_grad=True)
-    print(f"autograd.grad of one node (x * 2):      {_host_us(lambda: torch.autograd.grad(leaf * 2, leaf, small), device):.1f} us")
+    print(f"autograd.grad of one node (x * 2):      {host_us(lambda: torch.autograd.grad(leaf * 2, leaf, small), device):.1f} us")
     (norm_title, norm_steps), (objective_title, objective_steps) = _norm_steps(device), _objective_steps(device)
     _print_layers(norm_title, _norm_layers(norm_steps, device), device)
     _print_layers(objective_title, _objective_layers(objective_steps, device), device)

@@ -49,6 +49,13 @@ def warm_up(step, device: torch.device, times: int) -> None:
     _synchronize(device)
 
 
+def host_us(step, device: torch.device, steps: int = 200, warmup: int = 20) -> float:
+    """Host time per step when the host runs ahead of the GPU (no sync inside the loop), after a
+    warm-up."""
+    warm_up(step, device, warmup)
+    return time_steps(step, device, steps)[0]
+
+
 def time_steps(step, device: torch.device, steps: int) -> tuple[float, float]:
     """Microseconds per step of host time (the host runs ahead: no sync inside the loop) and of
     wall time (until the GPU has finished them)."""

@@ -19,12 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from genimg_fast.bench.timing import time_callable
-from profile_norm_act import time_steps, warm_up  # the script beside this one
-
-
-def _host_us(fn, device: torch.device) -> float:
-    warm_up(fn, device, 50)
-    return time_steps(fn, device, 1000)[0]
+from profile_norm_act import host_us  # the script beside this one
 
 
 def _events_us(fn, device: torch.device) -> float:
@@ -48,9 +43,9 @@ def main() -> None:
         small.add_(1)
 
     def report(when: str) -> None:
-        print(f"{when:28s} step host {_host_us(step, device):7.1f} us, "
-              f"step events {_events_us(step, device):7.1f} us, plain op host {_host_us(plain, device):5.1f} us",
-              flush=True)
+        step_host, plain_host = (host_us(fn, device, steps=1000, warmup=50) for fn in (step, plain))
+        print(f"{when:28s} step host {step_host:7.1f} us, step events {_events_us(step, device):7.1f} us, "
+              f"plain op host {plain_host:5.1f} us", flush=True)
 
     print(f"TEARDOWN_CUPTI={os.environ.get('TEARDOWN_CUPTI')}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     report("before any profiler")
