@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 from genimg_fast.bench.objectives_bench import cases as objective_cases
 from genimg_fast.bench.objectives_bench import fused, make_inputs, reference
-from genimg_fast.bench.timing import release_cupti_after_profiling
 from genimg_fast.ops import objectives
 from profile_norm_act import host_us, norm_act_steps  # the script beside this one
 
@@ -130,7 +129,6 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rows", type=int, default=14)
     args = parser.parse_args()
-    release_cupti_after_profiling()  # the profiler tables come last; nothing timed after them is slowed
     device = torch.device(args.device)
     small = torch.zeros(16, device=device)
     print(f"one plain op (x.add_(1) on 16 values): {host_us(lambda: small.add_(1), device):.1f} us of host time")
@@ -140,6 +138,7 @@ def main() -> None:
     (norm_title, norm_steps), (objective_title, objective_steps) = _norm_steps(device), _objective_steps(device)
     _print_layers(norm_title, _norm_layers(norm_steps, device), device)
     _print_layers(objective_title, _objective_layers(objective_steps, device), device)
+    # The profiler tables come last: a session leaves CUPTI attached and slows every later eager step.
     for title, steps in ((norm_title, norm_steps), (objective_title, objective_steps)):
         for name, step in steps.items():  # their host times are in the tables above
             print(f"\n== {title}, {name}: the profiler's top entries")

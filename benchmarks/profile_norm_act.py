@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from genimg_fast.bench.timing import LAUNCH_EVENTS, release_cupti_after_profiling
+from genimg_fast.bench.timing import LAUNCH_EVENTS
 from genimg_fast.nn import BatchNormAct2d
 
 SHAPES = [(128, 512, 4, 4), (128, 64, 32, 32), (32, 64, 128, 128)]
@@ -52,8 +52,13 @@ def warm_up(step, device: torch.device, times: int) -> None:
 def host_us(step, device: torch.device, steps: int = 200, warmup: int = 20) -> float:
     """Host time per step when the host runs ahead of the GPU (no sync inside the loop), after a
     warm-up."""
+    return host_and_wall_us(step, device, steps, warmup)[0]
+
+
+def host_and_wall_us(step, device: torch.device, steps: int = 200, warmup: int = 20) -> tuple[float, float]:
+    """time_steps after a warm-up."""
     warm_up(step, device, warmup)
-    return time_steps(step, device, steps)[0]
+    return time_steps(step, device, steps)
 
 
 def time_steps(step, device: torch.device, steps: int) -> tuple[float, float]:
@@ -69,17 +74,18 @@ def time_steps(step, device: torch.device, steps: int) -> tuple[float, float]:
 
 
 def _profile(step, device: torch.device, steps: int) -> dict[str, float]:
+    """Launches, GPU kernel time and the kernels of one step, under the profiler."""
     warm_up(step, device, 5)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
-        host_us, wall_us = time_steps(step, device, steps)
+        time_steps(step, device, steps)
     events = prof.events()
     launches = sum(1 for e in events if e.name in LAUNCH_EVENTS)
     gpu_events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     kernel_us = sum(e.device_time_total for e in gpu_events)
     per_kernel = collections.Counter(e.name[:90] for e in gpu_events)
-    return {"host_us": host_us, "wall_us": wall_us, "launches": launches / steps,
-            "kernel_us": kernel_us / steps, "kernels": {name: n / steps for name, n in per_kernel.items()}}
+    return {"launches": launches / steps, "kernel_us": kernel_us / steps,
+            "kernels": {name: n / steps for name, n in per_kernel.items()}}
 
 
 def main() -> None:
@@ -87,17 +93,21 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
-    release_cupti_after_profiling()  # each shape's session would slow the next shape's steps
     device = torch.device(args.device)
+    cases = {(shape, name): step for shape in (SHAPES if device.type == "cuda" else [(8, 16, 8, 8)])
+             for name, step in norm_act_steps(shape, device).items()}
+    # Every step is timed before the first profiler session: a session leaves CUPTI attached,
+    # which slows every later eager step of the process (benchmarks/profiler_residue.py).
+    times = {key: host_and_wall_us(step, device) for key, step in cases.items()}
+    profiles = {key: _profile(step, device, args.steps) for key, step in cases.items()}
     print(f"{'shape':<18} {'variant':<12} {'host us/step':>12} {'wall us/step':>12} {'launches/step':>14} "
           f"{'kernel us/step':>15}")
     kernel_lists: dict[str, dict[str, float]] = {}
-    for shape in SHAPES if device.type == "cuda" else [(8, 16, 8, 8)]:
-        for name, step in norm_act_steps(shape, device).items():
-            r = _profile(step, device, args.steps)
-            print(f"{'x'.join(map(str, shape)):<18} {name:<12} {r['host_us']:>12.1f} {r['wall_us']:>12.1f} "
-                  f"{r['launches']:>14.1f} {r['kernel_us']:>15.1f}")
-            kernel_lists.setdefault(name, r["kernels"])
+    for (shape, name), (host, wall) in times.items():
+        r = profiles[(shape, name)]
+        print(f"{'x'.join(map(str, shape)):<18} {name:<12} {host:>12.1f} {wall:>12.1f} "
+              f"{r['launches']:>14.1f} {r['kernel_us']:>15.1f}")
+        kernel_lists.setdefault(name, r["kernels"])
     for name, kernels in kernel_lists.items():  # which kernels one step runs (first shape)
         print(f"\n{name}: GPU kernels per step")
         for kernel, count in sorted(kernels.items(), key=lambda item: -item[1]):

@@ -2,14 +2,16 @@
 
 Times a BN+ReLU training step (128x256x8x8, torch's own layers) and one plain op by host time
 (no sync inside the loop) and by CUDA events, before any profiler, after a CPU-only session and
-after a session with CUDA activity. Run it twice, as the GPU check does:
+after a session with CUDA activity:
 
     PYTHONPATH=. python benchmarks/profiler_residue.py                   # CUPTI stays attached (kineto's default)
     TEARDOWN_CUPTI=1 PYTHONPATH=. python benchmarks/profiler_residue.py  # detached at the end of each session
 
 On the H200 machine (2026-11-27, torch 2.11) the first run's steps took 25-35% more host time after
-a session, and the plain op 20-70% more; with TEARDOWN_CUPTI=1 nothing changed. The benchmark
-suite therefore sets TEARDOWN_CUPTI=1 before it counts launches (genimg_fast.bench.timing)."""
+a session, and the plain op 20-70% more; with TEARDOWN_CUPTI=1 nothing changed. But with
+TEARDOWN_CUPTI=1, repeated launch counts in one process came out wrong and a child process that
+counted launches hung (gpu-check-20261127-h100-run9, -h200-run10). So the benchmark suite keeps
+kineto's default and counts launches once every case is timed (genimg_fast/bench/launch_counts.py)."""
 from __future__ import annotations
 
 import os

@@ -55,10 +55,15 @@ cat "$OUT/backend_info.json" | tee -a "$LOG"
 # bound by the host, so they finish in a fraction of the time.
 PARALLEL=()
 "$PY" -c "import xdist" 2>/dev/null && PARALLEL=(-n 4)
+# A test stuck past 100 s fails alone (pytest-timeout, where installed) and the run goes on to its
+# summary; without it, pytest's faulthandler prints where each worker is stuck (run 9 needed that).
+STUCK=(-o faulthandler_timeout=100)
+"$PY" -c "import pytest_timeout" 2>/dev/null && STUCK=(--timeout 100)
 run_tests() {  # name, timeout, files...
   local name=$1 limit=$2; shift 2
   step "tests: $name (kernels required)"
-  GENIMG_FAST_IMPL=cuda timeout "$limit" "$PY" -m pytest "$@" ${PARALLEL[@]+"${PARALLEL[@]}"} -p no:cacheprovider -q -rfEs \
+  GENIMG_FAST_IMPL=cuda timeout "$limit" "$PY" -m pytest "$@" ${PARALLEL[@]+"${PARALLEL[@]}"} "${STUCK[@]}" \
+    -p no:cacheprovider -q -rfEs \
     > "$OUT/tests_$name.log" 2>&1 || failures+=("tests_$name")
   tail -n 25 "$OUT/tests_$name.log" | tee -a "$LOG"
 }
@@ -89,9 +94,8 @@ GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profile_host.py 2
   || failures+=("profile_host")
 head -n 8 "$OUT/profile_host.log" | tee -a "$LOG"
 
-step "does a profiler session slow the eager steps after it? (kineto's default, then TEARDOWN_CUPTI=1 as the bench sets it)"
-{ env -u TEARDOWN_CUPTI PYTHONPATH=. timeout 60 "$PY" benchmarks/profiler_residue.py
-  TEARDOWN_CUPTI=1 PYTHONPATH=. timeout 60 "$PY" benchmarks/profiler_residue.py; } 2>&1 | grep -v -i "warn" \
+step "does a profiler session slow the eager steps after it? (why the bench counts launches last)"
+env -u TEARDOWN_CUPTI PYTHONPATH=. timeout 60 "$PY" benchmarks/profiler_residue.py 2>&1 | grep -v -i "warn" \
   | tee "$OUT/profiler_residue.log" | tee -a "$LOG" || failures+=("profiler_residue")
 
 step "eager torch's instance-norm gradients for batch-1 channels_last inputs (wrong on CPU in torch 2.14.1)"

@@ -1,32 +1,63 @@
-"""The benchmark's profiler hygiene: launch counts must not leave CUPTI attached to slow the cases
-timed after them (benchmarks/profiler_residue.py measured it), except where teardown is unsafe."""
+"""The benchmark's profiler hygiene: a torch.profiler session slows every eager step after it
+(benchmarks/profiler_residue.py), so launches are counted once every case has been timed."""
 from __future__ import annotations
 
-import os
+import types
 
-import pytest
 import torch
 
-from genimg_fast.bench.timing import count_launches, release_cupti_after_profiling
+from genimg_fast.bench import suite
+from genimg_fast.bench.launch_counts import DeferredLaunchCounts
+from genimg_fast.bench.rows import timing_rows
+from genimg_fast.bench.timing import Timing, count_launches
+
+CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("cuda,expected", [("13.0", "1"), ("12.6", "1"), ("12.4", None), ("11.8", None), (None, None)])
-def test_cupti_teardown_is_asked_for_from_cuda_12_6(monkeypatch, cuda, expected):
-    monkeypatch.setenv("TEARDOWN_CUPTI", "unset below")  # so that the test's own setting is undone after it
-    monkeypatch.delenv("TEARDOWN_CUPTI")
-    monkeypatch.setattr(torch.version, "cuda", cuda)
-    release_cupti_after_profiling()
-    assert os.environ.get("TEARDOWN_CUPTI") == expected
-
-
-def test_a_teardown_setting_of_the_user_is_kept(monkeypatch):
-    monkeypatch.setenv("TEARDOWN_CUPTI", "0")
-    monkeypatch.setattr(torch.version, "cuda", "13.0")
-    release_cupti_after_profiling()
-    assert os.environ["TEARDOWN_CUPTI"] == "0"
+def _rows(*variants: str) -> list[dict]:
+    timings = {name: Timing(1.0, 0.9, 1.1, 3) for name in ("torch", *variants)}
+    return timing_rows(timings, op="op", case="case", shape=(1,), dtype=torch.float32, modeled_bytes=None)
 
 
 def test_no_launch_count_off_the_gpu():
     calls = []
-    assert count_launches(lambda: calls.append(1), torch.device("cpu")) is None
+    assert count_launches(lambda: calls.append(1), CPU) is None
     assert not calls  # not even run: nothing to count
+
+
+def test_deferred_counts_fill_each_rows_variant_only_when_asked():
+    counted = []
+
+    def count(fn, device):
+        counted.append(fn())
+        return 10 * len(counted)
+    counts = DeferredLaunchCounts(count)
+    rows = _rows("genimg_fast", "torch (cuda graph)")
+    steps = {"torch": lambda i: ("torch", i), "genimg_fast": lambda i: ("genimg_fast", i)}  # no graph step
+    counts.add(rows, steps, CPU)
+    assert not counted and all(row["launches"] is None for row in rows)
+    counts.count_all()
+    assert counted == [("torch", 0), ("genimg_fast", 0)]  # one step each, of the first input set
+    assert [row["launches"] for row in rows] == [10, 20, None]
+    counts.count_all()  # the steps are let go once counted
+    assert len(counted) == 2
+
+
+def test_the_suite_counts_launches_after_its_last_case_is_timed(monkeypatch):
+    events = []
+
+    def run_case(case, device, *, compile_too, warmup, repeats, launch_counts):
+        events.append(f"timed {case.label}")
+        rows = _rows("genimg_fast")
+        launch_counts.add(rows, {"genimg_fast": lambda i: events.append(f"counted {case.label}")}, device)
+        return rows
+    family = types.SimpleNamespace(__name__="fake_bench", run_case=run_case,
+                                   cases=lambda device, quick: [types.SimpleNamespace(label=label)
+                                                                for label in ("first", "second")])
+    monkeypatch.setattr(suite, "KINDS", {"ops": (family,)})
+    monkeypatch.setattr(suite, "COUNTING_LAUNCHES", (family,))
+    monkeypatch.setattr(suite, "copy_bandwidth_gbs", lambda device: None)
+    monkeypatch.setattr(suite, "DeferredLaunchCounts", lambda: DeferredLaunchCounts(lambda fn, device: fn() or 3))
+    record = suite.run_suite(CPU, quick=True, compile_too=False, kinds="ops")
+    assert events == ["timed first", "timed second", "counted first", "counted second"]
+    assert [row["launches"] for row in record["results"]] == [None, 3, None, 3]

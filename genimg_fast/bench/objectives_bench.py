@@ -13,8 +13,9 @@ import torch.nn.functional as F
 
 from genimg_fast.bench.checks import check_each, finish, without
 from genimg_fast.bench.graphs import add_graph_variants
+from genimg_fast.bench.launch_counts import DeferredLaunchCounts, count_now
 from genimg_fast.bench.rows import forward_rows, timing_rows
-from genimg_fast.bench.timing import count_launches, time_side_by_side
+from genimg_fast.bench.timing import time_side_by_side
 from genimg_fast.ops import objectives
 
 Tensors = list[torch.Tensor]
@@ -162,8 +163,10 @@ def check_variants(variants: dict[str, Objective], case: ObjectiveCase, tensors:
     return check_each(variants, check)
 
 
-def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, warmup: int,
-             repeats: int) -> list[dict]:
+def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, warmup: int, repeats: int,
+             launch_counts: DeferredLaunchCounts | None = None) -> list[dict]:
+    """The case's rows; their launches counted at once, or by `launch_counts` when the suite has
+    timed everything (a profiler session slows the eager steps timed after it)."""
     variants = {"torch": reference(case.name), "genimg_fast": fused(case.name)}
     if compile_too:
         variants["torch.compile(torch)"] = torch.compile(reference(case.name))
@@ -182,9 +185,12 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
     # on a GPU, the GPU's work alone: each step captured once, replayed
     failed.update(add_graph_variants(steps, device, rtol=1e-4, atol=1e-5))
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
-    launches = {n: count_launches(lambda step=step: step(0), device) for n, step in steps.items()}
     rows = timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.largest_shape,
-                       dtype=torch.float32, modeled_bytes=modeled_bytes(case), launches=launches)
+                       dtype=torch.float32, modeled_bytes=modeled_bytes(case))
+    if device.type == "cuda" and launch_counts is not None:  # launches are counted on a GPU only
+        launch_counts.add(rows, steps, device)
+    elif device.type == "cuda":
+        count_now(rows, steps, device)
     if case.forward_too:  # the value alone (no gradient wanted: the fused op stores none)
         rows += forward_rows({n: (lambda i, o=o: o(sets[i % len(sets)])) for n, o in variants.items()}, device,
                              warmup=warmup, repeats=repeats, op=f"{case.name} objective fwd", case=case.label,

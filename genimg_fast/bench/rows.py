@@ -9,12 +9,11 @@ from genimg_fast.bench.timing import Timing, peak_mb, time_side_by_side
 
 
 def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[int, ...], dtype: torch.dtype,
-                modeled_bytes: int | None, launches: dict[str, int | None] | None = None) -> list[dict]:
+                modeled_bytes: int | None) -> list[dict]:
     """Rows for the variants of one case; `timings` must hold the eager "torch" baseline.
     `modeled_bytes`: the fused op's memory traffic (None where no such model applies, e.g. a
-    whole network); `launches`: kernel launches per step of each variant, where counted."""
+    whole network)."""
     baseline = timings["torch"].median_ms
-    launches = launches or {}
     return [{
         "op": op,
         "case": case,
@@ -27,7 +26,7 @@ def timing_rows(timings: dict[str, Timing], *, op: str, case: str, shape: tuple[
         "repeats": t.repeats,
         "modeled_gbs": None if modeled_bytes is None else modeled_bytes / (t.median_ms * 1e-3) / 1e9,
         "speedup_vs_torch": baseline / t.median_ms,
-        "launches": launches.get(name),
+        "launches": None,  # kernel launches per step, where a family counts them (launch_counts.py)
         "peak_mb": None,  # add_peak_mb measures it where a family does
     } for name, t in timings.items()]
 

@@ -12,12 +12,15 @@ import torch
 from genimg_fast.bench import l1_loss_bench, models_bench, norm_act_bench, objectives_bench, training_bench
 from genimg_fast.bench.checks import UntimedVariants
 from genimg_fast.bench.environment import environment_record
+from genimg_fast.bench.launch_counts import DeferredLaunchCounts
 from genimg_fast.bench.timing import copy_bandwidth_gbs
 
 
 # Each family: cases(device, quick) and run_case(case, device, *, compile_too, warmup, repeats) -> rows.
 KINDS = {"ops": (l1_loss_bench, norm_act_bench, objectives_bench), "models": (models_bench, training_bench)}
 FAMILIES = KINDS["ops"] + KINDS["models"]
+# Families whose rows carry kernel launches per step: their run_case also takes launch_counts.
+COUNTING_LAUNCHES = (objectives_bench,)
 
 
 def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str | None = None,
@@ -34,6 +37,7 @@ def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str
     if device.type == "cuda":
         default_repeats *= 5  # GPU repeats are cheap and the spread is larger
     repeats = repeats or default_repeats
+    launch_counts = DeferredLaunchCounts()  # after every timing: a profiler session slows later eager steps
     record = environment_record(device)
     record.update({"mode": "quick" if quick else "full", "only": only, "repeats": repeats, "complete": False,
                    "copy_bandwidth_gbs": copy_bandwidth_gbs(device), "results": [], "failures": [],
@@ -49,8 +53,10 @@ def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str
             matched += 1
             if compile_too:  # each case compiles afresh: earlier cases' guards would count toward the recompile limit
                 torch._dynamo.reset()
+            counting = {"launch_counts": launch_counts} if family in COUNTING_LAUNCHES else {}
             try:
-                rows += family.run_case(case, device, compile_too=compile_too, warmup=warmup, repeats=repeats)
+                rows += family.run_case(case, device, compile_too=compile_too, warmup=warmup, repeats=repeats,
+                                        **counting)
             except UntimedVariants as exc:  # the others were timed
                 rows += exc.rows
                 failures += [{"family": family_name, "case": case.label, "variant": name, "error": why}
@@ -63,6 +69,7 @@ def run_suite(device: torch.device, *, quick: bool, compile_too: bool, only: str
                 on_case(record)
     if not matched:
         raise SystemExit(f"genimg-fast bench: no case label contains {only!r}")
+    launch_counts.count_all()
     record["complete"] = True
     return record
 

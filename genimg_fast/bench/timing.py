@@ -5,7 +5,6 @@ perf_counter. Callers rotate their inputs so repeated runs do not just measure a
 """
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -91,28 +90,15 @@ LAUNCH_EVENTS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "c
                  "cudaMemsetAsync", "cudaMemcpyAsync")
 
 
-def release_cupti_after_profiling() -> None:
-    """Have torch.profiler detach NVIDIA's CUPTI when a session ends (TEARDOWN_CUPTI=1), unless the
-    variable is already set. Left attached, it slows every later eager step of the process: on the
-    H200 machine a plain op went from 7 to 8.5-12 µs of host time and a BN+ReLU step from 225-240
-    to 280-310 µs (benchmarks/profiler_residue.py), which would skew every case timed after the
-    first launch count. Kineto reads the variable as a session ends, so setting it before then is
-    enough. Only with CUDA 12.6 or newer: before it, CUPTI teardown crashed with CUDA graphs, and
-    torch.profiler keeps CUPTI attached there too."""
-    version = torch.version.cuda
-    if version is not None and tuple(int(part) for part in version.split(".")[:2]) >= (12, 6):
-        os.environ.setdefault("TEARDOWN_CUPTI", "1")
-
-
 def count_launches(fn: Callable[[], object], device: torch.device) -> int | None:
     """Kernel launches (and memsets/copies) one call of `fn` issues, counted by torch.profiler;
     None off the GPU, and None when the profiler saw no launch at all (every step on a GPU
-    launches something: it recorded no GPU activity)."""
+    launches something: it recorded no GPU activity). The session leaves CUPTI attached, which
+    slows the process's later eager steps: count after timing (launch_counts.py)."""
     if device.type != "cuda":
         return None
     from torch.profiler import ProfilerActivity, profile
 
-    release_cupti_after_profiling()
     fn()  # warm: first calls may compile or allocate
     torch.cuda.synchronize(device)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:

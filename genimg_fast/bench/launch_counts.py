@@ -1,0 +1,46 @@
+"""Kernel launches per step, counted once every case of a run has been timed.
+
+A torch.profiler session leaves NVIDIA's CUPTI attached to the process, and every eager step
+after it takes more host time: 25-35% more for a BN+ReLU step on the H200 machine
+(benchmarks/profiler_residue.py, gpu-check-20261127-h200-run8). Counting a case's launches right
+after its timings would slow every case timed after it. Detaching CUPTI after each session
+(TEARDOWN_CUPTI=1) avoids that, but with it repeated counts in one process came out wrong and a
+child process that counted launches hung (gpu-check-20261127-h100-run9, -h200-run10). So the
+counts wait here until nothing is left to time.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from genimg_fast.bench.timing import count_launches
+
+Step = Callable[[int], object]
+
+
+class DeferredLaunchCounts:
+    """Rows whose `launches` are filled in by count_all(), from steps kept until then."""
+
+    def __init__(self, count: Callable[[Callable[[], object], torch.device], int | None] = count_launches):
+        self._count = count
+        self._pending: list[tuple[list[dict], dict[str, Step], torch.device]] = []
+
+    def add(self, rows: list[dict], steps: dict[str, Step], device: torch.device) -> None:
+        """Count later one step (steps[row's variant](0)) of each row's variant."""
+        self._pending.append((rows, steps, device))
+
+    def count_all(self) -> None:
+        """Count every pending row's launches, then let its steps (and their memory) go."""
+        for rows, steps, device in self._pending:
+            counts = {name: self._count(lambda step=step: step(0), device) for name, step in steps.items()}
+            for row in rows:
+                row["launches"] = counts.get(row["variant"], row.get("launches"))
+        self._pending.clear()
+
+
+def count_now(rows: list[dict], steps: dict[str, Step], device: torch.device) -> None:
+    """The same at once, for a case run on its own (not in a suite with other cases after it)."""
+    counts = DeferredLaunchCounts()
+    counts.add(rows, steps, device)
+    counts.count_all()
