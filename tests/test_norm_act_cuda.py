@@ -133,6 +133,8 @@ def test_misaligned_tensors_take_the_element_path(cuda_kernels, per_sample, shap
         ((16, 64, 1, 1), False),      # 1x1 spatial: NCHW and NHWC coincide
         ((64, 128, 16, 16), False),   # DCGAN D
         ((2, 3, 67, 129), False),     # runs longer than a tile
+        ((64, 3, 64, 64), False),     # channels_last: 2048 row tiles of 128 would be too many partials
+        ((5, 7, 123, 117), False),    # channels_last: the same, rows not a multiple of the longer tiles
         ((1, 64, 256, 256), True),    # CycleGAN at batch 1: planes split across blocks
         ((4, 256, 64, 64), True),
         ((1, 33, 5, 4099), True),     # odd channels, run longer than one tile

@@ -7,8 +7,10 @@
 //   channel for batch norm, one run for instance norm). A tile covers `segments_per_tile`
 //   runs when S is small, or a `chunk` of one run when S is large. One block of 256 threads.
 // NHWC (channels_last): the tensor is a (rows = N*S, C) matrix. A tile covers 32 adjacent
-//   channels (coalesced across a warp) and `chunk` rows; for instance norm the rows of a tile
-//   stay within one sample. One block of 32 x 8 threads.
+//   channels (coalesced across a warp) and `chunk` rows: 128, or more where a group would
+//   otherwise have over kMaxNhwcPartials partials (one warp merges a group's partials, so their
+//   count is the merge's latency); for instance norm the rows of a tile stay within one sample.
+//   One block of 32 x 8 threads.
 // Reductions write one partial per (group, tile) into a workspace; a second kernel merges each
 // group's partials in a fixed order, so results are deterministic. The training ops fold that
 // merge into their elementwise pass (every tile merges its groups' partials) when a tile's merge
@@ -31,6 +33,9 @@ constexpr int kNormTileRows = kNormThreads / kNormTileChannels;
 // Partials one tile may merge (over all its groups) in the fused pass: 128 Welford values are
 // 1.5 KB against a tile's 16 KB or more of elements.
 constexpr int64_t kMaxMergedPartialsPerTile = 128;
+// A channels_last group's partials at most: 16 for each lane of the merging warp. 512 tiles of a
+// group still fill an H100 (132 SMs x 8 blocks) from two channel tiles (C = 64) on.
+constexpr int64_t kMaxNhwcPartials = 512;
 
 struct NormTiling {
   int64_t N, C, S;
@@ -69,7 +74,8 @@ inline NormTiling plan_norm_tiling(int64_t N, int64_t C, int64_t S, bool channel
     t.num_tiles = t.groups * t.partials_per_group;
   } else {
     const int64_t rows = per_sample ? S : N * S;
-    t.chunk = kNormTileElements / kNormTileChannels;
+    const int64_t rows_for_cap = ceil_div(ceil_div(rows, kMaxNhwcPartials), kNormTileRows) * kNormTileRows;
+    t.chunk = std::max<int64_t>(kNormTileElements / kNormTileChannels, rows_for_cap);
     t.chunks = ceil_div(rows, t.chunk);
     t.segments_per_tile = 1;
     t.segment_blocks = 1;

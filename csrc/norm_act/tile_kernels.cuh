@@ -84,12 +84,19 @@ __global__ void __launch_bounds__(kNormThreads)
 }
 
 // One warp combines a group's partials: lane-strided, then across lanes in a fixed order.
-// The result is in lane 0.
+// The result is in lane 0. Each lane loads four partials before it combines them (in the same
+// order as one at a time), so a long merge waits for memory once per four, not once per partial.
 template <typename V>
 __device__ __forceinline__ V warp_merge_partials(const V* __restrict__ partials, int64_t group, int64_t per_group,
                                                  int lane) {
+  const V* __restrict__ own = partials + group * per_group;
   V v = V::identity();
-  for (int64_t p = lane; p < per_group; p += kWarpLanes) v = V::combine(v, partials[group * per_group + p]);
+  int64_t p = lane;
+  for (; p + 3 * kWarpLanes < per_group; p += 4 * kWarpLanes) {
+    const V a = own[p], b = own[p + kWarpLanes], c = own[p + 2 * kWarpLanes], d = own[p + 3 * kWarpLanes];
+    v = V::combine(V::combine(V::combine(V::combine(v, a), b), c), d);
+  }
+  for (; p < per_group; p += kWarpLanes) v = V::combine(v, own[p]);
   return warp_combine(v);
 }
 

@@ -1,7 +1,8 @@
 // Host check of the norm kernels' tiling (csrc/norm_act/norm_act_tiling.h): for many shapes,
 // both layouts and both grouping modes, every element is visited exactly once, by a tile of
-// the element's own group, and every (group, partial) slot is written exactly once; and where
-// nchw_vector_width allows W-element vectors, every run starts and ends on a multiple of W.
+// the element's own group, and every (group, partial) slot is written exactly once; where
+// nchw_vector_width allows W-element vectors, every run starts and ends on a multiple of W; and a
+// channels_last group has at most kMaxNhwcPartials partials.
 // Prints "ok" or the first failure; built and run by tests/test_norm_tiling.py.
 #include <cstdio>
 #include <vector>
@@ -17,6 +18,10 @@ static int fail(const char* what, long long n, long long c, long long s, bool cl
 
 static int check(int64_t N, int64_t C, int64_t S, bool channels_last, bool per_sample) {
   const NormTiling t = plan_norm_tiling(N, C, S, channels_last, per_sample);
+  if (channels_last && (t.partials_per_group > kMaxNhwcPartials || t.chunk % kNormTileRows != 0)) {
+    return fail("channels_last tiling over its partials cap or off the block's rows", N, C, S, channels_last,
+                per_sample);
+  }
   std::vector<int> visits(N * C * S, 0);
   std::vector<int> slots(t.groups * t.partials_per_group, 0);
   auto group_of = [&](int64_t offset) {
@@ -71,7 +76,7 @@ static int check(int64_t N, int64_t C, int64_t S, bool channels_last, bool per_s
 int main() {
   const int64_t batches[] = {1, 2, 3, 7, 128};
   const int64_t channels[] = {1, 3, 31, 32, 33, 64, 97};
-  const int64_t spatial[] = {1, 2, 16, 63, 64, 96, 1023, 4096, 4097, 9000, 12288, 65536};
+  const int64_t spatial[] = {1, 2, 16, 63, 64, 96, 1023, 4096, 4097, 9000, 12288, 65536, 131073};
   int failures = 0;
   for (int64_t n : batches) {
     for (int64_t c : channels) {
