@@ -77,10 +77,18 @@ def _norm_layers(steps: dict[str, object], device: torch.device) -> dict[str, ob
     w, b = module.weight.detach(), module.bias.detach()
     buffers = (module.running_mean, module.running_var, module.num_batches_tracked)
     _, mean, var = ops.norm_act_train.default(x, w, b, False, 1e-5, "relu", 0.0)
+    # the backward alone: autograd.grad of a graph built once (its engine, node and kernels)
+    built = {"torch": (eager(x_grad), [x_grad, *eager.parameters()]),
+             "genimg_fast": (module(x_grad), [x_grad, *module.parameters()])}
+
+    def backward_of(name):
+        y, wrt = built[name]
+        return lambda: torch.autograd.grad(y, wrt, gy, retain_graph=True)
     return {
         "torch: F.batch_norm (training) + relu, no grad": no_grad(
             lambda: F.relu(F.batch_norm(x, *buffers[:2], w, b, True, 0.1, 1e-5))),
         "torch: nn.Sequential(BN, ReLU) forward": lambda: eager(x_grad),
+        "torch: autograd.grad of the built graph": backward_of("torch"),
         "torch: whole step (forward + autograd.grad)": steps["torch"],
         "genimg_fast: batch_norm_act_train_ kernel, no grad": no_grad(
             lambda: ops.batch_norm_act_train_.default(x, w, b, *buffers, 0.1, 1e-5, "relu", 0.0)),
@@ -89,6 +97,7 @@ def _norm_layers(steps: dict[str, object], device: torch.device) -> dict[str, ob
         "genimg_fast: BatchNormAct2d forward": lambda: module(x_grad),
         "genimg_fast: norm_act_train_backward kernel, as a backward calls it": below_autograd(
             lambda: ops.norm_act_train_backward.default(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)),
+        "genimg_fast: autograd.grad of the built graph": backward_of("genimg_fast"),
         "genimg_fast: whole step (forward + autograd.grad)": steps["genimg_fast"],
     }
 
