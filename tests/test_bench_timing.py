@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 
+import pytest
 import torch
 
 from genimg_fast.bench import suite
@@ -61,3 +62,16 @@ def test_the_suite_counts_launches_after_its_last_case_is_timed(monkeypatch):
     record = suite.run_suite(CPU, quick=True, compile_too=False, kinds="ops")
     assert events == ["timed first", "timed second", "counted first", "counted second"]
     assert [row["launches"] for row in record["results"]] == [None, 3, None, 3]
+
+
+def test_a_count_that_fails_leaves_its_row_unknown_and_the_others_counted():
+    def count(fn, device):
+        if fn() == "torch":
+            raise RuntimeError("CUPTI_ERROR_NOT_INITIALIZED")
+        return 4
+    counts = DeferredLaunchCounts(count)
+    rows = _rows("genimg_fast")
+    counts.add(rows, {"torch": lambda i: "torch", "genimg_fast": lambda i: "genimg_fast"}, CPU)
+    with pytest.warns(UserWarning, match="could not count the launches of op, case, torch: RuntimeError: CUPTI"):
+        counts.count_all()
+    assert [row["launches"] for row in rows] == [None, 4]

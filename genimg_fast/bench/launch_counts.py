@@ -10,6 +10,7 @@ counts wait here until nothing is left to time.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -31,11 +32,18 @@ class DeferredLaunchCounts:
         self._pending.append((rows, steps, device))
 
     def count_all(self) -> None:
-        """Count every pending row's launches, then let its steps (and their memory) go."""
+        """Count every pending row's launches, then let its steps (and their memory) go. A count
+        that fails leaves its row's launches unknown (None), with a warning: the timings stand."""
         for rows, steps, device in self._pending:
-            counts = {name: self._count(lambda step=step: step(0), device) for name, step in steps.items()}
             for row in rows:
-                row["launches"] = counts.get(row["variant"], row.get("launches"))
+                step = steps.get(row["variant"])
+                if step is None:
+                    continue
+                try:
+                    row["launches"] = self._count(lambda: step(0), device)
+                except Exception as exc:  # noqa: BLE001 - a profiler failure must not lose the run's timings
+                    warnings.warn(f"genimg-fast bench: could not count the launches of {row['op']}, "
+                                  f"{row['case']}, {row['variant']}: {type(exc).__name__}: {exc}", stacklevel=2)
         self._pending.clear()
 
 
