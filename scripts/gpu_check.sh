@@ -94,6 +94,10 @@ GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profile_host.py 2
   || failures+=("profile_host")
 head -n 8 "$OUT/profile_host.log" | tee -a "$LOG"
 
+step "does the suite's per-step event timing add host time to an eager step? (host loop, per step, per block)"
+GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/eager_timing_methods.py 2>&1 | grep -v "USDT" \
+  | tee "$OUT/eager_timing_methods.log" | tee -a "$LOG" || failures+=("eager_timing_methods")
+
 step "does a profiler session slow the eager steps after it? (why the bench counts launches last)"
 env -u TEARDOWN_CUPTI PYTHONPATH=. timeout 60 "$PY" benchmarks/profiler_residue.py 2>&1 | grep -v -i "warn" \
   | tee "$OUT/profiler_residue.log" | tee -a "$LOG" || failures+=("profiler_residue")
