@@ -1,6 +1,9 @@
 #pragma once
 // Aligned vector access: one 16-byte load/store moves 4 floats or 8 halves per thread.
+#include <cuda_runtime.h>
+
 #include <cstdint>
+#include <cstring>
 
 namespace genimg_fast {
 
@@ -14,9 +17,32 @@ __device__ __forceinline__ AlignedVector<T, N> load_vector(const T* base, int64_
   return reinterpret_cast<const AlignedVector<T, N>*>(base)[vector_index];
 }
 
+// A vector's bytes as one unsigned word or CUDA vector of words: stored through it, a vector
+// built element by element is written with one instruction (a struct assignment was split into
+// one store per element: the PTX of the norm kernels' fp32 stores showed four st.global.f32).
+template <int Bytes>
+struct RawBits {};
+template <>
+struct RawBits<2> { using type = unsigned short; };
+template <>
+struct RawBits<4> { using type = unsigned int; };
+template <>
+struct RawBits<8> { using type = uint2; };
+template <>
+struct RawBits<16> { using type = uint4; };
+
+template <typename T, int N>
+__device__ __forceinline__ void store_whole(AlignedVector<T, N>* destination, const AlignedVector<T, N>& v) {
+  using Raw = typename RawBits<sizeof(AlignedVector<T, N>)>::type;
+  static_assert(sizeof(Raw) == sizeof(AlignedVector<T, N>), "a vector is moved as one word");
+  Raw raw;
+  memcpy(&raw, &v, sizeof(Raw));
+  __stwb(reinterpret_cast<Raw*>(destination), raw);  // a plain assignment of raw was split as well
+}
+
 template <int N, typename T>
 __device__ __forceinline__ void store_vector(T* base, int64_t vector_index, const AlignedVector<T, N>& v) {
-  reinterpret_cast<AlignedVector<T, N>*>(base)[vector_index] = v;
+  store_whole(reinterpret_cast<AlignedVector<T, N>*>(base) + vector_index, v);
 }
 
 // N elements from p + offset (offset a multiple of N, p 16-byte aligned when N > 1).
@@ -27,7 +53,7 @@ __device__ __forceinline__ AlignedVector<T, N> load_vector_at(const T* p, int64_
 
 template <int N, typename T>
 __device__ __forceinline__ void store_vector_at(T* p, int64_t offset, const AlignedVector<T, N>& v) {
-  *reinterpret_cast<AlignedVector<T, N>*>(p + offset) = v;
+  store_whole(reinterpret_cast<AlignedVector<T, N>*>(p + offset), v);
 }
 
 // Elements per 16-byte access for T (1 when a pointer is not 16-byte aligned).
