@@ -53,10 +53,16 @@ struct StatsReducer {
   struct Context {};
   const scalar_t* x;
 
+  template <int VEC>
+  using Loaded = AlignedVector<scalar_t, VEC>;
+
   __device__ Context context(int64_t, int64_t) const { return {}; }
   template <int VEC>
-  __device__ void add(Value& v, const Context&, int64_t offset) const {
-    const auto xv = load_vector_at<VEC>(x, offset);
+  __device__ Loaded<VEC> load(int64_t offset) const {
+    return load_vector_at<VEC>(x, offset);
+  }
+  template <int VEC>
+  __device__ void accumulate(Value& v, const Context&, const Loaded<VEC>& xv) const {
 #pragma unroll
     for (int k = 0; k < VEC; ++k) v.push(static_cast<acc_t>(xv.val[k]));
   }
@@ -89,9 +95,15 @@ struct ApplyOp : GroupConstants<scalar_t> {
   scalar_t* y;
 
   template <int VEC>
-  __device__ void apply(const GroupAffine<acc_t>& a, int64_t offset) const {
+  using Loaded = AlignedVector<scalar_t, VEC>;
+
+  template <int VEC>
+  __device__ Loaded<VEC> load(int64_t offset) const {
+    return load_vector_at<VEC>(this->args.x, offset);
+  }
+  template <int VEC>
+  __device__ void finish(const GroupAffine<acc_t>& a, int64_t offset, const Loaded<VEC>& xv) const {
     const auto& args = this->args;
-    const auto xv = load_vector_at<VEC>(args.x, offset);
     AlignedVector<scalar_t, VEC> yv;
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
@@ -122,10 +134,19 @@ struct BackwardReducer : GroupConstants<scalar_t> {
   const scalar_t* dy;
 
   template <int VEC>
-  __device__ void add(Value& v, const GroupAffine<acc_t>& a, int64_t offset) const {
+  struct Loaded {
+    AlignedVector<scalar_t, VEC> x, dy;
+  };
+
+  template <int VEC>
+  __device__ Loaded<VEC> load(int64_t offset) const {
+    return {load_vector_at<VEC>(this->args.x, offset), load_vector_at<VEC>(dy, offset)};
+  }
+  template <int VEC>
+  __device__ void accumulate(Value& v, const GroupAffine<acc_t>& a, const Loaded<VEC>& in) const {
     const auto& args = this->args;
-    const auto xv = load_vector_at<VEC>(args.x, offset);
-    const auto dyv = load_vector_at<VEC>(dy, offset);
+    const auto& xv = in.x;
+    const auto& dyv = in.dy;
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
       const acc_t xhat = a.xhat(static_cast<acc_t>(xv.val[k]));
@@ -178,10 +199,19 @@ struct BackwardApplyOp {
                         batch_stats ? sum_dz_xhat[group] : acc_t(0));
   }
   template <int VEC>
-  __device__ void apply(const Context& c, int64_t offset) const {
+  struct Loaded {
+    AlignedVector<scalar_t, VEC> x, dy;
+  };
+
+  template <int VEC>
+  __device__ Loaded<VEC> load(int64_t offset) const {
+    return {load_vector_at<VEC>(constants.args.x, offset), load_vector_at<VEC>(dy, offset)};
+  }
+  template <int VEC>
+  __device__ void finish(const Context& c, int64_t offset, const Loaded<VEC>& in) const {
     const auto& args = constants.args;
-    const auto xv = load_vector_at<VEC>(args.x, offset);
-    const auto dyv = load_vector_at<VEC>(dy, offset);
+    const auto& xv = in.x;
+    const auto& dyv = in.dy;
     AlignedVector<scalar_t, VEC> dxv;
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {

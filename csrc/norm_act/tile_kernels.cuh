@@ -7,12 +7,16 @@
 //   group's partials (the tile with partial 0 also publishes the merged value), then transforms
 //   its elements with constants derived from it. Every merge runs warp_merge_partials, so a
 //   merged value is bit-identical wherever it is computed.
-// A Reducer provides Value, context(group, channel) and add<VEC>(value, context, offset); an
-// Elementwise op provides context(group, channel) and apply<VEC>(context, offset); a merging one
-// provides Value, publish(group, merged) and context(group, channel, merged) instead of the
-// first. Offsets are element indices of the dense tensor (64-bit); add/apply handle the VEC
-// elements from the offset on (NCHW kernels move VEC-element vectors when nchw_vector_width
-// allows, NHWC kernels single elements).
+// A Reducer provides Value, context(group, channel), load<VEC>(offset) -> Loaded<VEC> (reads the
+// inputs) and accumulate<VEC>(value, context, loaded); an Elementwise op provides
+// context(group, channel), load<VEC>(offset) and finish<VEC>(context, offset, loaded) (computes
+// and writes); a merging one provides Value, publish(group, merged) and context(group, channel,
+// merged) instead of the first. Offsets are element indices of the dense tensor (64-bit); each
+// call handles the VEC elements from the offset on (NCHW kernels move VEC-element vectors when
+// nchw_vector_width allows, NHWC kernels single elements). The elementwise loops load several
+// pieces before they finish any: otherwise a finish's store holds the next load back (the
+// compiler cannot tell the output from the inputs), leaving one load in flight per thread; the
+// PTX showed that alternation in every elementwise kernel.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -22,22 +26,75 @@
 
 namespace genimg_fast {
 
-// fn(offset) for each VEC-element piece of an NCHW tile, the block's threads taking turns. The
-// vector loop is unrolled so that each thread has several loads in flight.
-template <int VEC, typename Fn>
-__device__ __forceinline__ void for_each_nchw_piece(const NormTiling& t, const NchwTile& tile, Fn&& fn) {
-  if constexpr (VEC == 1) {
-    const uint32_t total = tile.runs * tile.run_length;
-    for (uint32_t e = threadIdx.x; e < total; e += blockDim.x) fn(nchw_offset(t, tile, e));
-  } else {
-    const uint32_t per_run = tile.run_length / VEC;
-    const uint32_t total = tile.runs * per_run;
-#pragma unroll 4
-    for (uint32_t v = threadIdx.x; v < total; v += blockDim.x) {
-      const uint32_t run = v / per_run;
-      fn(nchw_run_offset(t, tile, run) + static_cast<int64_t>(v - run * per_run) * VEC);
+constexpr int kNhwcRowsInFlight = 8;
+
+// For the NHWC tile's rows that are this thread's, in order: loaded[k] = load(row k's offset)
+// for kNhwcRowsInFlight rows at a time, then use(offset, loaded[k]) for each. (One 4-byte
+// element a row: a thread needs several in flight to keep memory busy.)
+template <typename Loaded, typename Load, typename Use>
+__device__ __forceinline__ void for_each_nhwc_row(const NormTiling& t, const NhwcTile& tile, Load&& load,
+                                                  Use&& use) {
+  for (int64_t first = tile.row_begin + threadIdx.y; first < tile.row_end;
+       first += kNhwcRowsInFlight * kNormTileRows) {
+    Loaded loaded[kNhwcRowsInFlight];
+#pragma unroll
+    for (int k = 0; k < kNhwcRowsInFlight; ++k) {
+      const int64_t row = first + k * kNormTileRows;
+      if (row < tile.row_end) loaded[k] = load(row * t.C + tile.channel);
+    }
+#pragma unroll
+    for (int k = 0; k < kNhwcRowsInFlight; ++k) {
+      const int64_t row = first + k * kNormTileRows;
+      if (row < tile.row_end) use(row * t.C + tile.channel, loaded[k]);
     }
   }
+}
+
+// Offset of the v-th VEC-element piece of an NCHW tile whose runs hold per_run pieces each.
+template <int VEC>
+__device__ __forceinline__ int64_t nchw_piece_offset(const NormTiling& t, const NchwTile& tile, uint32_t per_run,
+                                                     uint32_t v) {
+  const uint32_t run = v / per_run;
+  return nchw_run_offset(t, tile, run) + static_cast<int64_t>(v - run * per_run) * VEC;
+}
+
+constexpr int kNchwPiecesInFlight = 4;
+
+// The elementwise passes' loop over the VEC-element pieces of an NCHW tile, the block's threads
+// taking turns: loaded[k] = load(offset) for kNchwPiecesInFlight pieces at a time, then
+// use(offset, loaded[k]) for each.
+template <int VEC, typename Loaded, typename Load, typename Use>
+__device__ __forceinline__ void for_each_nchw_piece_loaded(const NormTiling& t, const NchwTile& tile, Load&& load,
+                                                           Use&& use) {
+  const uint32_t per_run = tile.run_length / VEC;
+  const uint32_t total = tile.runs * per_run;
+  for (uint32_t first = threadIdx.x; first < total; first += kNchwPiecesInFlight * blockDim.x) {
+    int64_t offsets[kNchwPiecesInFlight];
+    Loaded loaded[kNchwPiecesInFlight];
+#pragma unroll
+    for (int k = 0; k < kNchwPiecesInFlight; ++k) {
+      const uint32_t v = first + k * blockDim.x;
+      if (v < total) {
+        offsets[k] = nchw_piece_offset<VEC>(t, tile, per_run, v);
+        loaded[k] = load(offsets[k]);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kNchwPiecesInFlight; ++k) {
+      if (first + k * blockDim.x < total) use(offsets[k], loaded[k]);
+    }
+  }
+}
+
+// fn(offset) for each VEC-element piece of an NCHW tile, the block's threads taking turns. The
+// vector loop is unrolled so that each thread has several loads in flight (the reductions store
+// nothing inside it, so the compiler may issue the loads together).
+template <int VEC, typename Fn>
+__device__ __forceinline__ void for_each_nchw_piece(const NormTiling& t, const NchwTile& tile, Fn&& fn) {
+  const uint32_t per_run = tile.run_length / VEC;
+  const uint32_t total = tile.runs * per_run;
+#pragma unroll 4
+  for (uint32_t v = threadIdx.x; v < total; v += blockDim.x) fn(nchw_piece_offset<VEC>(t, tile, per_run, v));
 }
 
 template <int VEC, typename Reducer>
@@ -47,7 +104,9 @@ __global__ void __launch_bounds__(kNormThreads)
   const NchwTile tile = decode_nchw_tile(t, blockIdx.x);
   const auto context = reducer.context(tile.group, tile.channel);
   V v = V::identity();
-  for_each_nchw_piece<VEC>(t, tile, [&](int64_t offset) { reducer.template add<VEC>(v, context, offset); });
+  for_each_nchw_piece<VEC>(t, tile, [&](int64_t offset) {
+    reducer.template accumulate<VEC>(v, context, reducer.template load<VEC>(offset));
+  });
 
   __shared__ V warp_values[kNormThreads / kWarpLanes];
   const int lane = threadIdx.x % kWarpLanes, warp = threadIdx.x / kWarpLanes;
@@ -69,10 +128,10 @@ __global__ void __launch_bounds__(kNormThreads)
   V v = V::identity();
   if (tile.valid) {
     const auto context = reducer.context(tile.group, tile.channel);
-#pragma unroll 4  // several rows' loads in flight per thread
-    for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
-      reducer.template add<1>(v, context, row * t.C + tile.channel);
-    }
+    using Loaded = typename Reducer::template Loaded<1>;
+    for_each_nhwc_row<Loaded>(
+        t, tile, [&](int64_t offset) { return reducer.template load<1>(offset); },
+        [&](int64_t, const Loaded& in) { reducer.template accumulate<1>(v, context, in); });
   }
   __shared__ V row_values[kNormTileRows][kNormTileChannels];
   row_values[threadIdx.y][threadIdx.x] = v;
@@ -114,7 +173,10 @@ template <int VEC, typename Op>
 __global__ void __launch_bounds__(kNormThreads) elementwise_nchw_kernel(NormTiling t, Op op) {
   const NchwTile tile = decode_nchw_tile(t, blockIdx.x);
   const auto context = op.context(tile.group, tile.channel);
-  for_each_nchw_piece<VEC>(t, tile, [&](int64_t offset) { op.template apply<VEC>(context, offset); });
+  using Loaded = typename Op::template Loaded<VEC>;
+  for_each_nchw_piece_loaded<VEC, Loaded>(
+      t, tile, [&](int64_t offset) { return op.template load<VEC>(offset); },
+      [&](int64_t offset, const Loaded& in) { op.template finish<VEC>(context, offset, in); });
 }
 
 template <typename Op>
@@ -122,10 +184,10 @@ __global__ void __launch_bounds__(kNormThreads) elementwise_nhwc_kernel(NormTili
   const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
   if (!tile.valid) return;
   const auto context = op.context(tile.group, tile.channel);
-#pragma unroll 4  // several rows' loads in flight per thread
-  for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
-    op.template apply<1>(context, row * t.C + tile.channel);
-  }
+  using Loaded = typename Op::template Loaded<1>;
+  for_each_nhwc_row<Loaded>(
+      t, tile, [&](int64_t offset) { return op.template load<1>(offset); },
+      [&](int64_t offset, const Loaded& in) { op.template finish<1>(context, offset, in); });
 }
 
 template <int VEC, typename Op>
@@ -143,7 +205,10 @@ __global__ void __launch_bounds__(kNormThreads)
   }
   __syncthreads();
   const auto context = op.context(tile.group, tile.channel, merged);
-  for_each_nchw_piece<VEC>(t, tile, [&](int64_t offset) { op.template apply<VEC>(context, offset); });
+  using Loaded = typename Op::template Loaded<VEC>;
+  for_each_nchw_piece_loaded<VEC, Loaded>(
+      t, tile, [&](int64_t offset) { return op.template load<VEC>(offset); },
+      [&](int64_t offset, const Loaded& in) { op.template finish<VEC>(context, offset, in); });
 }
 
 template <typename Op>
@@ -165,10 +230,10 @@ __global__ void __launch_bounds__(kNormThreads)
   const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
   if (!tile.valid) return;
   const auto context = op.context(tile.group, tile.channel, merged[threadIdx.x]);
-#pragma unroll 4  // several rows' loads in flight per thread
-  for (int64_t row = tile.row_begin + threadIdx.y; row < tile.row_end; row += kNormTileRows) {
-    op.template apply<1>(context, row * t.C + tile.channel);
-  }
+  using Loaded = typename Op::template Loaded<1>;
+  for_each_nhwc_row<Loaded>(
+      t, tile, [&](int64_t offset) { return op.template load<1>(offset); },
+      [&](int64_t offset, const Loaded& in) { op.template finish<1>(context, offset, in); });
 }
 
 }  // namespace genimg_fast
