@@ -75,3 +75,16 @@ def test_a_count_that_fails_leaves_its_row_unknown_and_the_others_counted():
     with pytest.warns(UserWarning, match="could not count the launches of op, case, torch: RuntimeError: CUPTI"):
         counts.count_all()
     assert [row["launches"] for row in rows] == [None, 4]
+
+
+def test_objective_rows_get_their_own_steps_counts_and_forward_rows_none():
+    from genimg_fast.bench import objectives_bench
+    case = next(c for c in objectives_bench.cases(CPU, quick=False) if c.name == "cyclegan_D")
+    assert case.forward_too  # the full suite also times the value alone, under the same variant names
+    counts = DeferredLaunchCounts(lambda fn, device: 7)
+    rows = objectives_bench.run_case(case, CPU, compile_too=False, warmup=1, repeats=2, launch_counts=counts)
+    counts.count_all()
+    launches = {(row["op"], row["variant"]): row["launches"] for row in rows}
+    both, value_only = "cyclegan_D objective fwd+bwd", "cyclegan_D objective fwd"
+    assert launches == {(both, "torch"): 7, (both, "genimg_fast"): 7,
+                        (value_only, "torch"): None, (value_only, "genimg_fast"): None}

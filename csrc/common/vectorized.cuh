@@ -17,9 +17,10 @@ __device__ __forceinline__ AlignedVector<T, N> load_vector(const T* base, int64_
   return reinterpret_cast<const AlignedVector<T, N>*>(base)[vector_index];
 }
 
-// A vector's bytes as one unsigned word or CUDA vector of words: stored through it, a vector
-// built element by element is written with one instruction (a struct assignment was split into
-// one store per element: the PTX of the norm kernels' fp32 stores showed four st.global.f32).
+// A vector's bytes as one unsigned word or CUDA vector of words: stored through it with __stwb,
+// a vector built element by element is written with one instruction (in the norm kernels a
+// struct assignment, or one of the raw word, was split into one st.global per element). The
+// asm store is also a compiler barrier: callers load what they need before it.
 template <int Bytes>
 struct RawBits {};
 template <>
@@ -37,12 +38,14 @@ __device__ __forceinline__ void store_whole(AlignedVector<T, N>* destination, co
   static_assert(sizeof(Raw) == sizeof(AlignedVector<T, N>), "a vector is moved as one word");
   Raw raw;
   memcpy(&raw, &v, sizeof(Raw));
-  __stwb(reinterpret_cast<Raw*>(destination), raw);  // a plain assignment of raw was split as well
+  __stwb(reinterpret_cast<Raw*>(destination), raw);
 }
 
+// (Stored by assignment: the loss kernels that use it get one vector store so, and their
+// __restrict__ pointers let the compiler move loads past it, which the asm store would forbid.)
 template <int N, typename T>
 __device__ __forceinline__ void store_vector(T* base, int64_t vector_index, const AlignedVector<T, N>& v) {
-  store_whole(reinterpret_cast<AlignedVector<T, N>*>(base) + vector_index, v);
+  reinterpret_cast<AlignedVector<T, N>*>(base)[vector_index] = v;
 }
 
 // N elements from p + offset (offset a multiple of N, p 16-byte aligned when N > 1).

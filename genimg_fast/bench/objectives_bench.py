@@ -187,9 +187,9 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
     timings = time_side_by_side(steps, device, warmup=warmup, repeats=repeats)
     rows = timing_rows(timings, op=f"{case.name} objective fwd+bwd", case=case.label, shape=case.largest_shape,
                        dtype=torch.float32, modeled_bytes=modeled_bytes(case))
-    if device.type == "cuda" and launch_counts is not None:  # launches are counted on a GPU only
-        launch_counts.add(rows, steps, device)
-    elif device.type == "cuda":
+    if launch_counts is not None:  # a copy of the list: the forward-only rows below are not its steps'
+        launch_counts.add(list(rows), steps, device)
+    elif device.type == "cuda":  # launches are counted on a GPU only
         count_now(rows, steps, device)
     if case.forward_too:  # the value alone (no gradient wanted: the fused op stores none)
         rows += forward_rows({n: (lambda i, o=o: o(sets[i % len(sets)])) for n, o in variants.items()}, device,
