@@ -6,7 +6,9 @@ after it takes more host time: 25-35% more for a BN+ReLU step on the H200 machin
 after its timings would slow every case timed after it. Detaching CUPTI after each session
 (TEARDOWN_CUPTI=1) avoids that, but with it repeated counts in one process came out wrong and a
 child process that counted launches hung (gpu-check-20261127-h100-run9, -h200-run10). So the
-counts wait here until nothing is left to time.
+counts wait here until nothing is left to time. The price: each counted case's steps (inputs,
+CUDA graphs, compiled callables) stay alive until then; a compiled step compiles again when the
+suite reset dynamo since; and a run cut short records no counts.
 """
 from __future__ import annotations
 
