@@ -8,7 +8,8 @@ both variants pulls their ratio towards 1. This times torch's and genimg_fast's 
 in one process, several ways:
 
 - host loop: perf_counter around 200 steps, no sync inside (what a training loop pays);
-- events per step: the suite's method (bench.timing.time_side_by_side);
+- events per step: the suite's method (bench.timing.time_side_by_side), also in alternating rounds
+  with the steps' CUDA-graph replays, as the suite times them;
 - events per block: one event pair around 20 steps, divided by 20;
 - the same three after both steps were captured into CUDA graphs, as the suite does first;
 - events per step with Python's garbage collector off.
@@ -51,9 +52,13 @@ def report(title: str, steps: dict, device: torch.device) -> None:
     events = {name: t.median_ms * 1e3 for name, t in
               time_side_by_side(eager, device, warmup=10, repeats=500).items()}
     blocked = {name: blocked_events_us(lambda fn=fn: fn(0), device) for name, fn in eager.items()}
+    methods = [("host loop", host), ("events per step", events), ("events per block of 20", blocked)]
+    if len(steps) > len(eager):  # as the suite times them: in alternating rounds with the graph replays
+        with_graphs = time_side_by_side(steps, device, warmup=10, repeats=500)
+        methods.append(("events per step, with replays", {name: with_graphs[name].median_ms * 1e3 for name in eager}))
     print(f"\n== {title}")
-    for method, times in (("host loop", host), ("events per step", events), ("events per block of 20", blocked)):
-        print(f"  {method:24s} torch {times['torch']:7.1f} us  genimg_fast {times['genimg_fast']:7.1f} us  "
+    for method, times in methods:
+        print(f"  {method:30s} torch {times['torch']:7.1f} us  genimg_fast {times['genimg_fast']:7.1f} us  "
               f"ratio {times['torch'] / times['genimg_fast']:.2f}")
 
 
