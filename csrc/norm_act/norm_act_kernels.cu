@@ -46,6 +46,12 @@ struct GroupConstants {
   }
 };
 
+// What the backward passes read of an element piece: the forward's input and the output's gradient.
+template <typename scalar_t, int VEC>
+struct InputAndGrad {
+  AlignedVector<scalar_t, VEC> x, dy;
+};
+
 template <typename scalar_t>
 struct StatsReducer {
   using acc_t = acc_type_t<scalar_t>;
@@ -134,9 +140,7 @@ struct BackwardReducer : GroupConstants<scalar_t> {
   const scalar_t* dy;
 
   template <int VEC>
-  struct Loaded {
-    AlignedVector<scalar_t, VEC> x, dy;
-  };
+  using Loaded = InputAndGrad<scalar_t, VEC>;
 
   template <int VEC>
   __device__ Loaded<VEC> load(int64_t offset) const {
@@ -199,9 +203,7 @@ struct BackwardApplyOp {
                         batch_stats ? sum_dz_xhat[group] : acc_t(0));
   }
   template <int VEC>
-  struct Loaded {
-    AlignedVector<scalar_t, VEC> x, dy;
-  };
+  using Loaded = InputAndGrad<scalar_t, VEC>;
 
   template <int VEC>
   __device__ Loaded<VEC> load(int64_t offset) const {

@@ -86,6 +86,25 @@ __device__ __forceinline__ void for_each_nchw_piece_loaded(const NormTiling& t, 
   }
 }
 
+// An elementwise op over the tile's elements, with its group's context (loads ahead of stores).
+template <int VEC, typename Op, typename Context>
+__device__ __forceinline__ void finish_nchw_tile(const NormTiling& t, const NchwTile& tile, const Op& op,
+                                                 const Context& context) {
+  using Loaded = typename Op::template Loaded<VEC>;
+  for_each_nchw_piece_loaded<VEC, Loaded>(
+      t, tile, [&](int64_t offset) { return op.template load<VEC>(offset); },
+      [&](int64_t offset, const Loaded& in) { op.template finish<VEC>(context, offset, in); });
+}
+
+template <typename Op, typename Context>
+__device__ __forceinline__ void finish_nhwc_tile(const NormTiling& t, const NhwcTile& tile, const Op& op,
+                                                 const Context& context) {
+  using Loaded = typename Op::template Loaded<1>;
+  for_each_nhwc_row<Loaded>(
+      t, tile, [&](int64_t offset) { return op.template load<1>(offset); },
+      [&](int64_t offset, const Loaded& in) { op.template finish<1>(context, offset, in); });
+}
+
 // fn(offset) for each VEC-element piece of an NCHW tile, the block's threads taking turns. The
 // vector loop is unrolled so that each thread has several loads in flight (the reductions store
 // nothing inside it, so the compiler may issue the loads together).
@@ -173,10 +192,7 @@ template <int VEC, typename Op>
 __global__ void __launch_bounds__(kNormThreads) elementwise_nchw_kernel(NormTiling t, Op op) {
   const NchwTile tile = decode_nchw_tile(t, blockIdx.x);
   const auto context = op.context(tile.group, tile.channel);
-  using Loaded = typename Op::template Loaded<VEC>;
-  for_each_nchw_piece_loaded<VEC, Loaded>(
-      t, tile, [&](int64_t offset) { return op.template load<VEC>(offset); },
-      [&](int64_t offset, const Loaded& in) { op.template finish<VEC>(context, offset, in); });
+  finish_nchw_tile<VEC>(t, tile, op, context);
 }
 
 template <typename Op>
@@ -184,10 +200,7 @@ __global__ void __launch_bounds__(kNormThreads) elementwise_nhwc_kernel(NormTili
   const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
   if (!tile.valid) return;
   const auto context = op.context(tile.group, tile.channel);
-  using Loaded = typename Op::template Loaded<1>;
-  for_each_nhwc_row<Loaded>(
-      t, tile, [&](int64_t offset) { return op.template load<1>(offset); },
-      [&](int64_t offset, const Loaded& in) { op.template finish<1>(context, offset, in); });
+  finish_nhwc_tile(t, tile, op, context);
 }
 
 template <int VEC, typename Op>
@@ -205,10 +218,7 @@ __global__ void __launch_bounds__(kNormThreads)
   }
   __syncthreads();
   const auto context = op.context(tile.group, tile.channel, merged);
-  using Loaded = typename Op::template Loaded<VEC>;
-  for_each_nchw_piece_loaded<VEC, Loaded>(
-      t, tile, [&](int64_t offset) { return op.template load<VEC>(offset); },
-      [&](int64_t offset, const Loaded& in) { op.template finish<VEC>(context, offset, in); });
+  finish_nchw_tile<VEC>(t, tile, op, context);
 }
 
 template <typename Op>
@@ -230,10 +240,7 @@ __global__ void __launch_bounds__(kNormThreads)
   const NhwcTile tile = decode_nhwc_tile(t, blockIdx.x, threadIdx.x);
   if (!tile.valid) return;
   const auto context = op.context(tile.group, tile.channel, merged[threadIdx.x]);
-  using Loaded = typename Op::template Loaded<1>;
-  for_each_nhwc_row<Loaded>(
-      t, tile, [&](int64_t offset) { return op.template load<1>(offset); },
-      [&](int64_t offset, const Loaded& in) { op.template finish<1>(context, offset, in); });
+  finish_nhwc_tile(t, tile, op, context);
 }
 
 }  // namespace genimg_fast
