@@ -26,14 +26,12 @@ import torch
 
 from genimg_fast.bench.graphs import add_graph_variants
 from genimg_fast.bench.timing import time_side_by_side
-from profile_norm_act import host_us, norm_act_steps  # the script beside this one
+from profile_norm_act import host_us, norm_act_steps, warm_up  # the script beside this one
 
 
 def blocked_events_us(step, device: torch.device, block: int = 20, samples: int = 25) -> float:
     """The median over samples of one event pair around `block` steps, per step."""
-    for _ in range(5):
-        step()
-    torch.cuda.synchronize(device)
+    warm_up(step, device, 5)
     per_step = []
     for _ in range(samples):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
