@@ -4,10 +4,11 @@ padding's and some convolutions' backward), per recipe and implementation, in fu
 precision, with cuDNN's nondeterministic algorithms allowed and not. Small recipes of the
 trainer tests (tests/test_train_cuda.py); needs a GPU.
 
-    PYTHONPATH=. python benchmarks/compare_graph_training.py
+    PYTHONPATH=. python benchmarks/compare_graph_training.py [RECIPE ...] [--impl fused|reference]
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -27,17 +28,26 @@ def drift(a: list[dict], b: list[dict]) -> list[float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipes", nargs="*", metavar="RECIPE", help=f"some of {', '.join(RUNS)} "
+                        "(default: cyclegan dcgan pix2pix)")
+    parser.add_argument("--impl", choices=["fused", "reference"], action="append")
+    args = parser.parse_args()
+    unknown = sorted(set(args.recipes) - set(RUNS))
+    if unknown:
+        parser.error(f"unknown recipe(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
+    args.recipes = args.recipes or ["cyclegan", "dcgan", "pix2pix"]
     saved = torch.backends.cudnn.deterministic
     try:
-        compare_all()
+        compare_all(args.recipes, args.impl or ["fused", "reference"])
     finally:
         torch.backends.cudnn.deterministic = saved
 
 
-def compare_all() -> None:
-    for name in ("cyclegan", "dcgan", "pix2pix"):
+def compare_all(recipes: list[str], impls: list[str]) -> None:
+    for name in recipes:
         train, config_cls, base = RUNS[name]
-        for impl in ("fused", "reference"):
+        for impl in impls:
             for deterministic in (True, False):
                 torch.backends.cudnn.deterministic = deterministic
                 with tempfile.TemporaryDirectory() as tmp, exact_fp32():
