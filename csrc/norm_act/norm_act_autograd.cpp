@@ -57,7 +57,8 @@ struct ParamEdges {
 bool needs_grad(AutogradContext* ctx, int edge) { return edge >= 0 && ctx->needs_input_grad(edge); }
 
 at::Tensor param_grad(AutogradContext* ctx, int edge, const at::Tensor& grad, const at::Tensor& param) {
-  return needs_grad(ctx, edge) ? grad.to(param.scalar_type()) : at::Tensor();
+  if (!needs_grad(ctx, edge)) return at::Tensor();
+  return grad.scalar_type() == param.scalar_type() ? grad : grad.to(param.scalar_type());
 }
 
 void save_options(AutogradContext* ctx, double eps, c10::string_view activation, double slope) {

@@ -52,9 +52,16 @@ at::ScalarType acc_scalar_type(const at::Tensor& x) {
   return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+// t as a contiguous `dtype` tensor: t itself, without a dispatcher call, when it already is one
+// (the usual fp32 parameters and statistics; small steps are bound by host time).
+at::Tensor contiguous_as(const at::Tensor& t, at::ScalarType dtype) {
+  if (t.scalar_type() == dtype && t.is_contiguous()) return t;
+  return t.to(dtype).contiguous();
+}
+
 OptTensor as_acc(const OptTensor& t, at::ScalarType acc) {
   if (!t.has_value()) return std::nullopt;
-  return t->to(acc).contiguous();  // no copy for the usual fp32 parameters
+  return contiguous_as(*t, acc);
 }
 
 // Output allocated like torch.empty_like(x); `work` is where the kernel writes (x's dense layout).
@@ -257,7 +264,7 @@ at::Tensor norm_act_apply_cuda(const at::Tensor& x, const at::Tensor& mean, cons
   const DenseInput in = dense_input(x);
   const auto acc = acc_scalar_type(x);
   Output y = output_like(x, in);
-  apply_into(in, tiling_for(in, mean.dim() == 2), mean.to(acc).contiguous(), var.to(acc).contiguous(),
+  apply_into(in, tiling_for(in, mean.dim() == 2), contiguous_as(mean, acc), contiguous_as(var, acc),
              as_acc(weight, acc), as_acc(bias, acc), eps, act, slope, y.work);
   return y.finish();
 }
@@ -277,7 +284,7 @@ std::tuple<at::Tensor, at::Tensor> norm_act_backward_reduce_cuda(const at::Tenso
   }
   const DenseInput in = dense_input(x);
   return backward_sums(in, tiling_for(in, mean.dim() == 2), in_layout(grad_y, in),
-                       mean.to(acc).contiguous(), var.to(acc).contiguous(), as_acc(weight, acc), as_acc(bias, acc),
+                       contiguous_as(mean, acc), contiguous_as(var, acc), as_acc(weight, acc), as_acc(bias, acc),
                        eps, act, slope);
 }
 
@@ -306,7 +313,7 @@ at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tens
   const auto acc = acc_scalar_type(x);
   Output dx = output_like(x, in);
   backward_apply_into(in, tiling_for(in, mean.dim() == 2), in_layout(grad_y, in),
-                      mean.to(acc).contiguous(), var.to(acc).contiguous(), as_acc(weight, acc), as_acc(bias, acc),
+                      contiguous_as(mean, acc), contiguous_as(var, acc), as_acc(weight, acc), as_acc(bias, acc),
                       as_acc(sum_dz, acc), as_acc(sum_dz_xhat, acc), count, eps, act, slope, dx.work);
   return dx.finish();
 }
@@ -408,7 +415,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
   const DenseInput in = dense_input(x);
   const NormTiling t = tiling_for(in, per_sample);
   const at::Tensor dy = in_layout(grad_y, in);
-  const at::Tensor mean_acc = mean.to(acc).contiguous(), var_acc = var.to(acc).contiguous();
+  const at::Tensor mean_acc = contiguous_as(mean, acc), var_acc = contiguous_as(var, acc);
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
   at::Tensor sum_dz = at::empty_like(mean_acc), sum_dz_xhat = at::empty_like(mean_acc);
   at::Tensor workspace = workspace_for(t, in.x, /*training=*/true);
