@@ -20,28 +20,21 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 
 import torch
 
 from genimg_fast.bench.graphs import add_graph_variants
-from genimg_fast.bench.timing import time_side_by_side
-from profile_norm_act import host_us, norm_act_steps, warm_up  # the script beside this one
+from genimg_fast.bench.timing import time_callable, time_side_by_side
+from profile_norm_act import host_us, norm_act_steps  # the script beside this one
 
 
 def blocked_events_us(step, device: torch.device, block: int = 20, samples: int = 25) -> float:
-    """The median over samples of one event pair around `block` steps, per step."""
-    warm_up(step, device, 5)
-    per_step = []
-    for _ in range(samples):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+    """The median over samples of one event pair around `block` steps (bench.timing's
+    time_callable with a block for a call), per step."""
+    def run_block(_i: int) -> None:
         for _ in range(block):
             step()
-        end.record()
-        end.synchronize()
-        per_step.append(start.elapsed_time(end) * 1e3 / block)
-    return statistics.median(per_step)
+    return time_callable(run_block, device, warmup=1, repeats=samples).median_ms * 1e3 / block
 
 
 def report(title: str, steps: dict, device: torch.device) -> None:

@@ -21,7 +21,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from genimg_fast.bench.timing import time_callable
-from profile_norm_act import host_us  # the script beside this one
+from profile_norm_act import host_us, norm_act_steps  # the script beside this one
 
 
 def _events_us(fn, device: torch.device) -> float:
@@ -33,13 +33,8 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("profiler_residue.py needs a CUDA GPU")
     device = torch.device("cuda")
-    norm, relu = torch.nn.BatchNorm2d(256).to(device), torch.nn.ReLU()
-    x = torch.randn(128, 256, 8, 8, device=device, requires_grad=True)
+    step = norm_act_steps((128, 256, 8, 8), device)["torch"]
     small = torch.zeros(16, device=device)
-
-    def step():
-        y = relu(norm(x))
-        return torch.autograd.grad(y, [x, norm.weight, norm.bias], torch.ones_like(y))
 
     def plain():
         small.add_(1)

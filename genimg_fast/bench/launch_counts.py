@@ -47,10 +47,3 @@ class DeferredLaunchCounts:
                     warnings.warn(f"genimg-fast bench: could not count the launches of {row['op']}, "
                                   f"{row['case']}, {row['variant']}: {type(exc).__name__}: {exc}", stacklevel=2)
         self._pending.clear()
-
-
-def count_now(rows: list[dict], steps: dict[str, Step], device: torch.device) -> None:
-    """The same at once, for a case run on its own (not in a suite with other cases after it)."""
-    counts = DeferredLaunchCounts()
-    counts.add(rows, steps, device)
-    counts.count_all()

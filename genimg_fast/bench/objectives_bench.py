@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from genimg_fast.bench.checks import check_each, finish, without
 from genimg_fast.bench.graphs import add_graph_variants
-from genimg_fast.bench.launch_counts import DeferredLaunchCounts, count_now
+from genimg_fast.bench.launch_counts import DeferredLaunchCounts
 from genimg_fast.bench.rows import forward_rows, timing_rows
 from genimg_fast.bench.timing import time_side_by_side
 from genimg_fast.ops import objectives
@@ -165,8 +165,8 @@ def check_variants(variants: dict[str, Objective], case: ObjectiveCase, tensors:
 
 def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, warmup: int, repeats: int,
              launch_counts: DeferredLaunchCounts | None = None) -> list[dict]:
-    """The case's rows; their launches counted at once, or by `launch_counts` when the suite has
-    timed everything (a profiler session slows the eager steps timed after it)."""
+    """The case's rows; their launches counted by `launch_counts` once the suite has timed
+    everything (a profiler session slows the eager steps timed after it), or not at all (None)."""
     variants = {"torch": reference(case.name), "genimg_fast": fused(case.name)}
     if compile_too:
         variants["torch.compile(torch)"] = torch.compile(reference(case.name))
@@ -189,8 +189,6 @@ def run_case(case: ObjectiveCase, device: torch.device, *, compile_too: bool, wa
                        dtype=torch.float32, modeled_bytes=modeled_bytes(case))
     if launch_counts is not None:  # a copy of the list: the forward-only rows below are not its steps'
         launch_counts.add(list(rows), steps, device)
-    elif device.type == "cuda":  # launches are counted on a GPU only
-        count_now(rows, steps, device)
     if case.forward_too:  # the value alone (no gradient wanted: the fused op stores none)
         rows += forward_rows({n: (lambda i, o=o: o(sets[i % len(sets)])) for n, o in variants.items()}, device,
                              warmup=warmup, repeats=repeats, op=f"{case.name} objective fwd", case=case.label,
