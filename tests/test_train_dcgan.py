@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ pytest.importorskip("torchvision")
 pytest.importorskip("matplotlib")
 
 from genimg_fast.cli import main  # noqa: E402
+from genimg_fast.data import image_folder  # noqa: E402
 from genimg_fast.models import DCGANGenerator  # noqa: E402
 from genimg_fast.train import DCGANConfig, train_dcgan  # noqa: E402
 from genimg_fast.train.interrupt import StopRequest  # noqa: E402
@@ -90,6 +92,17 @@ def test_image_folders_flat_and_with_classes(tmp_path):
         summary = train_dcgan(DCGANConfig(data=str(tmp_path / data), out=str(tmp_path / f"out_{data}"), epochs=1,
                                           **{**TINY, "dataset_size": 0}))
         assert summary["steps"] == 2
+
+
+def test_a_class_folder_set_pickles_for_spawned_workers(tmp_path):
+    """DataLoader workers started by spawn (macOS, Windows) receive the dataset pickled."""
+    _write_images(tmp_path / "dogs", 2)
+    _write_images(tmp_path / "cats", 3)
+    (tmp_path / "empty").mkdir()
+    data = pickle.loads(pickle.dumps(image_folder(tmp_path, 16)))
+    assert [str(f.relative_to(tmp_path)) for f in data.files] == [
+        "cats/img_0.png", "cats/img_1.png", "cats/img_2.png", "dogs/img_0.png", "dogs/img_1.png"]
+    assert data[4][0].shape == (3, 16, 16)
 
 
 def test_bad_data_names_the_path(tmp_path):

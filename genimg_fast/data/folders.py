@@ -1,6 +1,6 @@
 """User image folders for DCGAN and the VAE, read with torchvision, preprocessed as the
 pytorch/examples DCGAN does (resize, centre crop, to [-1, 1]). A folder with class
-subfolders is a torchvision ImageFolder; a flat folder of images works too. Problems name the
+subfolders is read as torchvision's ImageFolder reads it; a flat folder of images works too. Problems name the
 path: a missing folder, a folder without images, a file that is not a readable image."""
 from __future__ import annotations
 
@@ -73,8 +73,9 @@ def _class_folders(root: Path) -> list[Path]:
 
 
 def image_folder(root: str | Path, image_size: int, channels: int = 3, unit_range: bool = False) -> Dataset:
-    """The images under `root` for an unconditional model (labels unused): torchvision's
-    ImageFolder when subfolders hold images (one class each), else the images directly in root."""
+    """The images under `root` for an unconditional model (labels unused): when subfolders hold
+    images, those of each such folder in torchvision ImageFolder's order (its make_dataset), else
+    the images directly in root."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder (give a folder of images, or 'shapes' for the built-in set)")
@@ -82,10 +83,8 @@ def image_folder(root: str | Path, image_size: int, channels: int = 3, unit_rang
     classes = _class_folders(root)
     if not classes:
         return FlatImageFolder(image_files(root), transform)
-
-    class ClassFolders(torchvision_module().datasets.ImageFolder):
-        def find_classes(self, directory):  # only the folders that hold images
-            names = [d.name for d in classes]
-            return names, {name: i for i, name in enumerate(names)}
-
-    return ClassFolders(str(root), transform=transform, loader=load_image)
+    folder = torchvision_module().datasets.folder
+    samples = folder.make_dataset(str(root), {d.name: i for i, d in enumerate(classes)}, folder.IMG_EXTENSIONS)
+    # A module-level dataset, not an ImageFolder subclass made here: workers started by spawn
+    # (macOS, Windows) must be able to pickle it.
+    return FlatImageFolder([Path(path) for path, _ in samples], transform)
