@@ -89,8 +89,6 @@ def _resumed_config(args: argparse.Namespace) -> dict | None:
     trainer then says so)."""
     if not args.resume:
         return None
-    from pathlib import Path
-
     from genimg_fast.train.checkpoint import saved_run_config
     from genimg_fast.train.loop import STATE_FILE
 

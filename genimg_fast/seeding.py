@@ -4,8 +4,15 @@ options accept can overflow (`--seed 2000000000` made ((seed * 7919 + epoch) * 1
 pass 2**63). Values already in range are kept, so the draws of the usual seeds stay as they were."""
 from __future__ import annotations
 
+import torch
+
 SEED_LIMIT = 2**63  # seeds are 0 .. SEED_LIMIT - 1
 
 
 def derived_seed(value: int) -> int:
     return value % SEED_LIMIT
+
+
+def seeded_generator(value: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on `device` seeded with derived_seed(value)."""
+    return torch.Generator(device=device).manual_seed(derived_seed(value))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from genimg_fast.seeding import derived_seed
+from genimg_fast.seeding import seeded_generator
 
 
 class EpochSeeded(Dataset):
@@ -20,5 +20,4 @@ class EpochSeeded(Dataset):
         self.epoch = epoch
 
     def _generator(self, index: int, stream: int) -> torch.Generator:
-        return torch.Generator().manual_seed(
-            derived_seed(((self.seed * 7_919 + self.epoch) * 1_000_003 + index) * self.STREAMS + stream))
+        return seeded_generator(((self.seed * 7_919 + self.epoch) * 1_000_003 + index) * self.STREAMS + stream)

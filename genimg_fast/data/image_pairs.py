@@ -40,7 +40,9 @@ class ResizeCropFlip:
         image = F.crop(image, top, left, self.crop_size, self.crop_size)
         if flip:
             image = F.hflip(image)
-        image = image.convert("L" if self.channels == 1 else "RGB")
+        mode = "L" if self.channels == 1 else "RGB"
+        if image.mode != mode:  # the loader gives RGB; convert would copy it all the same
+            image = image.convert(mode)
         return F.normalize(F.to_tensor(image), [0.5] * self.channels, [0.5] * self.channels)
 
 

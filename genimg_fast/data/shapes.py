@@ -11,7 +11,7 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import Dataset
 
-from genimg_fast.seeding import derived_seed
+from genimg_fast.seeding import seeded_generator
 
 SHAPES = ("disc", "square", "triangle")
 
@@ -33,7 +33,7 @@ class Scene(NamedTuple):
 
 def draw_scene(seed: int, image_size: int, channels: int) -> Scene:
     """One to three shapes of random kind, size, place and colour, from the seed alone."""
-    g = torch.Generator().manual_seed(derived_seed(seed))
+    g = seeded_generator(seed)
     n = image_size
     background = torch.rand(channels, generator=g) * 0.3
     shapes, largest, label = [], 0.0, 0

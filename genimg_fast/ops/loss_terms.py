@@ -128,15 +128,15 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(*stored)
 
 
-def refuse_double_backward(spec: str, op: str = _OP) -> None:
+def _refuse_double_backward(spec: str) -> None:
     """A backward being recorded (create_graph=True, e.g. an R1 penalty on a loss's gradient)
     would take the stored gradients for constants: wrong for every kind whose gradient depends
     on its input. Refused with the way out, instead of a silently wrong second derivative."""
-    curved = sorted({kind for kind, _ in parse_spec(spec, len(spec.split(",")), op)} -
+    curved = sorted({kind for kind, _ in parse_spec(spec, len(spec.split(",")), _OP)} -
                     set(math.LINEAR_GRADIENT_KINDS))
     if curved:
         raise RuntimeError(
-            f"{op}: double backward (create_graph=True through the fused {', '.join(curved)} loss) is not "
+            f"{_OP}: double backward (create_graph=True through the fused {', '.join(curved)} loss) is not "
             "supported: the fused loss computes its gradient in the forward, and a graph of its backward would "
             "treat that gradient as a constant. Compute a loss you differentiate twice with torch's own "
             "functions (torch.nn.functional, or impl='reference' in the recipes)")
@@ -147,7 +147,7 @@ def _backward(ctx, grad_terms, grad_total, _grad_stored):
         raise RuntimeError(f"{_OP} was called with compute_grad=False, so it stored no gradient; call "
                            "genimg_fast.ops.loss_terms, which sets it when a gradient is needed")
     if torch.is_grad_enabled():
-        refuse_double_backward(ctx.spec)
+        _refuse_double_backward(ctx.spec)
     grads = scale_stored_grads(list(ctx.saved_tensors), grad_total, grad_terms, ctx.spec)
     return grads, ctx.target_grads, None, None, None, None
 

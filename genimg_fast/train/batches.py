@@ -7,7 +7,7 @@ import signal
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genimg_fast.seeding import derived_seed
+from genimg_fast.seeding import seeded_generator
 
 
 def epoch_batches(dataset_size: int, batch_size: int, seed: int, epoch: int, processes: int = 1) -> list[list[int]]:
@@ -15,7 +15,7 @@ def epoch_batches(dataset_size: int, batch_size: int, seed: int, epoch: int, pro
     image (batch norm cannot train on one value per channel: the reference would stop with
     torch's error there) or, with several processes, when it does not split into equal slices; a
     data set smaller than one batch is cut to equal slices."""
-    order = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(derived_seed(seed * 100_003 + epoch))).tolist()
+    order = torch.randperm(dataset_size, generator=seeded_generator(seed * 100_003 + epoch)).tolist()
     batches = [order[i:i + batch_size] for i in range(0, dataset_size, batch_size)]
     last = len(batches[-1]) if batches else 0
     if len(batches) > 1 and last < batch_size and ((last == 1 and batch_size > 1) or last % processes):
@@ -30,7 +30,7 @@ def batch_loader(dataset: Dataset, batches: list[list[int]], workers: int, pin_m
     seed from it, which would otherwise advance the global RNG the models' noise comes from (and
     a resumed run would then draw other noise than an uninterrupted one)."""
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
-                      persistent_workers=False, generator=torch.Generator().manual_seed(derived_seed(seed)),
+                      persistent_workers=False, generator=seeded_generator(seed),
                       worker_init_fn=_leave_ctrl_c_to_the_trainer if workers else None)
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from genimg_fast.data import ColouredShapes, image_folder
 from genimg_fast.models import DCGANDiscriminator, DCGANGenerator
 from genimg_fast.nn import DiscriminatorLoss, GANLoss
-from genimg_fast.seeding import derived_seed
+from genimg_fast.seeding import seeded_generator
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.loop import run_training, start_run
@@ -84,9 +84,9 @@ class DCGANRecipe(RecipeBase):
             self.loss_G = lambda out, _is_real: fp32_bce(out, 1.0)
         # on the training device: a per-step copy of CPU noise from pageable memory would make the
         # host wait for the GPU every iteration
-        self.noise_gen = torch.Generator(device=device).manual_seed(derived_seed(config.seed + 1))
+        self.noise_gen = seeded_generator(config.seed + 1, device)
         self.fixed_noise = torch.randn(64, config.nz, 1, 1,
-                                       generator=torch.Generator().manual_seed(derived_seed(config.seed + 2))).to(device)
+                                       generator=seeded_generator(config.seed + 2)).to(device)
 
     def networks(self) -> dict:
         return {"netG": self.netG, "netD": self.netD}

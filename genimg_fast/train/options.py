@@ -99,21 +99,17 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: dict, options: RunOp
     without them capturable (and one saved without them, the other way round)."""
     lrs = [group["lr"] for group in optimizer.param_groups]
     optimizer.load_state_dict(state)
-    if not options.cuda_graphs:  # a state a --cuda-graphs run saved goes back to a plain Adam
-        for group in optimizer.param_groups:
-            group["lr"] = float(group["lr"])
-            group["capturable"] = False
-            for p in group["params"]:
-                step = optimizer.state.get(p, {}).get("step")
-                if torch.is_tensor(step) and step.device.type != "cpu":
-                    optimizer.state[p]["step"] = step.cpu()
-        return
+    capturable = options.cuda_graphs  # else a state a --cuda-graphs run saved goes back to a plain Adam
     for group, lr in zip(optimizer.param_groups, lrs):
         saved_lr = float(group["lr"])
-        group["lr"] = lr  # the device tensor made for the capture, filled with the saved rate
-        lr.fill_(saved_lr)
-        group["capturable"] = True
+        if capturable:  # the device tensor made for the capture, filled with the saved rate
+            group["lr"] = lr
+            lr.fill_(saved_lr)
+        else:
+            group["lr"] = saved_lr
+        group["capturable"] = capturable
         for p in group["params"]:
             step = optimizer.state.get(p, {}).get("step")
-            if torch.is_tensor(step) and step.device != p.device:
-                optimizer.state[p]["step"] = step.to(p.device)
+            where = p.device if capturable else torch.device("cpu")
+            if torch.is_tensor(step) and step.device != where:
+                optimizer.state[p]["step"] = step.to(where)

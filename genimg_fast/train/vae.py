@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from genimg_fast.data import ColouredShapes, image_folder
 from genimg_fast.models import VAE, ConvVAE
 from genimg_fast.nn import VAELoss
-from genimg_fast.seeding import derived_seed
+from genimg_fast.seeding import seeded_generator
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.loop import run_training, start_run
@@ -83,7 +83,7 @@ class VAERecipe(RecipeBase):
         self.optimizer = adam(self.model.parameters(), config.lr or lr, (0.9, 0.999), config, device)
         self.scheduler = (torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=0.95)
                           if config.model == "conv" else None)
-        self.fixed_z = torch.randn(64, latent, generator=torch.Generator().manual_seed(derived_seed(config.seed + 2))).to(device)
+        self.fixed_z = torch.randn(64, latent, generator=seeded_generator(config.seed + 2)).to(device)
         self.fixed_images = torch.stack([dataset[i][0] for i in range(min(8, len(dataset)))]).to(device)
 
     def networks(self) -> dict:
