@@ -207,6 +207,9 @@ BAD_CALLS = {  # each must raise with this text, never crash
                      "device='cuda')], [0.0], 'l1:mean', [1.0], False)", "ValueError", "targets[0] must match"),
     "spec length": ("torch.ops.genimg_fast.loss_terms([torch.randn(3, device='cuda')], [None], [0.0], "
                     "'l1:mean,l1:mean', [1.0], False)", "ValueError", "one 'kind:reduction' entry per input"),
+    "backward spec": ("torch.ops.genimg_fast.scale_stored_grads([torch.randn(3, device='cuda')], torch.tensor(1.0, "
+                      "device='cuda'), None, 'huber:mean')", "ValueError",
+                      "genimg_fast.scale_stored_grads: loss kind must be one of"),  # names its own op
 }
 
 

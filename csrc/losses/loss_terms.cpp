@@ -128,7 +128,7 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
   const size_t count = stored.size();
   TORCH_CHECK_VALUE(count >= 1 && count <= static_cast<size_t>(kMaxLossTerms), kScaleOp, ": between 1 and ",
                     std::to_string(kMaxLossTerms), " stored gradients, got ", std::to_string(count));
-  const std::vector<TermSpec> parsed = parse_loss_spec(spec, count, kOp);
+  const std::vector<TermSpec> parsed = parse_loss_spec(spec, count, kScaleOp);
   TORCH_CHECK_VALUE(!grad_terms.has_value() ||
                         (grad_terms->dim() == 1 && grad_terms->size(0) == static_cast<int64_t>(count)),
                     kScaleOp, ": one grad_terms entry per stored gradient (", std::to_string(count),
