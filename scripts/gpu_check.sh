@@ -77,8 +77,10 @@ GENIMG_FAST_IMPL=cuda timeout 240 "$PY" -m genimg_fast.cli bench --quick --devic
   --json "$OUT/bench_quick_gpu.json" --markdown "$OUT/bench_quick_gpu.md" --plot "$OUT/bench_quick_gpu.png" 2>&1 \
   | tee -a "$LOG" || failures+=("bench")
 
-# The same norm cases with the single-pass kernels off, to recheck their limit (2048 values a
-# group): on the H100 (run 4) they won at 2048 and lost to the tile path at 4096 and 8192.
+# The same norm cases with the one-launch kernels off (a block a group up to 2048 values, a
+# cluster a group up to 32768 on Hopper), beside the quick benchmark's, so each shape shows
+# whether its one-launch kernel beats the tile path: a block a group lost to it at 4096 and
+# 8192 values (H100, run 4), which is why those groups take a cluster.
 step "norm cases on the tile path alone (GENIMG_FAST_SINGLE_PASS_MAX=0), beside the quick benchmark's"
 GENIMG_FAST_IMPL=cuda GENIMG_FAST_SINGLE_PASS_MAX=0 timeout 90 "$PY" -m genimg_fast.cli bench --quick --device cuda \
   --only "dcgan G b128,dcgan D b128,cyclegan b1" --markdown "$OUT/bench_norm_tile_path.md" 2>&1 | grep -v "USDT" \

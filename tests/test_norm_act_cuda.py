@@ -21,6 +21,12 @@ ACTIVATIONS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.2)]
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}
 
 
+def _clusters() -> bool:
+    """Whether groups of 2049-32768 values take one cluster of blocks each (one launch each way)
+    instead of the tile path: on GPUs of compute capability 9.0 and later."""
+    return torch.cuda.get_device_capability() >= (9, 0)
+
+
 def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
     if layout == "channels_last":
         return x.contiguous(memory_format=torch.channels_last)
@@ -102,7 +108,7 @@ def test_vector_path_every_dtype(cuda_kernels, dtype, per_sample):
     _check_train((3, 37, 8, 12), dtype, "contiguous", per_sample, "leaky_relu", 0.2)
 
 
-@pytest.mark.parametrize("shape", [(4, 6, 8, 8), (2, 6, 32, 32)], ids=["tiles", "single-pass"])
+@pytest.mark.parametrize("shape", [(4, 6, 8, 8), (2, 6, 32, 32), (1, 6, 64, 64)], ids=["tiles", "single-pass", "cluster"])
 @pytest.mark.parametrize("per_sample", [False, True], ids=["batch", "instance"])
 def test_misaligned_tensors_take_the_element_path(cuda_kernels, per_sample, shape):
     """Dense views that start one element into their storage are not 16-byte aligned."""
@@ -171,15 +177,70 @@ def test_single_pass_groups_without_affine_or_activation(cuda_kernels, shape, pe
     _check_train(shape, torch.float32, "contiguous", per_sample, "identity", 0.0, affine=False)
 
 
+CLUSTER_SHAPES = [  # NCHW groups of 2049..32768 values take a cluster of 2-8 blocks each on Hopper
+    ((3, 5, 683, 1), False),     # 2049: the smallest, runs of odd length
+    ((4096, 3, 1, 1), False),    # 4096 runs of one value each
+    ((128, 6, 8, 8), False),     # 8192: DCGAN's 8x8 layer at batch 128 (4 values a thread, 8 blocks)
+    ((128, 3, 8, 9), False),     # 9216: 8 values a thread
+    ((3, 5, 101, 107), False),   # 32421: 16 values a thread, odd runs
+    ((128, 2, 16, 16), False),   # 32768: the largest
+    ((2, 3, 129, 254), False),   # 65532: the tile path
+    ((1, 4, 45, 91), True),      # instance norm, 4095 a plane
+    ((2, 3, 64, 64), True),      # 4096
+    ((1, 3, 128, 128), True),    # 16384: CycleGAN's 128x128 layers
+    ((1, 2, 181, 181), True),    # 32761
+]
+
+
+@pytest.mark.parametrize("shape,per_sample", CLUSTER_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2)])
+def test_cluster_groups(cuda_kernels, shape, per_sample, dtype, activation, slope):
+    _check_train(shape, dtype, "contiguous", per_sample, activation, slope)
+
+
+@pytest.mark.parametrize("shape,per_sample", [((128, 6, 8, 8), False), ((1, 3, 128, 128), True)])
+def test_cluster_groups_without_affine_or_activation(cuda_kernels, shape, per_sample):
+    _check_train(shape, torch.float32, "contiguous", per_sample, "identity", 0.0, affine=False)
+
+
+@pytest.mark.parametrize("shape,per_sample", [
+    ((32, 7, 4, 4), False), ((8, 9, 16, 16), False), ((1, 4, 32, 64), True),  # a block a group
+    ((3, 5, 683, 1), False), ((128, 6, 8, 8), False), ((128, 3, 8, 9), False), ((3, 5, 101, 107), False),
+    ((128, 2, 16, 16), False), ((1, 3, 64, 64), True), ((1, 2, 181, 181), True),  # a cluster a group
+])
+def test_one_launch_groups_apply_what_they_publish_bitwise(cuda_kernels, shape, per_sample):
+    """The one-launch kernels reduce and apply in one pass, each block with its own copy of the
+    group's statistics (forward) and sums (backward); a cluster's blocks combine their totals
+    through each other's shared memory. Every block must apply exactly what the group publishes:
+    the outputs equal, bit for bit, the apply ops' given the published mean/var and sums (the same
+    per-element formulas). Instance norm at batch 1, where dweight/dbias are the group sums."""
+    x, w, b, gy = _make(shape, torch.float32, "contiguous", 31)
+    poison_allocator(x.numel() * 4)
+    y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "leaky_relu", 0.2)
+    assert torch.equal(y, norm_act_apply(x, mean, var, w, b, 1e-5, "leaky_relu", 0.2))
+    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.2)
+    count = float(shape[2] * shape[3] * (1 if per_sample else shape[0]))
+    sum_dz, sum_dz_xhat = db.view(mean.shape), dw.view(mean.shape)
+    dx_p = norm_act_backward_apply(gy, x, mean, var, w, b, sum_dz, sum_dz_xhat, count, 1e-5, "leaky_relu", 0.2)
+    assert torch.equal(dx, dx_p)
+    again = norm_act_train(x, w, b, per_sample, 1e-5, "leaky_relu", 0.2)
+    assert all(torch.equal(first, second) for first, second in zip((y, mean, var), again))  # every run
+
+
 @pytest.mark.parametrize("shape,layout,launches", [((128, 512, 4, 4), "contiguous", 1),
-                                                   ((128, 256, 8, 8), "contiguous", 2),
+                                                   ((128, 256, 8, 8), "contiguous", "cluster"),
+                                                   ((128, 128, 16, 16), "contiguous", "cluster"),
                                                    ((128, 64, 32, 32), "contiguous", 2),
                                                    ((128, 512, 4, 4), "channels_last", 3)])
 def test_training_op_launches(cuda_kernels, shape, layout, launches):
-    """Launches each way: one for single-pass groups; two for the tile path whose elementwise pass
-    merges the partials; three where a channels_last tile would merge too many (16 row tiles x 32
+    """Launches each way: one for single-pass groups, and for cluster groups where the GPU has
+    clusters (the tile path's two otherwise); two for the tile path whose elementwise pass merges
+    the partials; three where a channels_last tile would merge too many (16 row tiles x 32
     channels here), with a separate merge."""
     from genimg_fast.bench.timing import count_launches
+    if launches == "cluster":
+        launches = 1 if _clusters() else 2
     x, w, b, gy = _make(shape, torch.float32, layout, 3)
     y, mean, var = norm_act_train(x, w, b, False, 1e-5, "relu", 0.0)
     device = torch.device("cuda")
@@ -258,13 +319,15 @@ def test_running_stats_update(cuda_kernels, per_sample):
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("per_sample", [False, True])
-@pytest.mark.parametrize("shape", [(3, 40, 9, 7), (2, 5, 96, 96)])  # one and several partials per group
+# one and several partials per group (groups of over 32768 values: the one-launch paths take none)
+@pytest.mark.parametrize("shape", [(3, 40, 9, 7), (2, 5, 192, 192)])
 def test_fused_training_ops_equal_their_pieces_bitwise(cuda_kernels, layout, per_sample, shape):
     """The training ops merge the reduction partials inside the elementwise pass; the merge is the
     same code in the same order as the separate merge kernel of the pieces, so results match
     bit for bit, and every group's statistics and sums are published. (Tile-path shapes only:
-    NCHW groups of 512-2048 values take the single-pass kernels, whose two-pass statistics
-    round apart from the pieces' Welford merge; test_single_pass_groups checks those.)"""
+    NCHW groups of 512-32768 values take the one-launch kernels, whose two-pass statistics
+    round apart from the pieces' Welford merge; test_single_pass_groups, test_cluster_groups
+    and test_one_launch_groups_apply_what_they_publish_bitwise check those.)"""
     x, w, b, gy = _make(shape, torch.float32, layout, 13)
     poison_allocator(x.numel() * 4)
     y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "leaky_relu", 0.2)
@@ -300,7 +363,8 @@ def test_running_stats_with_batch_counter(cuda_kernels, momentum, buffers):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-# the tile path's merged and separate merges, and a single-pass group
+# the tile path's merged and separate merges, a single-pass group, and a cluster group (18432
+# values a channel; the tile path's several partials a channel in channels_last)
 @pytest.mark.parametrize("shape", [(3, 40, 9, 7), (2, 5, 96, 96), (64, 48, 4, 4)])
 def test_forward_that_updates_running_stats_equals_its_two_ops_bitwise(cuda_kernels, dtype, layout, shape):
     """batch_norm_act_train_ blends the running statistics in the pass that publishes the batch
@@ -341,13 +405,16 @@ def test_forward_that_updates_running_stats_of_other_buffers(cuda_kernels, buffe
     assert torch.equal(rm, rm_ref) and torch.equal(rv, rv_ref) and tracked.item() == tracked_ref.item() == 1
 
 
-@pytest.mark.parametrize("shape,launches", [((128, 16, 4, 4), 1), ((16, 16, 32, 32), 2)])
+@pytest.mark.parametrize("shape,launches", [((128, 16, 4, 4), 1), ((16, 16, 32, 32), "cluster"),
+                                            ((32, 16, 32, 32), 2)])
 def test_batch_norm_training_forward_launches(cuda_kernels, shape, launches):
     """BatchNormAct2d's training forward updates its running statistics without a launch of its
-    own: one block per channel (2048 values a channel), or statistics partials then merge + apply
-    + update (16384)."""
+    own: one block per channel (2048 values a channel), one cluster per channel (16384, on
+    Hopper), or statistics partials then merge + apply + update (32768 without clusters, 65536)."""
     from genimg_fast.bench.timing import count_launches
     from genimg_fast.nn import BatchNormAct2d
+    if launches == "cluster":
+        launches = 1 if _clusters() else 2
     module = BatchNormAct2d(16).cuda()
     x = torch.randn(shape, device="cuda")
     assert count_launches(lambda: module(x), torch.device("cuda")) == launches
@@ -360,7 +427,7 @@ from genimg_fast.bench.timing import count_launches
 from genimg_fast.nn import BatchNormAct2d
 torch.manual_seed(0)
 module = BatchNormAct2d(16, activation="leaky_relu", negative_slope=0.2).cuda()
-x = torch.randn(128, 16, 4, 4, device="cuda", requires_grad=True)
+x = torch.randn(*map(int, sys.argv[2].split("x")), device="cuda", requires_grad=True)
 gy = torch.randn_like(x)
 y = module(x)
 grads = torch.autograd.grad(y, [x, module.weight, module.bias], gy)
@@ -369,19 +436,25 @@ print("launches", count_launches(lambda: module(x), torch.device("cuda")))
 """
 
 
-def test_single_pass_cap_sends_its_groups_down_the_tile_path(cuda_kernels, tmp_path):
-    """GENIMG_FAST_SINGLE_PASS_MAX=0 (for timing both paths at one shape) trains a single-pass
-    shape (2048 values a channel) on the tile path: two launches instead of one, and the same
-    numbers to fp32 rounding."""
+@pytest.mark.parametrize("shape,caps", [("128x16x4x4", {"": "1", "0": "2"}),  # a block a channel
+                                        ("128x16x8x8", {"": "cluster", "2048": "2", "0": "2"})])
+def test_single_pass_cap_sends_its_groups_down_the_tile_path(cuda_kernels, tmp_path, shape, caps):
+    """GENIMG_FAST_SINGLE_PASS_MAX=N (for timing the paths at one shape) sends groups of over N
+    values down the tile path: a single-block shape (2048 values a channel) and a cluster shape
+    (8192) train there in two launches instead of one, to the same numbers within fp32 rounding."""
     results = {}
-    for cap in ("", "0"):
+    for cap in caps:
         out = tmp_path / f"cap{cap or 'default'}.pt"
-        run = run_in_child(_BN_STEP_IN_CHILD, (str(out),), env={"GENIMG_FAST_SINGLE_PASS_MAX": cap}, timeout=300)
+        run = run_in_child(_BN_STEP_IN_CHILD, (str(out), shape), env={"GENIMG_FAST_SINGLE_PASS_MAX": cap},
+                           timeout=300)
         results[cap] = (run.stdout.split()[-1], torch.load(out))
-    assert results[""][0] == "1" and results["0"][0] == "2"
-    for single_pass, tile in zip(results[""][1], results["0"][1]):  # each within TOLERANCE of exact
-        scale = single_pass.abs().max().item()
-        torch.testing.assert_close(tile, single_pass, rtol=0, atol=2 * TOLERANCE[torch.float32] * scale)
+    for cap, launches in caps.items():
+        if launches == "cluster":
+            launches = "1" if _clusters() else "2"
+        assert results[cap][0] == launches, f"GENIMG_FAST_SINGLE_PASS_MAX={cap!r}"
+    for one_launch, tile in zip(results[""][1], results["0"][1]):  # each within TOLERANCE of exact
+        scale = one_launch.abs().max().item()
+        torch.testing.assert_close(tile, one_launch, rtol=0, atol=2 * TOLERANCE[torch.float32] * scale)
 
 
 def test_single_pass_cap_refuses_a_malformed_value(cuda_kernels):

@@ -1,20 +1,26 @@
 // Fused normalization + activation: statistics, apply, backward reduce and backward apply,
 // built from the generic tile kernels with per-element functors.
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <initializer_list>
+#include <optional>
 #include <type_traits>
+#include <utility>
 
 #include "common/vectorized.cuh"
+#include "norm_act/cluster_pass_kernels.cuh"
 #include "norm_act/norm_act_launch.h"
 #include "norm_act/running_stats.cuh"
 #include "norm_act/single_pass_kernels.cuh"
 #include "norm_act/tile_kernels.cuh"
+#include "norm_act/train_path.h"
 
 namespace genimg_fast {
 namespace {
@@ -318,8 +324,8 @@ void launch_single_pass_train(const NormTiling& t, const GroupConstants<scalar_t
                               acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var, scalar_t* y,
                               const RunningStatsTarget<acc_type_t<scalar_t>>& running, cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(t.groups);
-  single_pass_train_kernel<kSinglePassItems>
-      <<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, mean, var, y, running);
+  single_pass_train_kernel<kSinglePassItems><<<blocks, kSinglePassThreads, 0, stream>>>(
+      t, RunDivider(static_cast<uint32_t>(t.S)), constants, mean, var, y, running);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -328,24 +334,127 @@ void launch_single_pass_backward(const NormTiling& t, const GroupConstants<scala
                                  acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat,
                                  acc_type_t<scalar_t> inv_count, scalar_t* dx, cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(t.groups);
-  single_pass_backward_kernel<kSinglePassItems>
-      <<<blocks, kSinglePassThreads, 0, stream>>>(t, constants, dy, sum_dz, sum_dz_xhat, inv_count, dx);
+  single_pass_backward_kernel<kSinglePassItems><<<blocks, kSinglePassThreads, 0, stream>>>(
+      t, RunDivider(static_cast<uint32_t>(t.S)), constants, dy, sum_dz, sum_dz_xhat, inv_count, dx);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// Launches `kernel` on `groups` clusters of `blocks` blocks each.
+template <typename... Params, typename... Args>
+void launch_clusters(void (*kernel)(Params...), int64_t groups, int blocks, cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(groups * blocks));
+  config.blockDim = dim3(kClusterPassThreads);
+  config.stream = stream;
+  cudaLaunchAttribute cluster;
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = static_cast<unsigned>(blocks);
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
+// The kernel instantiation for a thread's `items` values (4, 8 or 16).
+#define GENIMG_CLUSTER_KERNEL(kernel, items, Constants)                           \
+  ((items) == 4 ? &kernel<4, Constants> : (items) == 8 ? &kernel<8, Constants> \
+                                                        : &kernel<16, Constants>)
+
+template <typename scalar_t>
+void launch_cluster_pass_train(const NormTiling& t, const GroupConstants<scalar_t>& constants,
+                               acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var, scalar_t* y,
+                               const RunningStatsTarget<acc_type_t<scalar_t>>& running, cudaStream_t stream) {
+  const ClusterPassShape shape = cluster_pass_shape(values_per_group(t));
+  launch_clusters(GENIMG_CLUSTER_KERNEL(cluster_pass_train_kernel, shape.items, GroupConstants<scalar_t>), t.groups,
+                  shape.blocks, stream, t, RunDivider(static_cast<uint32_t>(t.S)), constants, mean, var, y, running);
+}
+
+template <typename scalar_t>
+void launch_cluster_pass_backward(const NormTiling& t, const GroupConstants<scalar_t>& constants, const scalar_t* dy,
+                                  acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat,
+                                  acc_type_t<scalar_t> inv_count, scalar_t* dx, cudaStream_t stream) {
+  const ClusterPassShape shape = cluster_pass_shape(values_per_group(t));
+  launch_clusters(GENIMG_CLUSTER_KERNEL(cluster_pass_backward_kernel, shape.items, GroupConstants<scalar_t>),
+                  t.groups, shape.blocks, stream, t, RunDivider(static_cast<uint32_t>(t.S)), constants, dy, sum_dz,
+                  sum_dz_xhat, inv_count, dx);
+}
+#undef GENIMG_CLUSTER_KERNEL
+
+// Whether `device` runs the cluster kernels; nullopt when a query failed (a non-sticky error,
+// cleared here): then the tile path serves this call, and a later one asks again. (A "yes",
+// once cached, never changes: a workspace sized for the tile path is never missing.)
+std::optional<bool> query_cluster_support(int device) {
+  auto succeeded = [](cudaError_t status) {
+    if (status == cudaSuccess) return true;
+    (void)cudaGetLastError();
+    return false;
+  };
+  int major = 0;
+  if (!succeeded(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device))) return std::nullopt;
+  if (major < 9) return false;
+  // The largest-register instantiation: if its clusters fit, every other's do.
+  auto* kernel = &cluster_pass_backward_kernel<kClusterPassMaxItems, GroupConstants<float>>;
+  cudaFuncAttributes attributes;
+  if (!succeeded(cudaFuncGetAttributes(&attributes, kernel))) return std::nullopt;
+  // ptxVersion is the virtual architecture the loaded code came from (__CUDA_ARCH__ / 10):
+  // code JIT-compiled from older PTX has no cluster support compiled in.
+  if (attributes.ptxVersion < 90 || attributes.binaryVersion < 90) return false;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(kClusterPassMaxBlocks);
+  config.blockDim = dim3(kClusterPassThreads);
+  cudaLaunchAttribute cluster;
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = kClusterPassMaxBlocks;
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  int clusters = 0;
+  if (!succeeded(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config))) return std::nullopt;
+  return clusters > 0;
 }
 
 }  // namespace
 
-int64_t single_pass_max_count() {
+int64_t one_launch_max_count() {
   static const int64_t max_count = [] {
     const char* text = std::getenv("GENIMG_FAST_SINGLE_PASS_MAX");
-    if (text == nullptr || *text == '\0') return kSinglePassMaxCount;
+    if (text == nullptr || *text == '\0') return kClusterPassMaxCount;
     char* end = nullptr;
     const long long value = std::strtoll(text, &end, 10);
     TORCH_CHECK(*end == '\0' && value >= 0, "GENIMG_FAST_SINGLE_PASS_MAX must be a whole number of values >= 0, got '",
                 text, "'");
-    return std::min<int64_t>(value, kSinglePassMaxCount);
+    return std::min<int64_t>(value, kClusterPassMaxCount);
   }();
   return max_count;
+}
+
+bool cluster_pass_supported() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int8_t> cache[kMaxDevices] = {};  // 0 unknown, 1 no, 2 yes
+  const int device = c10::cuda::current_device();
+  if (device < 0 || device >= kMaxDevices) return query_cluster_support(device).value_or(false);
+  int8_t known = cache[device].load(std::memory_order_relaxed);
+  if (known == 0) {
+    const std::optional<bool> supported = query_cluster_support(device);
+    if (!supported.has_value()) return false;
+    known = *supported ? 2 : 1;
+    cache[device].store(known, std::memory_order_relaxed);
+  }
+  return known == 2;
+}
+
+TrainPath train_path(const NormTiling& t, bool float_accumulation) {
+  const int64_t count = values_per_group(t);
+  if (!float_accumulation || t.channels_last || t.groups > INT32_MAX || count < kSinglePassMinCount ||
+      count > one_launch_max_count()) {
+    return TrainPath::kTiles;
+  }
+  if (count <= kSinglePassMaxCount) return TrainPath::kSingleBlock;
+  // a grid of groups x blocks must fit the grid's x dimension
+  const bool grid_fits = t.groups * kClusterPassMaxBlocks <= INT32_MAX;
+  return grid_fits && cluster_pass_supported() ? TrainPath::kCluster : TrainPath::kTiles;
 }
 
 size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
@@ -354,7 +463,7 @@ size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
 }
 
 size_t norm_train_workspace_bytes(const NormTiling& t, bool is_double) {
-  return uses_single_pass(t, !is_double) ? 0 : norm_reduce_workspace_bytes(t, is_double);
+  return train_path(t, !is_double) == TrainPath::kTiles ? norm_reduce_workspace_bytes(t, is_double) : 0;
 }
 
 template <typename scalar_t>
@@ -403,8 +512,13 @@ void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& arg
   // running statistics are per channel: only batch norm's groups are channels
   TORCH_INTERNAL_ASSERT(running.mean == nullptr || !t.per_sample);
   if constexpr (std::is_same_v<acc_t, float>) {
-    if (uses_single_pass(t, true)) {
+    const TrainPath path = train_path(t, true);
+    if (path == TrainPath::kSingleBlock) {
       launch_single_pass_train(t, GroupConstants<scalar_t>{args}, mean, var, y, running, stream);
+      return;
+    }
+    if (path == TrainPath::kCluster) {
+      launch_cluster_pass_train(t, GroupConstants<scalar_t>{args}, mean, var, y, running, stream);
       return;
     }
   }
@@ -434,9 +548,15 @@ void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scala
                                     scalar_t* dx, void* workspace, cudaStream_t stream) {
   using acc_t = acc_type_t<scalar_t>;
   if constexpr (std::is_same_v<acc_t, float>) {
-    if (uses_single_pass(t, true)) {
+    const TrainPath path = train_path(t, true);
+    if (path == TrainPath::kSingleBlock) {
       launch_single_pass_backward(t, GroupConstants<scalar_t>{args}, dy, sum_dz, sum_dz_xhat,
                                   static_cast<acc_t>(1.0 / count), dx, stream);
+      return;
+    }
+    if (path == TrainPath::kCluster) {
+      launch_cluster_pass_backward(t, GroupConstants<scalar_t>{args}, dy, sum_dz, sum_dz_xhat,
+                                   static_cast<acc_t>(1.0 / count), dx, stream);
       return;
     }
   }
