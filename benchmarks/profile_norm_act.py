@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 from genimg_fast.bench.timing import LAUNCH_EVENTS
 from genimg_fast.nn import BatchNormAct2d
 
-SHAPES = [(128, 512, 4, 4), (128, 64, 32, 32), (32, 64, 128, 128)]
+SHAPES = [(128, 512, 4, 4), (128, 256, 8, 8), (128, 64, 32, 32), (32, 64, 128, 128)]  # path: block, cluster, tiles, tiles
 
 
 def norm_act_steps(shape: tuple[int, int, int, int], device: torch.device) -> dict[str, Callable[[], object]]:
