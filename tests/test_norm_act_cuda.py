@@ -157,27 +157,12 @@ SINGLE_PASS_SHAPES = [  # NCHW groups of 512..2048 values take one block each; t
     ((1024, 5, 1, 1), False),   # 1024 runs of one value each (S = 1)
     ((3, 5, 227, 1), False),    # 681: runs of odd length
     ((8, 9, 16, 16), False),    # 2048: the largest
-    ((3, 5, 683, 1), False),    # 2049: the tile path again
     ((2, 5, 16, 32), True),     # instance norm, 512 a plane
     ((2, 3, 23, 43), True),     # 989
     ((1, 4, 32, 64), True),     # 2048
-    ((1, 4, 45, 91), True),     # 4095: the tile path
 ]
 
-
-@pytest.mark.parametrize("shape,per_sample", SINGLE_PASS_SHAPES)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2)])
-def test_single_pass_groups(cuda_kernels, shape, per_sample, dtype, activation, slope):
-    _check_train(shape, dtype, "contiguous", per_sample, activation, slope)
-
-
-@pytest.mark.parametrize("shape,per_sample", [((8, 9, 16, 16), False), ((2, 3, 23, 43), True)])
-def test_single_pass_groups_without_affine_or_activation(cuda_kernels, shape, per_sample):
-    _check_train(shape, torch.float32, "contiguous", per_sample, "identity", 0.0, affine=False)
-
-
-CLUSTER_SHAPES = [  # NCHW groups of 2049..32768 values take a cluster of 2-8 blocks each on Hopper
+CLUSTER_SHAPES = [  # groups of 2049..32768 take a cluster of 2-8 blocks each on Hopper (else the tile path)
     ((3, 5, 683, 1), False),     # 2049: the smallest, runs of odd length
     ((4096, 3, 1, 1), False),    # 4096 runs of one value each
     ((128, 6, 8, 8), False),     # 8192: DCGAN's 8x8 layer at batch 128 (4 values a thread, 8 blocks)
@@ -192,15 +177,16 @@ CLUSTER_SHAPES = [  # NCHW groups of 2049..32768 values take a cluster of 2-8 bl
 ]
 
 
-@pytest.mark.parametrize("shape,per_sample", CLUSTER_SHAPES)
+@pytest.mark.parametrize("shape,per_sample", SINGLE_PASS_SHAPES + CLUSTER_SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2)])
-def test_cluster_groups(cuda_kernels, shape, per_sample, dtype, activation, slope):
+def test_one_launch_groups(cuda_kernels, shape, per_sample, dtype, activation, slope):
     _check_train(shape, dtype, "contiguous", per_sample, activation, slope)
 
 
-@pytest.mark.parametrize("shape,per_sample", [((128, 6, 8, 8), False), ((1, 3, 128, 128), True)])
-def test_cluster_groups_without_affine_or_activation(cuda_kernels, shape, per_sample):
+@pytest.mark.parametrize("shape,per_sample", [((8, 9, 16, 16), False), ((2, 3, 23, 43), True),
+                                              ((128, 6, 8, 8), False), ((1, 3, 128, 128), True)])
+def test_one_launch_groups_without_affine_or_activation(cuda_kernels, shape, per_sample):
     _check_train(shape, torch.float32, "contiguous", per_sample, "identity", 0.0, affine=False)
 
 
@@ -326,8 +312,8 @@ def test_fused_training_ops_equal_their_pieces_bitwise(cuda_kernels, layout, per
     same code in the same order as the separate merge kernel of the pieces, so results match
     bit for bit, and every group's statistics and sums are published. (Tile-path shapes only:
     NCHW groups of 512-32768 values take the one-launch kernels, whose two-pass statistics
-    round apart from the pieces' Welford merge; test_single_pass_groups, test_cluster_groups
-    and test_one_launch_groups_apply_what_they_publish_bitwise check those.)"""
+    round apart from the pieces' Welford merge; test_one_launch_groups and
+    test_one_launch_groups_apply_what_they_publish_bitwise check those.)"""
     x, w, b, gy = _make(shape, torch.float32, layout, 13)
     poison_allocator(x.numel() * 4)
     y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "leaky_relu", 0.2)

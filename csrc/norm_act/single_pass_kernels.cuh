@@ -59,34 +59,58 @@ __device__ __forceinline__ T block_sum_to_all(T value) {
   return result;
 }
 
-template <int ITEMS, typename Constants>
-__global__ void __launch_bounds__(kSinglePassThreads)
-    single_pass_train_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
-                             typename Constants::acc_t* mean_out, typename Constants::acc_t* var_out,
-                             typename Constants::scalar_type* y, RunningStatsTarget<typename Constants::acc_t> running) {
+// How the blocks of a group share their totals: a block alone (here), or the blocks of a
+// cluster (ClusterSharing, cluster_pass_kernels.cuh). The group bodies below serve both.
+struct BlockSharing {
+  __device__ unsigned rank() const { return 0; }
+  __device__ unsigned blocks() const { return 1; }
+  // Every thread receives the block's totals of `values`; no other block reads `slots`.
+  template <int N, typename T>
+  __device__ void sums_to_all(T (&values)[N], T* /*slots*/) const {
+#pragma unroll
+    for (int i = 0; i < N; ++i) values[i] = block_sum_to_all(values[i]);
+  }
+  __device__ void done_reading_others() const {}
+  __device__ void before_exit() const {}
+};
+
+// The training forward of group blockIdx.x / blocks: this block's slice of ITEMS values a thread
+// (block rank r holds values [r * ITEMS * 256, (r + 1) * ITEMS * 256)), exact two-pass statistics,
+// published with the running-statistics update by the group's first block, and y.
+template <int ITEMS, typename Sharing, typename Constants>
+__device__ __forceinline__ void train_group(const Sharing& sharing, const NormTiling& t,
+                                            const RunDivider& by_run_length, const Constants& constants,
+                                            typename Constants::acc_t* mean_out, typename Constants::acc_t* var_out,
+                                            typename Constants::scalar_type* y,
+                                            const RunningStatsTarget<typename Constants::acc_t>& running) {
   using acc_t = typename Constants::acc_t;
+  __shared__ acc_t slots[2];  // one per group-wide sum: the second never overwrites the first
   const auto& args = constants.args;
-  const int64_t group = blockIdx.x;
+  const int64_t group = blockIdx.x / sharing.blocks();
   const int count = static_cast<int>(values_per_group(t));
   const GroupRuns runs = group_runs(t, group, by_run_length);
+  const int first = static_cast<int>(sharing.rank()) * ITEMS * kSinglePassThreads + threadIdx.x;
   acc_t v[ITEMS];
-  acc_t sum = 0;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int e = threadIdx.x + k * kSinglePassThreads;
+    const int e = first + k * kSinglePassThreads;
     v[k] = e < count ? static_cast<acc_t>(args.x[runs.offset(e)]) : acc_t(0);
-    sum += v[k];
   }
-  const acc_t mean = block_sum_to_all(sum) / static_cast<acc_t>(count);
-  acc_t m2 = 0;
+  acc_t sum[1] = {0};
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) sum[0] += v[k];
+  sharing.sums_to_all(sum, &slots[0]);
+  const acc_t mean = sum[0] / static_cast<acc_t>(count);
+  acc_t m2[1] = {0};
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int e = threadIdx.x + k * kSinglePassThreads;
     const acc_t d = v[k] - mean;
-    if (e < count) m2 += d * d;
+    if (first + k * kSinglePassThreads < count) m2[0] += d * d;
   }
-  const acc_t var = block_sum_to_all(m2) / static_cast<acc_t>(count);
-  if (threadIdx.x == 0) {
+  sharing.sums_to_all(m2, &slots[1]);
+  const acc_t var = m2[0] / static_cast<acc_t>(count);
+  sharing.done_reading_others();
+  if (sharing.rank() == 0 && threadIdx.x == 0) {
     mean_out[group] = mean;
     var_out[group] = var;
     update_running_target(running, group, mean, var);
@@ -94,63 +118,87 @@ __global__ void __launch_bounds__(kSinglePassThreads)
   const auto a = constants.affine(mean, var, t.per_sample ? group % t.C : group);
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int e = threadIdx.x + k * kSinglePassThreads;
+    const int e = first + k * kSinglePassThreads;
     if (e < count) {
       const acc_t z = constants.pre_activation(a, a.xhat(v[k]));
       y[runs.offset(e)] = static_cast<typename Constants::scalar_type>(activation_forward(z, args.activation, args.slope));
     }
   }
+  sharing.before_exit();
 }
 
-// dx with batch statistics, and the group's sum(dz), sum(dz * xhat) (dz = dy * act'(z)).
+// The training backward of a group, sliced as train_group's: dx with batch statistics, and the
+// group's sum(dz), sum(dz * xhat) (dz = dy * act'(z)), published by its first block.
+template <int ITEMS, typename Sharing, typename Constants>
+__device__ __forceinline__ void backward_group(const Sharing& sharing, const NormTiling& t,
+                                               const RunDivider& by_run_length, const Constants& constants,
+                                               const typename Constants::scalar_type* dy,
+                                               typename Constants::acc_t* sum_dz_out,
+                                               typename Constants::acc_t* sum_dz_xhat_out,
+                                               typename Constants::acc_t inv_count,
+                                               typename Constants::scalar_type* dx) {
+  using acc_t = typename Constants::acc_t;
+  __shared__ acc_t slots[2];
+  const auto& args = constants.args;
+  const int64_t group = blockIdx.x / sharing.blocks();
+  const int count = static_cast<int>(values_per_group(t));
+  const GroupRuns runs = group_runs(t, group, by_run_length);
+  const int first = static_cast<int>(sharing.rank()) * ITEMS * kSinglePassThreads + threadIdx.x;
+  const auto a = constants.context(group, t.per_sample ? group % t.C : group);
+  acc_t xhat[ITEMS], dz[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {  // every load issued before the first is used
+    const int e = first + k * kSinglePassThreads;
+    const bool inside = e < count;
+    const int64_t offset = inside ? runs.offset(e) : 0;
+    xhat[k] = inside ? static_cast<acc_t>(args.x[offset]) : acc_t(0);
+    dz[k] = inside ? static_cast<acc_t>(dy[offset]) : acc_t(0);
+  }
+  acc_t sums[2] = {0, 0};  // sum(dz), sum(dz * xhat)
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    if (first + k * kSinglePassThreads < count) {
+      xhat[k] = a.xhat(xhat[k]);
+      const acc_t z = constants.pre_activation(a, xhat[k]);
+      dz[k] = dz[k] * activation_grad(z, args.activation, args.slope);
+      sums[0] += dz[k];
+      sums[1] += dz[k] * xhat[k];
+    }
+  }
+  sharing.sums_to_all(sums, slots);
+  sharing.done_reading_others();
+  if (sharing.rank() == 0 && threadIdx.x == 0) {
+    sum_dz_out[group] = sums[0];
+    sum_dz_xhat_out[group] = sums[1];
+  }
+  // BackwardApplyOp's formula, term for term
+  const acc_t mean_dz = sums[0] * inv_count, mean_dz_xhat = sums[1] * inv_count;
+  const acc_t scale = a.invstd * a.weight;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int e = first + k * kSinglePassThreads;
+    if (e < count) {
+      dx[runs.offset(e)] = static_cast<typename Constants::scalar_type>((dz[k] - mean_dz - xhat[k] * mean_dz_xhat) * scale);
+    }
+  }
+  sharing.before_exit();
+}
+
+template <int ITEMS, typename Constants>
+__global__ void __launch_bounds__(kSinglePassThreads)
+    single_pass_train_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
+                             typename Constants::acc_t* mean_out, typename Constants::acc_t* var_out,
+                             typename Constants::scalar_type* y, RunningStatsTarget<typename Constants::acc_t> running) {
+  train_group<ITEMS>(BlockSharing{}, t, by_run_length, constants, mean_out, var_out, y, running);
+}
+
 template <int ITEMS, typename Constants>
 __global__ void __launch_bounds__(kSinglePassThreads)
     single_pass_backward_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
                                 const typename Constants::scalar_type* dy,
                                 typename Constants::acc_t* sum_dz_out, typename Constants::acc_t* sum_dz_xhat_out,
                                 typename Constants::acc_t inv_count, typename Constants::scalar_type* dx) {
-  using acc_t = typename Constants::acc_t;
-  const auto& args = constants.args;
-  const int64_t group = blockIdx.x;
-  const int count = static_cast<int>(values_per_group(t));
-  const GroupRuns runs = group_runs(t, group, by_run_length);
-  const auto a = constants.context(group, t.per_sample ? group % t.C : group);
-  acc_t xhat[ITEMS], dz[ITEMS];
-  acc_t sum_dz = 0, sum_dz_xhat = 0;
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {  // every load issued before the first is used
-    const int e = threadIdx.x + k * kSinglePassThreads;
-    const bool inside = e < count;
-    const int64_t offset = inside ? runs.offset(e) : 0;
-    xhat[k] = inside ? static_cast<acc_t>(args.x[offset]) : acc_t(0);
-    dz[k] = inside ? static_cast<acc_t>(dy[offset]) : acc_t(0);
-  }
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    if (threadIdx.x + k * kSinglePassThreads < count) {
-      xhat[k] = a.xhat(xhat[k]);
-      const acc_t z = constants.pre_activation(a, xhat[k]);
-      dz[k] = dz[k] * activation_grad(z, args.activation, args.slope);
-      sum_dz += dz[k];
-      sum_dz_xhat += dz[k] * xhat[k];
-    }
-  }
-  sum_dz = block_sum_to_all(sum_dz);
-  sum_dz_xhat = block_sum_to_all(sum_dz_xhat);
-  if (threadIdx.x == 0) {
-    sum_dz_out[group] = sum_dz;
-    sum_dz_xhat_out[group] = sum_dz_xhat;
-  }
-  // BackwardApplyOp's formula, term for term
-  const acc_t mean_dz = sum_dz * inv_count, mean_dz_xhat = sum_dz_xhat * inv_count;
-  const acc_t scale = a.invstd * a.weight;
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    const int e = threadIdx.x + k * kSinglePassThreads;
-    if (e < count) {
-      dx[runs.offset(e)] = static_cast<typename Constants::scalar_type>((dz[k] - mean_dz - xhat[k] * mean_dz_xhat) * scale);
-    }
-  }
+  backward_group<ITEMS>(BlockSharing{}, t, by_run_length, constants, dy, sum_dz_out, sum_dz_xhat_out, inv_count, dx);
 }
 
 }  // namespace genimg_fast
