@@ -50,6 +50,16 @@ step "backend_info"
 GENIMG_FAST_IMPL=cuda "$PY" -m genimg_fast.cli info > "$OUT/backend_info.json" 2>> "$LOG" || failures+=("backend_info")
 cat "$OUT/backend_info.json" | tee -a "$LOG"
 
+# The cluster-path norm kernels (new in 35a6920) first, under a short limit: if they hang or
+# answer wrong, the rest of the check runs without them (GENIMG_FAST_SINGLE_PASS_MAX=2048: a
+# block a group up to 2048 values, the tile path above), so it still tests everything else.
+step "smoke: the cluster-path norm kernels"
+if ! GENIMG_FAST_IMPL=cuda timeout 60 "$PY" scripts/cluster_smoke.py 2>&1 | tee -a "$LOG"; then
+  failures+=("cluster_smoke")
+  export GENIMG_FAST_SINGLE_PASS_MAX=2048
+  echo "the cluster path failed: the rest of the check runs with GENIMG_FAST_SINGLE_PASS_MAX=2048" | tee -a "$LOG"
+fi
+
 # One pytest per kernel family: a sticky CUDA error in one cannot hide the other's results.
 # Four worker processes share the GPU where pytest-xdist is installed: the tests are small and
 # bound by the host, so they finish in a fraction of the time.
