@@ -3,7 +3,7 @@ BatchNorm + ReLU training step at groups of 8192 and 32768 values a channel (a c
 on Hopper) against the float64 reference, and the launches each way. Exits non-zero on a wrong
 answer or an unexpected launch count; gpu_check.sh runs it under a timeout, so a hang shows too.
 
-    GENIMG_FAST_IMPL=cuda python3 scripts/cluster_smoke.py
+    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python3 scripts/cluster_smoke.py
 """
 from __future__ import annotations
 

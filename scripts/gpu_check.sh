@@ -54,7 +54,7 @@ cat "$OUT/backend_info.json" | tee -a "$LOG"
 # answer wrong, the rest of the check runs without them (GENIMG_FAST_SINGLE_PASS_MAX=2048: a
 # block a group up to 2048 values, the tile path above), so it still tests everything else.
 step "smoke: the cluster-path norm kernels"
-if ! GENIMG_FAST_IMPL=cuda timeout 60 "$PY" scripts/cluster_smoke.py 2>&1 | tee -a "$LOG"; then
+if ! GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" scripts/cluster_smoke.py 2>&1 | tee -a "$LOG"; then
   failures+=("cluster_smoke")
   export GENIMG_FAST_SINGLE_PASS_MAX=2048
   echo "the cluster path failed: the rest of the check runs with GENIMG_FAST_SINGLE_PASS_MAX=2048" | tee -a "$LOG"
