@@ -140,7 +140,16 @@ def backend_info() -> dict[str, Any]:
         "cuda_available": cuda_available,
         "device": torch.cuda.get_device_name() if cuda_available else "cpu",
         "device_capability": f"{capability[0]}.{capability[1]}" if capability else None,
+        "norm_kernels": _norm_kernel_paths() if reason is None else None,
     }
+
+
+def _norm_kernel_paths() -> dict[str, Any]:
+    """Which training kernels the norm ops take on the current GPU (README, "Fused norm +
+    activation"): NCHW groups of 512 values up to `one_launch_max_group` in one launch each way,
+    those above 2048 as a cluster of blocks when `clusters`; the rest on the tile path."""
+    return {"one_launch_max_group": _kernels.norm_one_launch_max_count(),
+            "clusters": _kernels.norm_cluster_kernels()}
 
 
 def note_reference_on_cuda(op_name: str) -> None:

@@ -27,8 +27,9 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 def test_backend_info_reports_everything_a_bug_report_needs():
     info = genimg_fast.backend_info()
     for key in ("impl", "kernels_loaded", "reason", "compiled_archs", "built_arch_list", "built_with", "torch",
-                "torch_cuda", "cudnn", "cuda_available", "device", "device_capability"):
+                "torch_cuda", "cudnn", "cuda_available", "device", "device_capability", "norm_kernels"):
         assert key in info
+    assert (info["norm_kernels"] is None) == (info["impl"] == "reference")  # which norm kernels: with a GPU
     assert info["torch"] == torch.__version__
     assert info["impl"] in ("cuda", "reference")
     assert (info["impl"] == "cuda") == (info["reason"] is None)
@@ -55,6 +56,19 @@ def test_built_kernels_load_and_register_for_cuda():
             assert torch._C._dispatch_has_kernel_for_dispatch_key(op, key), (op, key)
     if not torch.cuda.is_available():
         assert info["impl"] == "reference" and info["reason"].startswith("no GPU")
+
+
+@pytest.mark.skipif(_build_config is None or not _build_config.BUILT_CUDA, reason="this build has no CUDA kernels")
+@pytest.mark.parametrize("cap,expected", [("", "32768"), ("2048", "2048"), ("0", "0"), ("100000", "32768"),
+                                          ("lots", "GENIMG_FAST_SINGLE_PASS_MAX must be a whole number")])
+def test_one_launch_cap_is_read_from_the_environment(cap, expected):
+    """The largest norm group the one-launch kernels take (no GPU needed to ask): 32768 values, or
+    GENIMG_FAST_SINGLE_PASS_MAX, at most 32768; anything but a whole number is refused."""
+    out = _python("from genimg_fast import _backend\n"
+                  "try:\n    print(_backend._kernels.norm_one_launch_max_count())\n"
+                  "except RuntimeError as e:\n    print(e)", GENIMG_FAST_SINGLE_PASS_MAX=cap)
+    assert out.returncode == 0, out.stderr
+    assert expected in out.stdout.strip().splitlines()[-1], out.stdout
 
 
 def test_impl_reference_forces_the_reference():

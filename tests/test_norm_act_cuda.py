@@ -449,6 +449,14 @@ def test_single_pass_cap_sends_its_groups_down_the_tile_path(cuda_kernels, tmp_p
         torch.testing.assert_close(tile, one_launch, rtol=0, atol=2 * TOLERANCE[torch.float32] * scale)
 
 
+def test_backend_info_says_whether_norm_groups_take_clusters(cuda_kernels):
+    """backend_info()["norm_kernels"]: the one-launch cap and whether this GPU runs the cluster kernels."""
+    import genimg_fast
+    paths = genimg_fast.backend_info()["norm_kernels"]
+    assert paths["clusters"] == (torch.cuda.get_device_capability() >= (9, 0))
+    assert paths["one_launch_max_group"] == int(os.environ.get("GENIMG_FAST_SINGLE_PASS_MAX") or 32768)
+
+
 def test_single_pass_cap_refuses_a_malformed_value(cuda_kernels):
     assert_raises_in_child("ops.norm_act_train(torch.randn(8, 4, 8, 8, device='cuda'), None, None, False, 1e-5, "
                            "'relu', 0.0)", "RuntimeError", "GENIMG_FAST_SINGLE_PASS_MAX must be a whole number",
