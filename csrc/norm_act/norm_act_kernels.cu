@@ -339,20 +339,26 @@ void launch_single_pass_backward(const NormTiling& t, const GroupConstants<scala
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// Launches `kernel` on `groups` clusters of `blocks` blocks each.
-template <typename... Params, typename... Args>
-void launch_clusters(void (*kernel)(Params...), int64_t groups, int blocks, cudaStream_t stream, Args&&... args) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(groups * blocks));
-  config.blockDim = dim3(kClusterPassThreads);
-  config.stream = stream;
-  cudaLaunchAttribute cluster;
+// A launch of `groups` clusters of `blocks` blocks each (the attribute lives in `cluster`).
+cudaLaunchConfig_t cluster_launch_config(int64_t groups, int blocks, cudaStream_t stream,
+                                         cudaLaunchAttribute& cluster) {
   cluster.id = cudaLaunchAttributeClusterDimension;
   cluster.val.clusterDim.x = static_cast<unsigned>(blocks);
   cluster.val.clusterDim.y = 1;
   cluster.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(groups * blocks));
+  config.blockDim = dim3(kClusterPassThreads);
+  config.stream = stream;
   config.attrs = &cluster;
   config.numAttrs = 1;
+  return config;
+}
+
+template <typename... Params, typename... Args>
+void launch_clusters(void (*kernel)(Params...), int64_t groups, int blocks, cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute cluster;
+  const cudaLaunchConfig_t config = cluster_launch_config(groups, blocks, stream, cluster);
   C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 
@@ -400,16 +406,8 @@ std::optional<bool> query_cluster_support(int device) {
   // ptxVersion is the virtual architecture the loaded code came from (__CUDA_ARCH__ / 10):
   // code JIT-compiled from older PTX has no cluster support compiled in.
   if (attributes.ptxVersion < 90 || attributes.binaryVersion < 90) return false;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(kClusterPassMaxBlocks);
-  config.blockDim = dim3(kClusterPassThreads);
   cudaLaunchAttribute cluster;
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = kClusterPassMaxBlocks;
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
+  const cudaLaunchConfig_t config = cluster_launch_config(1, kClusterPassMaxBlocks, nullptr, cluster);
   int clusters = 0;
   if (!succeeded(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config))) return std::nullopt;
   return clusters > 0;
