@@ -1,0 +1,86 @@
+"""The norm training kernels' paths side by side, at group sizes below, inside and above the
+one-launch range: a training forward + backward (norm_act_train, norm_act_train_backward; ReLU)
+timed as GPU work (a CUDA-graph replay) and as eager op calls, with the one-launch kernels as
+built (a block a group up to 2048 values, a cluster a group up to 32768 on Hopper), capped at
+2048 (GENIMG_FAST_SINGLE_PASS_MAX=2048: no clusters) and off (0: the tile path everywhere). The
+cap is read once a process, so each runs in a child process. Where a path loses at some size,
+the one-launch limits in csrc/norm_act/train_path.h are what to move.
+
+    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/one_launch_sweep.py [--markdown out.md]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+# (shape, per_sample): batch norm at DCGAN's batch 128, instance norm at CycleGAN's batch 1
+CASES = [((128, 256, 4, 4), False), ((128, 256, 6, 6), False), ((128, 256, 8, 8), False),
+         ((128, 128, 12, 12), False), ((128, 128, 16, 16), False), ((128, 64, 24, 24), False),
+         ((1, 256, 64, 64), True), ((1, 128, 128, 128), True), ((1, 64, 256, 256), True)]
+CAPS = {"as built": "", "no clusters (2048)": "2048", "tile path (0)": "0"}
+
+
+def _time_case(shape: tuple[int, ...], per_sample: bool) -> dict[str, float]:
+    from genimg_fast.bench.timing import count_launches, time_callable
+    from genimg_fast.graph_capture import captured
+    from genimg_fast.ops import norm_act_train, norm_act_train_backward
+
+    device = torch.device("cuda")
+    x, gy = torch.randn(shape, device=device), torch.randn(shape, device=device)
+    w, b = torch.randn(shape[1], device=device), torch.randn(shape[1], device=device)
+
+    def step():
+        y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "relu", 0.0)
+        return (y, *norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0))
+
+    replay, _ = captured(step)
+    gpu = time_callable(replay, device, warmup=10, repeats=200).median_ms * 1e3
+    eager = time_callable(lambda _i: step(), device, warmup=10, repeats=200).median_ms * 1e3
+    return {"gpu_us": gpu, "eager_us": eager, "launches": count_launches(step, device)}
+
+
+def _child() -> None:
+    for shape, per_sample in CASES:
+        print(json.dumps({"shape": shape, "per_sample": per_sample, **_time_case(shape, per_sample)}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", help="also write the table here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child()
+        return
+    results: dict[str, dict[tuple, dict]] = {}
+    for label, cap in CAPS.items():
+        run = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "GENIMG_FAST_SINGLE_PASS_MAX": cap})
+        if run.returncode != 0:
+            sys.exit(f"{label}: the child failed:\n{run.stderr[-3000:]}")
+        rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+        results[label] = {(tuple(r["shape"]), r["per_sample"]): r for r in rows}
+    header = "| norm | shape | values a group | " + " | ".join(
+        f"{label}: GPU us / eager us / launches" for label in CAPS) + " |"
+    lines = [f"{torch.cuda.get_device_name()}, torch {torch.__version__}", "", header,
+             "|" + " --- |" * (3 + len(CAPS))]
+    for shape, per_sample in CASES:
+        count = shape[2] * shape[3] * (1 if per_sample else shape[0])
+        cells = [f"{r['gpu_us']:.1f} / {r['eager_us']:.1f} / {r['launches']}"
+                 for r in (results[label][(shape, per_sample)] for label in CAPS)]
+        lines.append(f"| {'IN' if per_sample else 'BN'} | {'x'.join(map(str, shape))} | {count} | "
+                     + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
