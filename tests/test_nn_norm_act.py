@@ -359,3 +359,32 @@ def test_nan_inputs_give_torch_s_outputs_and_gradients(activation, torch_act, tr
         results.append((y, gx))
     for got, want in zip(results[0], results[1]):
         torch.testing.assert_close(got, want, equal_nan=True)
+
+
+class _Doubled(nn.Module):
+    def forward(self, weight):
+        return 2 * weight
+
+
+@pytest.mark.parametrize("torch_cls,fused_cls,kwargs", [(nn.BatchNorm2d, BatchNormAct2d, {}),
+                                                        (nn.InstanceNorm2d, InstanceNormAct2d, {"affine": True})])
+@pytest.mark.parametrize("training", [True, False])
+def test_parametrized_weight_is_read_through_its_parametrization(torch_cls, fused_cls, kwargs, training):
+    """The forward reads parameters and buffers from the module's registries (fast), and a name a
+    parametrization (or a weight-norm style hook) moved out of them the ordinary way: a
+    parametrized weight counts as torch's does, its gradient reaching the original parameter."""
+    from torch.nn.utils import parametrize
+    ref, fused = pair(torch_cls, fused_cls, 6, "leaky_relu", 0.2, seed=3, **kwargs)
+    for module in (ref[0], fused):
+        parametrize.register_parametrization(module, "weight", _Doubled())
+        module.train(training)
+    ref.train(training)
+    x = random_input((4, 6, 5, 5), seed=4)
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
+    y_ref, dx_ref = run_step(ref, x, grad)
+    y, dx = run_step(fused, x, grad)
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(dx, dx_ref)
+    original = fused.parametrizations.weight.original
+    torch.testing.assert_close(original.grad, ref[0].parametrizations.weight.original.grad)
+    assert "weight" not in fused._parameters  # the case the ordinary lookup serves

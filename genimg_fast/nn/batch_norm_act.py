@@ -65,7 +65,7 @@ class BatchNormAct2d(NormActBase):
         """Whether the forward and the running-statistics update can be one op (with a GPU, the
         update rides in the forward's kernels): its autograd is C++, so the kernels must be
         loaded; and it takes torch's common case, a counter and a momentum."""
-        return (_backend.kernels_loaded() and x.device.type in ("cuda", "cpu") and self.momentum is not None
+        return (_backend.kernels_loaded() and (x.is_cuda or x.is_cpu) and self.momentum is not None
                 and num_batches_tracked is not None)
 
     def _sync_group(self):
@@ -77,17 +77,15 @@ class BatchNormAct2d(NormActBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        # Parameters and buffers are read once each: nn.Module's attribute lookup of them costs about
-        # half a microsecond, several times the host time this module's Python otherwise adds.
-        weight, bias, running_mean = self.weight, self.bias, self.running_mean
+        weight, bias, running_mean, running_var, tracked = self._registered()
         # like torch: batch statistics in training, and in eval when there are no running statistics
         if not self.training and running_mean is not None:
             if x.numel() == 0:
                 return empty_output(x, weight, bias)
-            return norm_act_apply(x, running_mean, self.running_var, weight, bias, self.eps, self.activation,
+            return norm_act_apply(x, running_mean, running_var, weight, bias, self.eps, self.activation,
                                   self.negative_slope)
         update = self.training and self.track_running_stats and running_mean is not None
-        group = self._sync_group()
+        group = self._sync_group() if self.sync else None
         if group is not None:
             return sync_norm_act(x, weight, bias, self._update_running_stats if update else None, self.eps,
                                  self.activation, self.negative_slope, group)
@@ -95,9 +93,8 @@ class BatchNormAct2d(NormActBase):
             if update:
                 self._update_running_stats(None, None, 0)
             return empty_output(x, weight, bias)
-        tracked = self.num_batches_tracked
         if update and self._updates_in_one_op(x, tracked):
-            y, _, _ = batch_norm_act_train_(x, weight, bias, running_mean, self.running_var, tracked, self.momentum,
+            y, _, _ = batch_norm_act_train_(x, weight, bias, running_mean, running_var, tracked, self.momentum,
                                             self.eps, self.activation, self.negative_slope)
             return y
         y, mean, var = norm_act_train(x, weight, bias, False, self.eps, self.activation, self.negative_slope)

@@ -65,14 +65,14 @@ class InstanceNormAct2d(NormActBase):
         return self._forward_batched(x)
 
     def _forward_batched(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias, running_mean, running_var, _ = self._registered()
         if x.numel() == 0:  # (torch itself fails on an empty batch; return the empty output)
-            return empty_output(x, self.weight, self.bias)
+            return empty_output(x, weight, bias)
         if not self.training and self.track_running_stats:
-            return norm_act_apply(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps,
-                                  self.activation, self.negative_slope)
-        y, mean, var = norm_act_train(x, self.weight, self.bias, True, self.eps, self.activation,
-                                      self.negative_slope)
-        if self.running_mean is not None:  # torch updates whatever buffers exist when using input statistics
+            return norm_act_apply(x, running_mean, running_var, weight, bias, self.eps, self.activation,
+                                  self.negative_slope)
+        y, mean, var = norm_act_train(x, weight, bias, True, self.eps, self.activation, self.negative_slope)
+        if running_mean is not None:  # torch updates whatever buffers exist when using input statistics
             momentum = 0.0 if self.momentum is None else self.momentum
-            update_running_stats_(self.running_mean, self.running_var, mean, var, x.shape[2] * x.shape[3], momentum)
+            update_running_stats_(running_mean, running_var, mean, var, x.shape[2] * x.shape[3], momentum)
         return y
