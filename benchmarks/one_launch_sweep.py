@@ -25,9 +25,8 @@ CASES = [((128, 256, 4, 4), False), ((128, 256, 6, 6), False), ((128, 256, 8, 8)
 CAPS = {"as built": "", "no clusters (2048)": "2048", "tile path (0)": "0"}
 
 
-def _time_case(shape: tuple[int, ...], per_sample: bool) -> dict[str, float]:
-    from genimg_fast.bench.timing import count_launches, time_callable
-    from genimg_fast.graph_capture import captured
+def _step(shape: tuple[int, ...], per_sample: bool):
+    """A training forward + backward at `shape` on fresh random inputs."""
     from genimg_fast.ops import norm_act_train, norm_act_train_backward
 
     device = torch.device("cuda")
@@ -37,16 +36,25 @@ def _time_case(shape: tuple[int, ...], per_sample: bool) -> dict[str, float]:
     def step():
         y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "relu", 0.0)
         return (y, *norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0))
-
-    replay, _ = captured(step)
-    gpu = time_callable(replay, device, warmup=10, repeats=200).median_ms * 1e3
-    eager = time_callable(lambda _i: step(), device, warmup=10, repeats=200).median_ms * 1e3
-    return {"gpu_us": gpu, "eager_us": eager, "launches": count_launches(step, device)}
+    return step
 
 
 def _child() -> None:
-    for shape, per_sample in CASES:
-        print(json.dumps({"shape": shape, "per_sample": per_sample, **_time_case(shape, per_sample)}), flush=True)
+    from genimg_fast.bench.timing import count_launches, time_callable
+    from genimg_fast.graph_capture import captured
+
+    device = torch.device("cuda")
+    steps = [_step(shape, per_sample) for shape, per_sample in CASES]
+    rows = []
+    for (shape, per_sample), step in zip(CASES, steps):
+        replay, _ = captured(step)
+        rows.append({"shape": shape, "per_sample": per_sample,
+                     "gpu_us": time_callable(replay, device, warmup=10, repeats=200).median_ms * 1e3,
+                     "eager_us": time_callable(lambda _i: step(), device, warmup=10, repeats=200).median_ms * 1e3})
+    # counted last: a profiler session slows every later eager step of the process
+    for row, step in zip(rows, steps):
+        row["launches"] = count_launches(step, device)
+        print(json.dumps(row), flush=True)
 
 
 def main() -> None:
