@@ -85,7 +85,7 @@ class BatchNormAct2d(NormActBase):
             return norm_act_apply(x, running_mean, running_var, weight, bias, self.eps, self.activation,
                                   self.negative_slope)
         update = self.training and self.track_running_stats and running_mean is not None
-        group = self._sync_group() if self.sync else None
+        group = self._sync_group()
         if group is not None:
             return sync_norm_act(x, weight, bias, self._update_running_stats if update else None, self.eps,
                                  self.activation, self.negative_slope, group)
