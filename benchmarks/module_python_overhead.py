@@ -7,22 +7,19 @@ tiny CPU input (their Python plus two small CPU ops), for scale. No GPU needed.
 """
 from __future__ import annotations
 
-import time
 from unittest import mock
 
 import torch
 from torch import nn
 
 from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
+from profile_norm_act import host_us  # the script beside this one
+
+CPU = torch.device("cpu")
 
 
 def per_call_us(fn, calls: int = 100_000) -> float:
-    for _ in range(1000):
-        fn()
-    begin = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - begin) / calls * 1e6
+    return host_us(fn, CPU, steps=calls, warmup=1000)
 
 
 def main() -> None:
