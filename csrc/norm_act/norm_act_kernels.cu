@@ -388,8 +388,7 @@ void launch_cluster_pass_backward(const NormTiling& t, const GroupConstants<scal
 #undef GENIMG_CLUSTER_KERNEL
 
 // Whether `device` runs the cluster kernels; nullopt when a query failed (a non-sticky error,
-// cleared here): then the tile path serves this call, and a later one asks again. (A "yes",
-// once cached, never changes: a workspace sized for the tile path is never missing.)
+// cleared here): then the tile path serves this call, and a later one asks again.
 std::optional<bool> query_cluster_support(int device) {
   auto succeeded = [](cudaError_t status) {
     if (status == cudaSuccess) return true;
@@ -460,10 +459,6 @@ size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
   return static_cast<size_t>(t.groups) * static_cast<size_t>(t.partials_per_group) * value_bytes;
 }
 
-size_t norm_train_workspace_bytes(const NormTiling& t, bool is_double) {
-  return train_path(t, !is_double) == TrainPath::kTiles ? norm_reduce_workspace_bytes(t, is_double) : 0;
-}
-
 template <typename scalar_t>
 void run_norm_stats(const NormTiling& t, const scalar_t* x, const StatsFinish<acc_type_t<scalar_t>>& finish,
                     void* workspace, cudaStream_t stream) {
@@ -503,14 +498,13 @@ void launch_norm_act_backward_apply(const NormTiling& t, const NormActArgs<scala
 }
 
 template <typename scalar_t>
-void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& args, acc_type_t<scalar_t>* mean,
-                           acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream,
-                           const RunningStatsTarget<acc_type_t<scalar_t>>& running) {
+void launch_norm_act_train(const NormTiling& t, TrainPath path, const NormActArgs<scalar_t>& args,
+                           acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var, scalar_t* y, void* workspace,
+                           cudaStream_t stream, const RunningStatsTarget<acc_type_t<scalar_t>>& running) {
   using acc_t = acc_type_t<scalar_t>;
   // running statistics are per channel: only batch norm's groups are channels
   TORCH_INTERNAL_ASSERT(running.mean == nullptr || !t.per_sample);
   if constexpr (std::is_same_v<acc_t, float>) {
-    const TrainPath path = train_path(t, true);
     if (path == TrainPath::kSingleBlock) {
       launch_single_pass_train(t, GroupConstants<scalar_t>{args}, mean, var, y, running, stream);
       return;
@@ -520,7 +514,7 @@ void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& arg
       return;
     }
   }
-  TORCH_INTERNAL_ASSERT(workspace != nullptr, "the tile path needs norm_train_workspace_bytes of workspace");
+  TORCH_INTERNAL_ASSERT(workspace != nullptr, "the tile path needs norm_reduce_workspace_bytes of workspace");
   const StatsFinish<acc_t> finish{mean, var, running};
   if (!t.merge_in_elementwise) {
     run_norm_stats(t, args.x, finish, workspace, stream);
@@ -541,12 +535,12 @@ void launch_norm_act_train(const NormTiling& t, const NormActArgs<scalar_t>& arg
 }
 
 template <typename scalar_t>
-void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scalar_t>& args, const scalar_t* dy,
+void launch_norm_act_train_backward(const NormTiling& t, TrainPath path, const NormActArgs<scalar_t>& args,
+                                    const scalar_t* dy,
                                     acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat, double count,
                                     scalar_t* dx, void* workspace, cudaStream_t stream) {
   using acc_t = acc_type_t<scalar_t>;
   if constexpr (std::is_same_v<acc_t, float>) {
-    const TrainPath path = train_path(t, true);
     if (path == TrainPath::kSingleBlock) {
       launch_single_pass_backward(t, GroupConstants<scalar_t>{args}, dy, sum_dz, sum_dz_xhat,
                                   static_cast<acc_t>(1.0 / count), dx, stream);
@@ -558,7 +552,7 @@ void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scala
       return;
     }
   }
-  TORCH_INTERNAL_ASSERT(workspace != nullptr, "the tile path needs norm_train_workspace_bytes of workspace");
+  TORCH_INTERNAL_ASSERT(workspace != nullptr, "the tile path needs norm_reduce_workspace_bytes of workspace");
   if (!t.merge_in_elementwise) {
     launch_norm_act_backward_reduce(t, args, dy, sum_dz, sum_dz_xhat, workspace, stream);
     launch_norm_act_backward_apply(t, args, dy, sum_dz, sum_dz_xhat, count, dx, stream);
@@ -587,9 +581,10 @@ void launch_norm_act_train_backward(const NormTiling& t, const NormActArgs<scala
   template void launch_norm_act_backward_apply<T>(const NormTiling&, const NormActArgs<T>&, const T*,             \
                                                   const acc_type_t<T>*, const acc_type_t<T>*, double, T*,         \
                                                   cudaStream_t);                                                  \
-  template void launch_norm_act_train<T>(const NormTiling&, const NormActArgs<T>&, acc_type_t<T>*, acc_type_t<T>*, \
-                                         T*, void*, cudaStream_t, const RunningStatsTarget<acc_type_t<T>>&);      \
-  template void launch_norm_act_train_backward<T>(const NormTiling&, const NormActArgs<T>&, const T*,             \
+  template void launch_norm_act_train<T>(const NormTiling&, TrainPath, const NormActArgs<T>&, acc_type_t<T>*,      \
+                                         acc_type_t<T>*, T*, void*, cudaStream_t,                                 \
+                                         const RunningStatsTarget<acc_type_t<T>>&);                               \
+  template void launch_norm_act_train_backward<T>(const NormTiling&, TrainPath, const NormActArgs<T>&, const T*,  \
                                                   acc_type_t<T>*, acc_type_t<T>*, double, T*, void*, cudaStream_t);
 GENIMG_INSTANTIATE_NORM_ACT(float)
 GENIMG_INSTANTIATE_NORM_ACT(double)

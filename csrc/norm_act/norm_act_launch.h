@@ -10,13 +10,13 @@
 #include "common/acc_type.h"
 #include "norm_act/norm_act_math.h"
 #include "norm_act/norm_act_tiling.h"
+#include "norm_act/train_path.h"
 
 namespace genimg_fast {
 
-// Workspace the reductions need for their per-tile partials (enough for either reduction).
+// Workspace the reductions need for their per-tile partials (enough for either reduction). The
+// training ops need it on the tile path only (train_path.h).
 size_t norm_reduce_workspace_bytes(const NormTiling& tiling, bool is_double);
-// The training forward's and backward's: none where they take the single-pass kernels.
-size_t norm_train_workspace_bytes(const NormTiling& tiling, bool is_double);
 
 // Running statistics for a batch-norm training forward to update as it publishes its
 // statistics (momentum given): mean == null means none. keep = 1 - momentum, take = momentum and
@@ -66,22 +66,23 @@ void launch_norm_act_backward_apply(const NormTiling& tiling, const NormActArgs<
                                     const acc_type_t<scalar_t>* sum_dz_xhat, double count, scalar_t* dx,
                                     cudaStream_t stream);
 
-// The training forward in two launches: statistics partials, then one pass that merges them,
-// writes mean/var (biased) and y = act(xhat * weight + bias); NCHW groups of 512-2048 values in
-// one (a block a group, its values in registers, two-pass statistics: not the bits of the
-// separate stats + apply ops there). args.mean/var are not read. With
+// The training forward on `path` (train_path(tiling, ...), chosen once by the caller, which
+// gives the tile path its workspace): on the tile path two launches, statistics partials, then
+// one pass that merges them, writes mean/var (biased) and y = act(xhat * weight + bias); on the
+// one-launch paths one (a block or a cluster a group, its values in registers, two-pass
+// statistics: not the bits of the separate stats + apply ops there). args.mean/var are not read. With
 // a running target (batch norm only), the pass that publishes a channel's statistics also
 // updates its running statistics (and the batch counter): no third launch.
 template <typename scalar_t>
-void launch_norm_act_train(const NormTiling& tiling, const NormActArgs<scalar_t>& args, acc_type_t<scalar_t>* mean,
-                           acc_type_t<scalar_t>* var, scalar_t* y, void* workspace, cudaStream_t stream,
-                           const RunningStatsTarget<acc_type_t<scalar_t>>& running = {});
+void launch_norm_act_train(const NormTiling& tiling, TrainPath path, const NormActArgs<scalar_t>& args,
+                           acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var, scalar_t* y, void* workspace,
+                           cudaStream_t stream, const RunningStatsTarget<acc_type_t<scalar_t>>& running = {});
 
-// The training backward in two launches: partials of sum(dz) and sum(dz * xhat), then one pass
-// that merges them, writes the per-group sums and dx (batch statistics over `count` values);
-// single-pass groups (see above) in one.
+// The training backward on `path`: on the tile path two launches, partials of sum(dz) and
+// sum(dz * xhat), then one pass that merges them, writes the per-group sums and dx (batch
+// statistics over `count` values); on the one-launch paths one.
 template <typename scalar_t>
-void launch_norm_act_train_backward(const NormTiling& tiling, const NormActArgs<scalar_t>& args,
+void launch_norm_act_train_backward(const NormTiling& tiling, TrainPath path, const NormActArgs<scalar_t>& args,
                                     const scalar_t* dy, acc_type_t<scalar_t>* sum_dz,
                                     acc_type_t<scalar_t>* sum_dz_xhat, double count, scalar_t* dx, void* workspace,
                                     cudaStream_t stream);

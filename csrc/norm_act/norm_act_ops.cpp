@@ -91,12 +91,16 @@ std::tuple<at::Tensor, at::Tensor> empty_input_stats(const at::Tensor& x, bool p
   return {stat_tensor(x, per_sample).fill_(nan), stat_tensor(x, per_sample).fill_(nan)};
 }
 
-// The reductions' workspace. The training ops (`training`) need none where they take the
-// single-pass kernels: an undefined tensor then, no allocator call.
-at::Tensor workspace_for(const NormTiling& t, const at::Tensor& x, bool training = false) {
-  const bool is_double = x.scalar_type() == at::kDouble;
-  const auto bytes = training ? norm_train_workspace_bytes(t, is_double) : norm_reduce_workspace_bytes(t, is_double);
+// The reductions' workspace. The training ops need none off the tile path (`path`): an
+// undefined tensor then, no allocator call.
+at::Tensor workspace_for(const NormTiling& t, const at::Tensor& x, TrainPath path = TrainPath::kTiles) {
+  const auto bytes = path == TrainPath::kTiles ? norm_reduce_workspace_bytes(t, x.scalar_type() == at::kDouble) : 0;
   return bytes == 0 ? at::Tensor() : at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
+}
+
+// The training kernels for x's tiling (train_path.h): chosen once, for the workspace and the launch.
+TrainPath training_path(const NormTiling& t, const at::Tensor& x) {
+  return train_path(t, /*float_accumulation=*/x.scalar_type() != at::kDouble);
 }
 
 void* data_or_null(at::Tensor& workspace) { return workspace.defined() ? workspace.mutable_data_ptr() : nullptr; }
@@ -341,7 +345,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x
   const NormTiling t = tiling_for(in, per_sample);
   const auto acc = acc_scalar_type(x);
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
-  at::Tensor workspace = workspace_for(t, in.x, /*training=*/true);
+  const TrainPath path = training_path(t, in.x);
+  at::Tensor workspace = workspace_for(t, in.x, path);
   Output y = output_like(x, in);
   const int64_t count = per_sample ? t.S : t.N * t.S;
   const bool update_in_kernels = running != nullptr && !per_sample && running->kernel_writable(acc);
@@ -355,7 +360,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x
                 static_cast<acc_t>(1.0 - running->momentum), static_cast<acc_t>(running->momentum),
                 static_cast<acc_t>(unbias_factor(count))};
     }
-    launch_norm_act_train<scalar_t>(t, make_args<scalar_t>(in.x, mean, var, weight_acc, bias_acc, eps, act, slope),
+    launch_norm_act_train<scalar_t>(t, path,
+                                    make_args<scalar_t>(in.x, mean, var, weight_acc, bias_acc, eps, act, slope),
                                     mean.mutable_data_ptr<acc_t>(), var.mutable_data_ptr<acc_t>(),
                                     y.work.mutable_data_ptr<scalar_t>(), data_or_null(workspace), stream, target);
   });
@@ -418,14 +424,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
   const at::Tensor mean_acc = contiguous_as(mean, acc), var_acc = contiguous_as(var, acc);
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
   at::Tensor sum_dz = at::empty_like(mean_acc), sum_dz_xhat = at::empty_like(mean_acc);
-  at::Tensor workspace = workspace_for(t, in.x, /*training=*/true);
+  const TrainPath path = training_path(t, in.x);
+  at::Tensor workspace = workspace_for(t, in.x, path);
   Output dx = output_like(x, in);
   const double count = static_cast<double>(per_sample ? t.S : t.N * t.S);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_train_backward", [&] {
     using acc_t = acc_type_t<scalar_t>;
     launch_norm_act_train_backward<scalar_t>(
-        t, make_args<scalar_t>(in.x, mean_acc, var_acc, weight_acc, bias_acc, eps, act, slope),
+        t, path, make_args<scalar_t>(in.x, mean_acc, var_acc, weight_acc, bias_acc, eps, act, slope),
         dy.const_data_ptr<scalar_t>(), sum_dz.mutable_data_ptr<acc_t>(), sum_dz_xhat.mutable_data_ptr<acc_t>(), count,
         dx.work.mutable_data_ptr<scalar_t>(), data_or_null(workspace), stream);
   });
