@@ -387,29 +387,48 @@ void launch_cluster_pass_backward(const NormTiling& t, const GroupConstants<scal
 }
 #undef GENIMG_CLUSTER_KERNEL
 
-// Whether `device` runs the cluster kernels; nullopt when a query failed (a non-sticky error,
-// cleared here): then the tile path serves this call, and a later one asks again.
-std::optional<bool> query_cluster_support(int device) {
-  auto succeeded = [](cudaError_t status) {
-    if (status == cudaSuccess) return true;
-    (void)cudaGetLastError();
-    return false;
-  };
-  int major = 0;
-  if (!succeeded(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device))) return std::nullopt;
-  if (major < 9) return false;
-  // The largest-register instantiation: if its clusters fit, every other's do.
-  auto* kernel = &cluster_pass_backward_kernel<kClusterPassMaxItems, GroupConstants<float>>;
+bool cuda_succeeded(cudaError_t status) {
+  if (status == cudaSuccess) return true;
+  (void)cudaGetLastError();  // a non-sticky error: cleared, so later calls do not report it
+  return false;
+}
+
+// Whether `kernel` was loaded from code built for sm_90+ and a cluster of the largest size fits
+// the device; nullopt when a query failed.
+std::optional<bool> runs_largest_clusters(const void* kernel) {
   cudaFuncAttributes attributes;
-  if (!succeeded(cudaFuncGetAttributes(&attributes, kernel))) return std::nullopt;
+  if (!cuda_succeeded(cudaFuncGetAttributes(&attributes, kernel))) return std::nullopt;
   // ptxVersion is the virtual architecture the loaded code came from (__CUDA_ARCH__ / 10):
   // code JIT-compiled from older PTX has no cluster support compiled in.
   if (attributes.ptxVersion < 90 || attributes.binaryVersion < 90) return false;
   cudaLaunchAttribute cluster;
   const cudaLaunchConfig_t config = cluster_launch_config(1, kClusterPassMaxBlocks, nullptr, cluster);
   int clusters = 0;
-  if (!succeeded(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config))) return std::nullopt;
+  if (!cuda_succeeded(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config))) return std::nullopt;
   return clusters > 0;
+}
+
+// Whether `device` runs the cluster kernels; nullopt when a query failed: then the tile path
+// serves this call, and a later one asks again.
+std::optional<bool> query_cluster_support(int device) {
+  int major = 0;
+  if (!cuda_succeeded(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device))) return std::nullopt;
+  if (major < 9) return false;
+  // The instantiations holding the most values a thread use the most registers (ptxas, sm_90:
+  // 78-105, the fp16/bf16 backward the most): where their clusters fit, every other's do.
+  constexpr int kItems = kClusterPassMaxItems;
+  const void* const largest[] = {
+      reinterpret_cast<const void*>(&cluster_pass_train_kernel<kItems, GroupConstants<float>>),
+      reinterpret_cast<const void*>(&cluster_pass_train_kernel<kItems, GroupConstants<c10::Half>>),
+      reinterpret_cast<const void*>(&cluster_pass_train_kernel<kItems, GroupConstants<c10::BFloat16>>),
+      reinterpret_cast<const void*>(&cluster_pass_backward_kernel<kItems, GroupConstants<float>>),
+      reinterpret_cast<const void*>(&cluster_pass_backward_kernel<kItems, GroupConstants<c10::Half>>),
+      reinterpret_cast<const void*>(&cluster_pass_backward_kernel<kItems, GroupConstants<c10::BFloat16>>)};
+  for (const void* kernel : largest) {
+    const std::optional<bool> runs = runs_largest_clusters(kernel);
+    if (!runs.value_or(false)) return runs;  // a failed query (nullopt) or a no
+  }
+  return true;
 }
 
 }  // namespace
