@@ -61,6 +61,7 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(BUILD_SETTINGS) $(SOURCES)
 	@touch $@
 
 clean:
-	rm -rf build *.egg-info genimg_fast/_C*.so genimg_fast/_build_config.py $(VENV)/.genimg_fast-built
+	rm -rf build *.egg-info genimg_fast/_C*.so genimg_fast/_build_config.py genimg_fast/_kernel_fingerprints.json \
+		$(VENV)/.genimg_fast-built
 
 FORCE:

@@ -13,7 +13,11 @@ from setuptools import setup
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from buildtools.build_plan import plan_build, write_build_config  # noqa: E402
+from buildtools.build_plan import NVCC_FLAGS, plan_build, write_build_config  # noqa: E402
+
+# Written beside the built extension: the fingerprints of its kernels' device code, which
+# genimg_fast compares with its record of verified kernels (docs/kernel-verification.md).
+FINGERPRINTS_FILE = "_kernel_fingerprints.json"
 
 plan = plan_build()
 write_build_config(plan, ROOT / "genimg_fast" / "_build_config.py")
@@ -32,6 +36,18 @@ if plan.build_cuda:
         pass
     from torch.utils.cpp_extension import BuildExtension, CUDAExtension
 
+    from buildtools.kernel_fingerprints import write_build_fingerprints
+
+    class BuildWithFingerprints(BuildExtension):
+        """build_ext, then the fingerprints of each extension's kernels beside its binary."""
+
+        def run(self):
+            super().run()
+            for ext in self.extensions:
+                binary = Path(self.get_ext_fullpath(ext.name))
+                line = write_build_fingerprints(binary, binary.parent / FINGERPRINTS_FILE, plan.torch_version)
+                print(f"genimg_fast: {line}")
+
     sources = sorted(
         os.path.relpath(p, ROOT)
         for pattern in ("csrc/**/*.cpp", "csrc/**/*.cu")
@@ -44,20 +60,18 @@ if plan.build_cuda:
             include_dirs=[str(ROOT / "csrc")],
             extra_compile_args={
                 "cxx": ["-O3"],
-                # --fmad=false: without it ptxas may fuse a multiply and an add into one fma in one
-                # kernel and not in another (GPU run 11: the fused training backward and its separate
-                # pieces rounded 1 ulp apart). Explicit fmaf() calls still give an fma.
-                "nvcc": ["-O3", "-lineinfo", "--expt-relaxed-constexpr", "--fmad=false"],
+                "nvcc": list(NVCC_FLAGS),
             },
         )
     )
-    cmdclass["build_ext"] = BuildExtension
+    cmdclass["build_ext"] = BuildWithFingerprints
     print(f"genimg_fast: building CUDA kernels with CUDA {plan.toolkit.version} at {plan.toolkit.home} "
           f"(found by {plan.toolkit.found_by}) for TORCH_CUDA_ARCH_LIST={plan.arch_list}")
 else:
     # A stale in-place build would otherwise keep loading; this build promises no kernels.
-    for stale in glob.glob(str(ROOT / "genimg_fast" / "_C*.so")):
-        os.remove(stale)
+    for stale in [*glob.glob(str(ROOT / "genimg_fast" / "_C*.so")), str(ROOT / "genimg_fast" / FINGERPRINTS_FILE)]:
+        if os.path.exists(stale):
+            os.remove(stale)
     print(f"genimg_fast: no CUDA kernels built ({plan.reason}); installing the pure-PyTorch reference path")
 
 setup(ext_modules=ext_modules, cmdclass=cmdclass)

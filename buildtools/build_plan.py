@@ -11,6 +11,12 @@ from .cuda_toolkit import CudaToolkit, CudaToolkitError, check_matches_torch, fi
 # sm_80 code also runs on 8.6/8.9 cards; 12.0+PTX lets newer cards JIT the kernels.
 DEFAULT_ARCH_LIST = "7.5;8.0;9.0;10.0;12.0+PTX"
 
+# nvcc's flags for the kernels (setup.py; the fingerprint tests compile with them too).
+# --fmad=false: without it ptxas may fuse a multiply and an add into one fma in one kernel and
+# not in another, so that a fused kernel and its separate pieces round 1 ulp apart. Explicit
+# fmaf() calls still give an fma.
+NVCC_FLAGS = ("-O3", "-lineinfo", "--expt-relaxed-constexpr", "--fmad=false")
+
 
 @dataclass(frozen=True)
 class BuildPlan:
