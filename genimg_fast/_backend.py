@@ -3,7 +3,8 @@
 Importing genimg_fast._C registers its kernels for the CUDA dispatch key of the ops defined
 in genimg_fast.ops; every device without a kernel runs the op's PyTorch reference.
 GENIMG_FAST_IMPL selects: `auto` (default: kernels when they load), `reference` (never load
-them, for A/B runs), `cuda` (fail at import unless kernels and a GPU are there).
+them, for A/B runs), `cuda` (fail at import unless kernels and a GPU are there). Of the loaded
+kernels, only the kernel paths verified on a GPU run unless opted in (_kernel_paths.py).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from types import ModuleType
 from typing import Any
 
 import torch
+
+from genimg_fast import _kernel_paths
 
 IMPL_ENV = "GENIMG_FAST_IMPL"
 IMPL_CHOICES = ("auto", "reference", "cuda")
@@ -70,6 +73,8 @@ def load_kernels() -> None:
     """Import the compiled kernels once (called by `import genimg_fast`)."""
     global _kernels, _load_failure
     _kernels, _load_failure = _import_kernels()
+    if _kernels is not None:
+        _kernel_paths.configure(_kernels)
     if requested_impl() == "cuda":
         if _kernels is None:
             raise RuntimeError(f"{IMPL_ENV}=cuda but the CUDA kernels are unavailable: {_load_failure}")
@@ -141,6 +146,8 @@ def backend_info() -> dict[str, Any]:
         "device": torch.cuda.get_device_name() if cuda_available else "cpu",
         "device_capability": f"{capability[0]}.{capability[1]}" if capability else None,
         "norm_kernels": _norm_kernel_paths() if reason is None else None,
+        "kernel_paths": _kernel_paths.report(_kernels) if _kernels is not None else {},
+        "unverified_kernels": os.environ.get(_kernel_paths.OPT_IN_ENV) or None,
     }
 
 
@@ -153,9 +160,10 @@ def _norm_kernel_paths() -> dict[str, Any]:
 
 
 def note_reference_on_cuda(op_name: str) -> None:
-    """Log once per process that a CUDA tensor went through a reference implementation."""
+    """Log once per process that a CUDA tensor went through a reference implementation. (With the
+    kernels loaded, a kernel path that may not run sent it there, and said so: _kernel_paths.py.)"""
     global _warned_fallback
-    if _warned_fallback or requested_impl() == "reference":
+    if _warned_fallback or requested_impl() == "reference" or _kernels is not None:
         return
     _warned_fallback = True
     logger.warning(

@@ -1,12 +1,26 @@
-"""Shared test setup: CUDA tests are marked `cuda` and skip cleanly where there is no GPU."""
+"""Shared test setup: CUDA tests are marked `cuda` and skip cleanly where there is no GPU.
+
+The tests exercise every kernel path, those waiting for a GPU check too: GENIMG_FAST_UNVERIFIED_KERNELS
+is 1 unless set (the tests of the default choice set their own). Each CUDA test notes the kernel
+paths it ran; with GENIMG_FAST_PATH_OUTCOMES=FILE the session writes them with each test's outcome
+(the GPU check turns them into verdicts: buildtools/kernel_record.py gpu-report).
+"""
 from __future__ import annotations
 
-import pytest
-import torch
+import json
+import os
 
-import genimg_fast
-from genimg_fast import _backend
-from genimg_fast.bench.checks import exact_fp32
+os.environ.setdefault("GENIMG_FAST_UNVERIFIED_KERNELS", "1")  # before genimg_fast loads its kernels
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import genimg_fast  # noqa: E402
+from genimg_fast import _backend, _kernel_paths  # noqa: E402
+from genimg_fast.bench.checks import exact_fp32  # noqa: E402
+
+PATH_OUTCOMES_ENV = "GENIMG_FAST_PATH_OUTCOMES"
+_path_outcomes: dict[str, dict] = {}  # test id -> the paths it ran, whether it passed and failed
 
 
 def pytest_collection_modifyitems(config, items):
@@ -39,3 +53,41 @@ def no_tf32():
 
 def fresh_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(autouse=True)
+def _note_kernel_paths_ran(request):
+    """Which kernel paths a CUDA test ran, kept with its report (and so across xdist workers)."""
+    kernels = _backend._kernels
+    if kernels is None or "cuda" not in request.keywords:
+        yield
+        return
+    kernels.forget_kernel_paths_ran()
+    yield
+    request.node.user_properties.append(("kernel_paths", list(kernels.kernel_paths_ran())))
+
+
+def pytest_runtest_logreport(report):
+    entry = _path_outcomes.setdefault(report.nodeid, {"paths": set(), "passed": False, "failed": False})
+    for name, value in report.user_properties:
+        if name == "kernel_paths":
+            entry["paths"].update(value)
+    entry["failed"] |= report.failed
+    entry["passed"] |= report.when == "call" and report.passed
+
+
+def pytest_sessionfinish(session):
+    destination = os.environ.get(PATH_OUTCOMES_ENV)
+    if not destination or hasattr(session.config, "workerinput"):  # xdist workers report to the controller
+        return
+    tests = [{"test": test, "paths": sorted(entry["paths"]), "outcome": "failed" if entry["failed"] else "passed"}
+             for test, entry in _path_outcomes.items() if entry["paths"] and (entry["passed"] or entry["failed"])]
+    with open(destination, "w") as stream:
+        json.dump({"tests": tests}, stream, indent=1)
+
+
+def pytest_terminal_summary(terminalreporter):
+    waiting = [name for name, status in _kernel_paths.statuses().items() if status.state == "waiting"]
+    if waiting:
+        terminalreporter.write_line(f"kernel paths waiting for a GPU check (off by default, run here): "
+                                    f"{', '.join(waiting)}")

@@ -27,7 +27,8 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 def test_backend_info_reports_everything_a_bug_report_needs():
     info = genimg_fast.backend_info()
     for key in ("impl", "kernels_loaded", "reason", "compiled_archs", "built_arch_list", "built_with", "torch",
-                "torch_cuda", "cudnn", "cuda_available", "device", "device_capability", "norm_kernels"):
+                "torch_cuda", "cudnn", "cuda_available", "device", "device_capability", "norm_kernels", "kernel_paths",
+                "unverified_kernels"):
         assert key in info
     assert (info["norm_kernels"] is None) == (info["impl"] == "reference")  # which norm kernels: with a GPU
     assert info["torch"] == torch.__version__
@@ -97,6 +98,7 @@ def test_unknown_impl_is_rejected(monkeypatch):
 
 def test_fallback_on_cuda_is_logged_once(monkeypatch, caplog):
     monkeypatch.setattr(_backend, "_warned_fallback", False)
+    monkeypatch.setattr(_backend, "_kernels", None)  # with kernels, the kernel path passed over is logged instead
     monkeypatch.setattr(_backend, "_load_failure", "not built: test")
     monkeypatch.delenv("GENIMG_FAST_IMPL", raising=False)
     with caplog.at_level(logging.WARNING, logger="genimg_fast"):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from cuda_helpers import assert_raises_in_child, poison_allocator, run_in_child
 
+from genimg_fast import _backend
 from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
                              norm_act_stats, norm_act_train, norm_act_train_backward, update_running_stats_,
                              update_tracked_running_stats_)
@@ -26,9 +27,10 @@ def _cluster_takes(count: int) -> bool:
     """Whether an NCHW group of `count` (2049-32768) values takes one cluster of blocks (one
     launch each way) instead of the tile path: on GPUs of compute capability 9.0 and later, unless
     GENIMG_FAST_SINGLE_PASS_MAX caps the one-launch kernels below it (gpu_check.sh does, when its
-    smoke test of the cluster kernels fails)."""
+    smoke test of the cluster kernels fails) or the cluster kernel path may not run."""
     cap = int(os.environ.get("GENIMG_FAST_SINGLE_PASS_MAX") or 32768)
-    return torch.cuda.get_device_capability() >= (9, 0) and count <= cap
+    enabled = "norm_cluster" in _backend._kernels.enabled_kernel_paths()
+    return torch.cuda.get_device_capability() >= (9, 0) and count <= cap and enabled
 
 
 def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:

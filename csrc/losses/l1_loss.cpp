@@ -1,4 +1,5 @@
-// CUDA implementation of genimg_fast::l1_loss (schema and reference: genimg_fast/ops/l1_loss.py).
+// CUDA implementation of genimg_fast::l1_loss (schema and reference: genimg_fast/ops/l1_loss.py);
+// the reference serves while the kernel path may not run (common/kernel_paths.h).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -12,6 +13,8 @@
 #include <tuple>
 
 #include "common/device_info.h"
+#include "common/kernel_paths.h"
+#include "common/reference_fallback.h"
 #include "common/strided_offsets_host.h"
 #include "common/tensor_checks.h"
 #include "losses/l1_loss.h"
@@ -30,6 +33,10 @@ std::tuple<at::Tensor, at::Tensor> l1_loss_cuda(const at::Tensor& input, const a
   constexpr const char* kOp = "genimg_fast.l1_loss";
   check_loss_pair(input, target, kOp);
   const bool mean = is_mean_reduction(reduction, kOp);
+  if (!take_kernel_path(KernelPath::kL1Loss, kReferenceInstead)) {
+    return call_reference<decltype(l1_loss_cuda)>("genimg_fast::l1_loss", input, target, weight, reduction,
+                                                  compute_grad);
+  }
   const c10::cuda::CUDAGuard device_guard(input.device());
 
   at::Tensor loss = at::empty({}, input.options());

@@ -1,5 +1,6 @@
 // CUDA implementations of genimg_fast::loss_terms and genimg_fast::scale_stored_grads (schemas
-// and references: genimg_fast/ops/loss_terms.py).
+// and references: genimg_fast/ops/loss_terms.py); the references serve while the kernel paths
+// may not run (common/kernel_paths.h).
 #include <ATen/Dispatch.h>
 #include <ATen/core/List.h>
 #include <ATen/core/Tensor.h>
@@ -16,6 +17,8 @@
 #include <tuple>
 #include <vector>
 
+#include "common/kernel_paths.h"
+#include "common/reference_fallback.h"
 #include "common/tensor_checks.h"
 #include "losses/loss_spec.h"
 #include "losses/loss_terms.h"
@@ -80,6 +83,10 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> loss_terms_cuda(
     at::TensorList inputs, const c10::List<std::optional<at::Tensor>>& targets, c10::ArrayRef<double> target_values,
     c10::string_view spec, c10::ArrayRef<double> weights, bool compute_grad) {
   const std::vector<TermSpec> parsed = check_terms(inputs, targets, target_values, spec, weights);
+  if (!take_kernel_path(KernelPath::kLossTerms, kReferenceInstead)) {
+    return call_reference<decltype(loss_terms_cuda)>("genimg_fast::loss_terms", inputs, targets, target_values, spec,
+                                                     weights, compute_grad);
+  }
   const at::Tensor& first = inputs[0];
   const c10::cuda::CUDAGuard guard(first.device());
   const int num_terms = static_cast<int>(inputs.size());
@@ -143,6 +150,10 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
     TORCH_CHECK_VALUE(stored[i].device() == grad_total.device() &&
                           (!grad_terms.has_value() || grad_terms->device() == grad_total.device()),
                       kScaleOp, ": stored[", std::to_string(i), "], grad_total and grad_terms must share a device");
+  }
+  if (!take_kernel_path(KernelPath::kScaleStoredGrads, kReferenceInstead)) {
+    return call_reference<decltype(scale_stored_grads_cuda)>("genimg_fast::scale_stored_grads", stored, grad_total,
+                                                             grad_terms, spec);
   }
   const c10::cuda::CUDAGuard guard(grad_total.device());
   // both incoming gradients in the accumulation type, as the reference reads them

@@ -1,5 +1,6 @@
 // CUDA implementation of genimg_fast::scale_stored_grad, the backward of the fused losses
-// (schema and reference: genimg_fast/ops/stored_grad.py).
+// (schema and reference: genimg_fast/ops/stored_grad.py); the reference serves while the kernel
+// path may not run (common/kernel_paths.h).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
@@ -9,6 +10,8 @@
 
 #include "common/acc_type.h"
 #include "common/device_info.h"
+#include "common/kernel_paths.h"
+#include "common/reference_fallback.h"
 #include "common/tensor_checks.h"
 #include "losses/scale_stored_grad.h"
 
@@ -23,6 +26,10 @@ at::Tensor scale_stored_grad_cuda(const at::Tensor& stored, const at::Tensor& gr
                     shape_str(grad_output.sizes()));
   TORCH_CHECK_VALUE(grad_output.device() == stored.device(), kOp, ": grad_output must be on ", stored.device(),
                     ", got ", grad_output.device());
+  if (!take_kernel_path(KernelPath::kScaleStoredGrad, kReferenceInstead)) {
+    return call_reference<decltype(scale_stored_grad_cuda)>("genimg_fast::scale_stored_grad", stored, grad_output,
+                                                            scale);
+  }
   const c10::cuda::CUDAGuard device_guard(stored.device());
 
   at::Tensor out = at::empty_like(stored);

@@ -461,18 +461,6 @@ bool cluster_pass_supported() {
   return known == 2;
 }
 
-TrainPath train_path(const NormTiling& t, bool float_accumulation) {
-  const int64_t count = values_per_group(t);
-  if (!float_accumulation || t.channels_last || t.groups > INT32_MAX || count < kSinglePassMinCount ||
-      count > one_launch_max_count()) {
-    return TrainPath::kTiles;
-  }
-  if (count <= kSinglePassMaxCount) return TrainPath::kSingleBlock;
-  // a grid of groups x blocks must fit the grid's x dimension
-  const bool grid_fits = t.groups * kClusterPassMaxBlocks <= INT32_MAX;
-  return grid_fits && cluster_pass_supported() ? TrainPath::kCluster : TrainPath::kTiles;
-}
-
 size_t norm_reduce_workspace_bytes(const NormTiling& t, bool is_double) {
   const size_t value_bytes = 3 * (is_double ? sizeof(double) : sizeof(float));  // Welford: the larger value
   return static_cast<size_t>(t.groups) * static_cast<size_t>(t.partials_per_group) * value_bytes;

@@ -1,7 +1,8 @@
 // CUDA implementations of the genimg_fast::norm_act_* ops (schemas and references:
 // genimg_fast/ops/norm_act.py). Inputs must be dense NCHW or channels_last to be read in
 // place; anything else is made dense first. Outputs are allocated like torch.empty_like(x),
-// as the fake impls do, so they keep a dense input's memory format.
+// as the fake impls do, so they keep a dense input's memory format. An op whose kernels may not
+// run (common/kernel_paths.h) calls its reference instead.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -16,6 +17,8 @@
 #include <optional>
 #include <tuple>
 
+#include "common/kernel_paths.h"
+#include "common/reference_fallback.h"
 #include "norm_act/norm_act_checks.h"
 #include "norm_act/norm_act_launch.h"
 
@@ -216,8 +219,10 @@ bool kernels_can_write(const at::Tensor& running_mean, const at::Tensor& running
 void update_running(at::Tensor& running_mean, at::Tensor& running_var, const OptTensor& num_batches_tracked,
                     const at::Tensor& mean, const at::Tensor& var, int64_t count, std::optional<double> momentum) {
   const double unbias = unbias_factor(count);
-  if (var.scalar_type() != mean.scalar_type() ||
-      !kernels_can_write(running_mean, running_var, num_batches_tracked, mean.scalar_type())) {
+  const bool by_kernel = var.scalar_type() == mean.scalar_type() &&
+                         kernels_can_write(running_mean, running_var, num_batches_tracked, mean.scalar_type()) &&
+                         take_kernel_path(KernelPath::kRunningStats, "torch's tensor ops");
+  if (!by_kernel) {
     // plain tensor math, still no host read
     at::Tensor factor = at::full({}, momentum.value_or(0.0), mean.options().dtype(at::kDouble));
     if (num_batches_tracked.has_value()) {
@@ -250,6 +255,9 @@ std::tuple<at::Tensor, at::Tensor> norm_act_stats_cuda(const at::Tensor& x, bool
   check_norm_input(x, "genimg_fast.norm_act_stats");
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.numel() == 0) return empty_input_stats(x, per_sample);
+  if (!take_kernel_path(KernelPath::kNormTiles, kReferenceInstead)) {
+    return call_reference<decltype(norm_act_stats_cuda)>("genimg_fast::norm_act_stats", x, per_sample);
+  }
   at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
   const DenseInput in = dense_input(x);
   compute_stats(in, tiling_for(in, per_sample), mean, var);
@@ -265,6 +273,10 @@ at::Tensor norm_act_apply_cuda(const at::Tensor& x, const at::Tensor& mean, cons
   const Activation act = parse_activation(activation, kOp);
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.numel() == 0) return at::empty_like(x);
+  if (!take_kernel_path(KernelPath::kNormTiles, kReferenceInstead)) {
+    return call_reference<decltype(norm_act_apply_cuda)>("genimg_fast::norm_act_apply", x, mean, var, weight, bias,
+                                                         eps, activation, slope);
+  }
   const DenseInput in = dense_input(x);
   const auto acc = acc_scalar_type(x);
   Output y = output_like(x, in);
@@ -285,6 +297,10 @@ std::tuple<at::Tensor, at::Tensor> norm_act_backward_reduce_cuda(const at::Tenso
   if (x.numel() == 0) {
     const auto options = mean.options().dtype(acc);
     return {at::zeros(mean.sizes(), options), at::zeros(mean.sizes(), options)};
+  }
+  if (!take_kernel_path(KernelPath::kNormTiles, kReferenceInstead)) {
+    return call_reference<decltype(norm_act_backward_reduce_cuda)>("genimg_fast::norm_act_backward_reduce", grad_y, x,
+                                                                   mean, var, weight, bias, eps, activation, slope);
   }
   const DenseInput in = dense_input(x);
   return backward_sums(in, tiling_for(in, mean.dim() == 2), in_layout(grad_y, in),
@@ -313,6 +329,11 @@ at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tens
   }
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.numel() == 0) return at::empty_like(x);
+  if (!take_kernel_path(KernelPath::kNormTiles, kReferenceInstead)) {
+    return call_reference<decltype(norm_act_backward_apply_cuda)>("genimg_fast::norm_act_backward_apply", grad_y, x,
+                                                                  mean, var, weight, bias, sum_dz, sum_dz_xhat, count,
+                                                                  eps, activation, slope);
+  }
   const DenseInput in = dense_input(x);
   const auto acc = acc_scalar_type(x);
   Output dx = output_like(x, in);
@@ -333,19 +354,32 @@ struct RunningBuffers {
   bool kernel_writable(at::ScalarType acc) const { return kernels_can_write(*mean, *var, *num_batches_tracked, acc); }
 };
 
-// The training forward of a non-empty input: y and the batch statistics, plus the running
-// statistics' update when `running` is given (in the kernels, or after them for buffers they
-// cannot write: half-precision buffers or views).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x, const OptTensor& weight,
-                                                             const OptTensor& bias, bool per_sample, double eps,
-                                                             Activation act, double slope,
-                                                             const RunningBuffers* running) {
-  at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
+// A training op's input made dense, its tiling and the kernels that take it.
+struct TrainingPlan {
+  DenseInput in;
+  NormTiling tiling;
+  TrainPath path;
+};
+
+TrainingPlan training_plan(const at::Tensor& x, bool per_sample) {
   const DenseInput in = dense_input(x);
   const NormTiling t = tiling_for(in, per_sample);
+  return {in, t, training_path(t, in.x)};
+}
+
+// The training forward of a non-empty input on a kernel path: y and the batch statistics, plus
+// the running statistics' update when `running` is given (in the kernels, or after them for
+// buffers they cannot write: half-precision buffers or views).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x, const TrainingPlan& plan,
+                                                             const OptTensor& weight, const OptTensor& bias,
+                                                             bool per_sample, double eps, Activation act, double slope,
+                                                             const RunningBuffers* running) {
+  at::Tensor mean = stat_tensor(x, per_sample), var = stat_tensor(x, per_sample);
+  const DenseInput& in = plan.in;
+  const NormTiling& t = plan.tiling;
+  const TrainPath path = plan.path;
   const auto acc = acc_scalar_type(x);
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
-  const TrainPath path = training_path(t, in.x);
   at::Tensor workspace = workspace_for(t, in.x, path);
   Output y = output_like(x, in);
   const int64_t count = per_sample ? t.S : t.N * t.S;
@@ -384,7 +418,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_cuda(const at::Ten
     auto [mean, var] = empty_input_stats(x, per_sample);
     return {at::empty_like(x), mean, var};
   }
-  return train_forward(x, weight, bias, per_sample, eps, act, slope, nullptr);
+  const TrainingPlan plan = training_plan(x, per_sample);
+  if (plan.path == TrainPath::kReference) {
+    return call_reference<decltype(norm_act_train_cuda)>("genimg_fast::norm_act_train", x, weight, bias, per_sample,
+                                                         eps, activation, slope);
+  }
+  return train_forward(x, plan, weight, bias, per_sample, eps, act, slope, nullptr);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_train_cuda(
@@ -402,8 +441,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_train_cuda(
     auto [mean, var] = empty_input_stats(x, false);
     return {at::empty_like(x), mean, var};
   }
+  const TrainingPlan plan = training_plan(x, false);
+  if (plan.path == TrainPath::kReference) {
+    return call_reference<decltype(batch_norm_act_train_cuda)>("genimg_fast::batch_norm_act_train_", x, weight, bias,
+                                                               running_mean, running_var, num_batches_tracked,
+                                                               momentum, eps, activation, slope);
+  }
   const RunningBuffers running{&running_mean, &running_var, &num_batches_tracked, momentum};
-  return train_forward(x, weight, bias, false, eps, act, slope, &running);
+  return train_forward(x, plan, weight, bias, false, eps, act, slope, &running);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
@@ -418,13 +463,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
     const auto options = x.options().dtype(acc);
     return {at::empty_like(x), at::zeros({x.size(1)}, options), at::zeros({x.size(1)}, options)};
   }
-  const DenseInput in = dense_input(x);
-  const NormTiling t = tiling_for(in, per_sample);
+  const TrainingPlan plan = training_plan(x, per_sample);
+  if (plan.path == TrainPath::kReference) {
+    return call_reference<decltype(norm_act_train_backward_cuda)>("genimg_fast::norm_act_train_backward", grad_y, x,
+                                                                  mean, var, weight, bias, eps, activation, slope);
+  }
+  const DenseInput& in = plan.in;
+  const NormTiling& t = plan.tiling;
+  const TrainPath path = plan.path;
   const at::Tensor dy = in_layout(grad_y, in);
   const at::Tensor mean_acc = contiguous_as(mean, acc), var_acc = contiguous_as(var, acc);
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
   at::Tensor sum_dz = at::empty_like(mean_acc), sum_dz_xhat = at::empty_like(mean_acc);
-  const TrainPath path = training_path(t, in.x);
   at::Tensor workspace = workspace_for(t, in.x, path);
   Output dx = output_like(x, in);
   const double count = static_cast<double>(per_sample ? t.S : t.N * t.S);

@@ -20,15 +20,9 @@
 #include "norm_act/norm_act_math.h"
 #include "norm_act/norm_act_tiling.h"
 #include "norm_act/running_stats.cuh"
+#include "norm_act/train_path.h"
 
 namespace genimg_fast {
-
-constexpr int kSinglePassThreads = 256;
-constexpr int64_t kSinglePassMinCount = 512;  // below: most of a block idle, the tile path packs groups
-constexpr int kSinglePassItems = 8;  // values each thread holds in registers
-constexpr int64_t kSinglePassMaxCount = kSinglePassItems * kSinglePassThreads;
-
-__host__ __device__ inline int64_t values_per_group(const NormTiling& t) { return t.per_sample ? t.S : t.N * t.S; }
 
 // Where a group's e-th value is in a dense NCHW tensor: N runs of S (batch norm, group = channel)
 // or one run (instance norm, group = sample * C + channel). e and S are at most the one-launch

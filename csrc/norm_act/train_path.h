@@ -4,17 +4,35 @@
 // - cluster: dense NCHW groups of 2049-32768 values on a GPU with thread block clusters (compute
 //   capability 9.0 or later, with kernels built for it), one cluster a group (cluster_pass_kernels.cuh);
 // - tiles: everything else (tile_kernels.cuh), two or three launches and a workspace.
-// The first two need fp32 accumulation (not double inputs) and take one launch each way.
+// The first two need fp32 accumulation (not double inputs) and take one launch each way. Each is
+// a kernel path (common/kernel_paths.h): one that may not run gives way to the tile kernels, and
+// those, when they may not run either, to the op's reference.
 #include <cstdint>
 
+#include "common/kernel_paths.h"
 #include "norm_act/norm_act_tiling.h"
 
+#if defined(__CUDACC__)
+#define GENIMG_TRAIN_PATH_HOST_DEVICE __host__ __device__
+#else
+#define GENIMG_TRAIN_PATH_HOST_DEVICE
+#endif
+
 namespace genimg_fast {
+
+constexpr int kSinglePassThreads = 256;
+constexpr int64_t kSinglePassMinCount = 512;  // below: most of a block idle, the tile path packs groups
+constexpr int kSinglePassItems = 8;  // values each thread holds in registers
+constexpr int64_t kSinglePassMaxCount = kSinglePassItems * kSinglePassThreads;
 
 constexpr int kClusterPassThreads = 256;
 constexpr int kClusterPassMaxBlocks = 8;     // the portable cluster size
 constexpr int kClusterPassMaxItems = 16;     // values a thread holds at most
 constexpr int64_t kClusterPassMaxCount = int64_t{kClusterPassMaxItems} * kClusterPassThreads * kClusterPassMaxBlocks;
+
+GENIMG_TRAIN_PATH_HOST_DEVICE inline int64_t values_per_group(const NormTiling& t) {
+  return t.per_sample ? t.S : t.N * t.S;
+}
 
 // Values a thread holds and blocks a group's cluster has, for a group of `count` values: the
 // fewest values a thread (4, 8 or 16) that a cluster of at most 8 blocks can hold, and the
@@ -34,7 +52,8 @@ inline ClusterPassShape cluster_pass_shape(int64_t count) {
   return {0, 0};  // too large: callers check count <= kClusterPassMaxCount first
 }
 
-enum class TrainPath { kTiles, kSingleBlock, kCluster };
+// kReference: no kernel of the family may run; the op calls its reference.
+enum class TrainPath { kTiles, kSingleBlock, kCluster, kReference };
 
 // The largest group the one-launch paths take: kClusterPassMaxCount, or less when the
 // GENIMG_FAST_SINGLE_PASS_MAX environment variable says so (read once; 0 sends every group down
@@ -46,6 +65,15 @@ int64_t one_launch_max_count();
 // cluster of their largest size. Queried once per device.
 bool cluster_pass_supported();
 
+// The kernels that fit a tiling best, whether or not they may run; `clusters_supported` is asked
+// only for a group the cluster kernels would take.
+TrainPath fitting_train_path(const NormTiling& t, bool float_accumulation, bool (*clusters_supported)());
+
+// What runs in place of `fitting` given which kernel paths may run: itself, else the tile
+// kernels, else the reference.
+TrainPath runnable_train_path(TrainPath fitting, bool (*enabled)(KernelPath));
+
+// The path a training op takes on the current device, noting the paths it ran and passed over.
 TrainPath train_path(const NormTiling& t, bool float_accumulation);
 
 }  // namespace genimg_fast
