@@ -10,6 +10,10 @@
 # rerun in a 15-minute lease. Last come the compile comparison and, with time to spare, the
 # networks benchmark outside --quick.
 # Every step writes its files as it finishes, so a run cut short still returns what it did.
+# Every kernel path runs, those waiting for a GPU check too (GENIMG_FAST_UNVERIFIED_KERNELS=1); the
+# CUDA tests note which paths each test ran, and verified_paths.json says which paths passed at
+# this commit: `python -m buildtools.kernel_record add <results folder>` records them
+# (docs/kernel-verification.md).
 # Pass the commit for the results record, typed literally from your own checkout: the device's
 # copy of the tree may carry a stale .git, so `git rev-parse` there can name an older commit.
 #   GENIMG_FAST_COMMIT=<sha of your HEAD> GPU_CHECK_SECONDS=390 GPU_CHECK_BUNDLE=1 OUT=$OUT bash scripts/gpu_check.sh
@@ -20,6 +24,9 @@ OUT="${OUT:-benchmarks/results/gpu-check-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1
+export GENIMG_FAST_UNVERIFIED_KERNELS=1
+COMMIT="${GENIMG_FAST_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
+PATH_OUTCOMES=$(mktemp -d)  # each test run's kernel paths and outcomes, merged into verified_paths.json
 LOG="$OUT/gpu_check.log"
 failures=()
 
@@ -34,6 +41,7 @@ bundle() {
 }
 [[ -n "${GPU_CHECK_BUNDLE:-}" ]] && trap bundle EXIT
 
+[[ -z "${GENIMG_FAST_COMMIT:-}" ]] && echo "GENIMG_FAST_COMMIT is unset: the report names $COMMIT (git rev-parse here)" | tee -a "$LOG"
 step "machine"
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
   "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
@@ -72,7 +80,8 @@ STUCK=(-o faulthandler_timeout=100)
 run_tests() {  # name, timeout, files...
   local name=$1 limit=$2; shift 2
   step "tests: $name (kernels required)"
-  GENIMG_FAST_IMPL=cuda timeout "$limit" "$PY" -m pytest "$@" ${PARALLEL[@]+"${PARALLEL[@]}"} "${STUCK[@]}" \
+  GENIMG_FAST_IMPL=cuda GENIMG_FAST_PATH_OUTCOMES="$PATH_OUTCOMES/$name.json" \
+    timeout "$limit" "$PY" -m pytest "$@" ${PARALLEL[@]+"${PARALLEL[@]}"} "${STUCK[@]}" \
     -p no:cacheprovider -q -rfEs \
     > "$OUT/tests_$name.log" 2>&1 || failures+=("tests_$name")
   tail -n 25 "$OUT/tests_$name.log" | tee -a "$LOG"
@@ -80,7 +89,14 @@ run_tests() {  # name, timeout, files...
 run_tests losses 200 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test_stored_grad_cuda.py \
   tests/test_loss_terms_cuda.py
 run_tests norm_act 240 tests/test_norm_act_cuda.py tests/test_models_cuda.py
-run_tests training 240 tests/test_train_cuda.py tests/test_inference.py tests/test_bench_cuda.py
+run_tests training 240 tests/test_train_cuda.py tests/test_inference.py tests/test_bench_cuda.py tests/test_kernel_paths.py
+
+# A path passes when a test ran it and every test that ran it passed; a test run cut short reports
+# nothing, so its paths stay as they were.
+step "kernel paths verified at $COMMIT"
+"$PY" -m buildtools.kernel_record gpu-report --out "$OUT/verified_paths.json" --commit "$COMMIT" \
+  --gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)" "$PATH_OUTCOMES"/*.json 2>&1 \
+  | tee -a "$LOG" || failures+=("verified_paths")
 
 step "quick GPU benchmark"
 GENIMG_FAST_IMPL=cuda timeout 240 "$PY" -m genimg_fast.cli bench --quick --device cuda \
