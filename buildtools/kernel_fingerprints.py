@@ -193,6 +193,12 @@ def kernel_materials(cubin: Path) -> list[tuple[str, str, dict]]:
             section = elf.get_section_by_name(name)
             return section["sh_size"] if section is not None else -1
 
+        # The file's __constant__ and initialised __device__ data, which any of its kernels may
+        # read: hashed into each (a change to a table moves every kernel of the file).
+        module_data = hashlib.sha256(b"".join(
+            data(name) + size(name).to_bytes(8, "little", signed=True)
+            for name in (".nv.constant3", ".nv.global.init", ".nv.global"))).hexdigest()
+
         for section in elf.iter_sections():
             if not section.name.startswith(".text."):
                 continue
@@ -206,6 +212,7 @@ def kernel_materials(cubin: Path) -> list[tuple[str, str, dict]]:
                 "shared_bytes": size(f".nv.shared.{mangled}"),
                 "attributes": _kernel_attributes(data(f".nv.info.{mangled}"), symbol_name),
                 "registers_and_stack": sorted(per_symbol.get(symbol_index.get(mangled, -1), [])),
+                "module_data": module_data,
             }
             materials.append((_function_name(mangled), _canonical(mangled), material))
     return materials
@@ -269,7 +276,8 @@ def fingerprint_extension(binary: Path, environ=None, every_path: bool = True) -
 
 def toolchain(fingerprints: dict, torch_version: str) -> str:
     """What else made the device code: the compiler and the torch whose headers it included.
-    Fingerprints compare only between builds of one toolchain."""
+    Equal fingerprints are the same machine code whatever made them; unequal ones under two
+    toolchains say nothing about the source."""
     return f"{fingerprints['compiler']}; torch {torch_version}"
 
 
@@ -278,7 +286,7 @@ def write_build_fingerprints(binary: Path, destination: Path, torch_version: str
     record why not; returns a line for the build log."""
     try:
         taken = fingerprint_extension(binary)
-    except (FingerprintError, ImportError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - never fail a build that compiled: record why instead
         destination.write_text(json.dumps({"error": str(exc)}, indent=2) + "\n")
         return f"no kernel fingerprints ({exc})"
     record = {"toolchain": toolchain(taken, torch_version), "arch": taken["arch"], "paths": taken["paths"]}

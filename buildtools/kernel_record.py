@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import runpy
@@ -81,34 +82,80 @@ def build_fingerprints(binary: Path, every_path: bool = True) -> dict:
 
 
 def stale_entries(record: dict, current: dict) -> dict[str, str]:
-    """{path: why} for the record's entries this build contradicts (None toolchain: all)."""
-    if record.get("toolchain") != current["toolchain"]:
-        return {path: f"recorded with {record.get('toolchain')}, this build is {current['toolchain']}"
-                for path in record["paths"]}
+    """{path: why} for the record's entries whose machine code this build no longer has. (Equal
+    fingerprints are the same code whatever toolchain made them; unequal ones are not the code
+    that passed, whatever the reason.)"""
     stale = {}
     for path, entry in record["paths"].items():
         mine = (current["paths"].get(path) or {}).get("fingerprint")
         if mine != entry.get("fingerprint"):
-            stale[path] = f"verified fingerprint {entry.get('fingerprint')}, this build's {mine}"
+            why = f"verified fingerprint {entry.get('fingerprint')}, this build's {mine}"
+            if record.get("toolchain") != current["toolchain"]:
+                why += f" (recorded with {record.get('toolchain')}, built with {current['toolchain']})"
+            stale[path] = why
     return stale
+
+
+# ---- the sources a build compiles into device code ----
+
+def _is_device_source(path: str) -> bool:
+    return path.startswith("csrc/") or path in ("setup.py", "buildtools/build_plan.py")
+
+
+def sources_digest(files: dict[str, bytes]) -> str:
+    """One hash of the files that make the device code: csrc/, setup.py and the nvcc flags."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        if _is_device_source(name):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()[:16]
+
+
+def working_tree_sources(root: Path = ROOT) -> dict[str, bytes]:
+    root = Path(root)
+    names = [p for p in (root / "csrc").rglob("*") if p.is_file()]
+    names += [root / "setup.py", root / "buildtools" / "build_plan.py"]
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in names if p.is_file()}
+
+
+def commit_sources(commit: str) -> dict[str, bytes]:
+    listing = _git("ls-tree", "-r", "--name-only", commit, "--", "csrc", "setup.py", "buildtools/build_plan.py")
+    return {name: _git_bytes("show", f"{commit}:{name}") for name in listing.split()}
+
+
+def _git_bytes(*args: str) -> bytes:
+    run = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, check=False)
+    if run.returncode != 0:
+        raise RecordError(f"git {' '.join(args)}: {run.stderr.decode(errors='replace').strip()}")
+    return run.stdout
+
+
+def _git(*args: str) -> str:
+    return _git_bytes(*args).decode()
 
 
 # ---- the GPU check's report ----
 
+def _new_counts() -> dict:
+    return {"verdict": "not run", "tests_passed": 0, "tests_failed": 0, "failed_tests": []}
+
+
 def verdicts(outcomes: list[dict]) -> dict[str, dict]:
-    """Per path, from the tests' outcomes ({"test", "paths", "outcome"} each): how many tests that
-    ran it passed and failed, and the verdict: failed if any failed, passed if any passed."""
-    result = {path: {"verdict": "not run", "tests_passed": 0, "tests_failed": 0, "failed_tests": []}
-              for path in KERNEL_PATHS}
+    """Per path, from the CUDA tests' outcomes ({"test", "paths", "paths_known", "outcome"} each):
+    how many tests that ran it passed and failed, and the verdict: failed if any failed, passed if
+    any passed. A failed test whose paths are unknown (it crashed, or a child process it started
+    did) fails every path."""
+    result = {path: _new_counts() for path in KERNEL_PATHS}
     for test in outcomes:
-        for path in test["paths"]:
-            counts = result.setdefault(path, {"verdict": "not run", "tests_passed": 0, "tests_failed": 0,
-                                              "failed_tests": []})
-            if test["outcome"] == "passed":
-                counts["tests_passed"] += 1
-            else:
+        failed = test["outcome"] != "passed"
+        blamed = list(result) if failed and not test.get("paths_known", True) else test["paths"]
+        for path in blamed:
+            counts = result.setdefault(path, _new_counts())
+            if failed:
                 counts["tests_failed"] += 1
                 counts["failed_tests"].append(test["test"])
+            else:
+                counts["tests_passed"] += 1
     for counts in result.values():
         counts["verdict"] = ("failed" if counts["tests_failed"] else "passed" if counts["tests_passed"]
                              else "not run")
@@ -116,13 +163,28 @@ def verdicts(outcomes: list[dict]) -> dict[str, dict]:
     return result
 
 
-def gpu_report(outcome_files: list[Path], commit: str, gpu: str) -> dict:
-    """The GPU check's verified_paths.json: which paths passed their CUDA tests at `commit`."""
-    outcomes = []
+def gpu_report(outcome_files: list[Path], commit: str, gpu: str, capability: str | None,
+               sources: str) -> dict:
+    """The GPU check's verified_paths.json: which paths passed their CUDA tests at `commit`. Every
+    test run must have finished (pytest's exit status 0 or 1) and written its outcomes; else no
+    path is credited."""
+    outcomes, unfinished = [], []
     for path in outcome_files:
-        outcomes.extend(read_json(path).get("tests", []))
-    return {"commit": commit, "gpu": gpu, "date": datetime.date.today().isoformat(),
-            "tests": len(outcomes), "paths": verdicts(outcomes)}
+        try:
+            run = read_json(path)
+        except RecordError as exc:
+            unfinished.append(str(exc))
+            continue
+        if run.get("exitstatus") not in (0, 1):
+            unfinished.append(f"{Path(path).name}: pytest exit status {run.get('exitstatus')}")
+        outcomes.extend(run.get("tests", []))
+    paths = verdicts(outcomes)
+    if unfinished:
+        for counts in paths.values():
+            counts["verdict"] = "incomplete"
+    return {"commit": commit, "gpu": gpu, "capability": capability, "sources": sources,
+            "date": datetime.date.today().isoformat(), "tests": len(outcomes), "unfinished": unfinished,
+            "paths": paths}
 
 
 # ---- adding a GPU check's verdicts ----
@@ -131,15 +193,13 @@ def added_entries(record: dict, report: dict, at_commit: dict, current: dict,
                   results: str) -> tuple[dict, list[str]]:
     """The record after a GPU check (`report`), given the fingerprints of the checked commit's build
     here (`at_commit`) and of the current build; and a line per path saying what happened."""
-    updated = {"about": ABOUT, "toolchain": current["toolchain"], "paths": dict(record.get("paths") or {})}
-    lines = []
-    if record.get("toolchain") not in (None, current["toolchain"]) and updated["paths"]:
-        lines.append(f"the record's toolchain ({record.get('toolchain')}) is not this build's: its "
-                     f"{len(updated['paths'])} entries cannot be checked here and are dropped")
-        updated["paths"] = {}
     if at_commit["toolchain"] != current["toolchain"]:
         raise RecordError(f"the checked commit was built with {at_commit['toolchain']}, the current build with "
                           f"{current['toolchain']}: build both with one toolchain")
+    stale = stale_entries({"toolchain": record.get("toolchain"), "paths": dict(record.get("paths") or {})}, current)
+    updated = {"about": ABOUT, "toolchain": current["toolchain"],
+               "paths": {p: e for p, e in (record.get("paths") or {}).items() if p not in stale}}
+    lines = [f"{path}: its entry is stale ({why}): removed, it waits" for path, why in stale.items()]
     commit = report["commit"]
     for path, outcome in sorted(report.get("paths", {}).items()):
         verdict = outcome.get("verdict")
@@ -151,7 +211,7 @@ def added_entries(record: dict, report: dict, at_commit: dict, current: dict,
             else:
                 lines.append(f"{path}: failed at {commit[:12]}: it waits")
         elif verdict != "passed":
-            lines.append(f"{path}: not run at {commit[:12]}: unchanged")
+            lines.append(f"{path}: {verdict} at {commit[:12]}: unchanged")
         elif then is None:
             lines.append(f"{path}: passed, but {commit[:12]}'s build has no such kernels: unchanged")
         elif then != now:
@@ -167,25 +227,44 @@ def added_entries(record: dict, report: dict, at_commit: dict, current: dict,
     return updated, lines
 
 
+def check_report(report: dict, where: Path) -> list[str]:
+    """Refuse a report that cannot verify sm_90 code of its commit; notes on what is taken on trust."""
+    for key in ("commit", "gpu", "paths"):
+        if key not in report:
+            raise RecordError(f"{where} has no {key!r}")
+    capability = report.get("capability")
+    if capability is not None and not str(capability).startswith("9."):
+        raise RecordError(f"{where}: the check ran on compute capability {capability}; the record holds sm_90 "
+                          "code, which only a 9.x GPU (H100, H200) runs")
+    notes = []
+    if capability is None:
+        notes.append(f"{where} names no compute capability: taken to be a 9.x GPU")
+    if report.get("sources"):
+        at_commit = sources_digest(commit_sources(report["commit"]))
+        if report["sources"] != at_commit:
+            raise RecordError(f"{where}: the GPU check built other sources ({report['sources']}) than "
+                              f"{report['commit'][:12]} holds ({at_commit}): was the tree sent to the GPU committed?")
+    else:
+        notes.append(f"{where} names no digest of the sources it built: {report['commit'][:12]} is taken on trust")
+    return notes
+
+
 def _same_device_sources(commit: str) -> bool:
-    """Whether csrc/ and setup.py in the working tree are as at `commit` (so this build is its build)."""
-    run = subprocess.run(["git", "diff", "--quiet", commit, "--", "csrc", "setup.py"], cwd=ROOT, check=False)
-    if run.returncode not in (0, 1):
-        raise RecordError(f"git cannot compare the working tree with {commit} (is it a commit of this repository?)")
-    return run.returncode == 0
+    """Whether the working tree's device sources are those of `commit` (so this build is its build)."""
+    return sources_digest(working_tree_sources()) == sources_digest(commit_sources(commit))
 
 
 def add(results_dir: Path, commit_build: Path | None) -> list[str]:
-    report = read_json(Path(results_dir) / REPORT_NAME)
-    for key in ("commit", "gpu", "paths"):
-        if key not in report:
-            raise RecordError(f"{Path(results_dir) / REPORT_NAME} has no {key!r}")
+    where = Path(results_dir) / REPORT_NAME
+    report = read_json(where)
+    notes = check_report(report, where)
     current = build_fingerprints(built_extension())
     if commit_build is None:
         if not _same_device_sources(report["commit"]):
-            raise RecordError(f"csrc/ or setup.py differ from {report['commit'][:12]}, the commit the GPU check ran: "
-                              f"build that commit here (git worktree add /tmp/checked {report['commit'][:12]}, then "
-                              "build it in place) and pass --commit-build with its genimg_fast/_C*.so")
+            raise RecordError(f"csrc/, setup.py or the nvcc flags differ from {report['commit'][:12]}, the commit "
+                              f"the GPU check ran: build that commit here (git worktree add /tmp/checked "
+                              f"{report['commit'][:12]}, then build it in place) and pass --commit-build with its "
+                              "genimg_fast/_C*.so")
         at_commit = current
     else:
         at_commit = build_fingerprints(commit_build, every_path=False)
@@ -193,7 +272,7 @@ def add(results_dir: Path, commit_build: Path | None) -> list[str]:
     results = results.relative_to(ROOT).as_posix() if results.is_relative_to(ROOT) else str(results_dir)
     updated, lines = added_entries(load_record(), report, at_commit, current, results)
     write_atomically(RECORD, updated)
-    return lines
+    return notes + lines
 
 
 def forget_stale() -> list[str]:
@@ -221,6 +300,18 @@ def status() -> tuple[list[str], bool]:
     return lines, not stale
 
 
+def _device_capability() -> str | None:
+    """The current GPU's compute capability, e.g. "9.0" (None without torch or a GPU)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability()
+    return f"{major}.{minor}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -234,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--out", type=Path, required=True)
     report.add_argument("--commit", required=True)
     report.add_argument("--gpu", required=True)
-    report.add_argument("outcomes", type=Path, nargs="*")
+    report.add_argument("outcomes", type=Path, nargs="+", help="each test run's outcomes; a missing one credits nothing")
     args = parser.parse_args(argv)
     try:
         if args.command == "status":
@@ -246,10 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "forget-stale":
             print("\n".join(forget_stale()))
         else:
-            result = gpu_report(args.outcomes, args.commit, args.gpu)
+            result = gpu_report(args.outcomes, args.commit, args.gpu, _device_capability(),
+                                sources_digest(working_tree_sources()))
             write_atomically(args.out, result)
-            print("\n".join(f"{path}: {v['verdict']} ({v['tests_passed']} passed, {v['tests_failed']} failed)"
-                            for path, v in result["paths"].items()))
+            print("\n".join([*(f"unfinished: {why}" for why in result["unfinished"]),
+                             *(f"{path}: {v['verdict']} ({v['tests_passed']} passed, {v['tests_failed']} failed)"
+                               for path, v in result["paths"].items())]))
     except (RecordError, FingerprintError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import os
 
 os.environ.setdefault("GENIMG_FAST_UNVERIFIED_KERNELS", "1")  # before genimg_fast loads its kernels
 
+import cuda_helpers  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -20,7 +21,7 @@ from genimg_fast import _backend, _kernel_paths  # noqa: E402
 from genimg_fast.bench.checks import exact_fp32  # noqa: E402
 
 PATH_OUTCOMES_ENV = "GENIMG_FAST_PATH_OUTCOMES"
-_path_outcomes: dict[str, dict] = {}  # test id -> the paths it ran, whether it passed and failed
+_path_outcomes: dict[str, dict] = {}  # CUDA test id -> the paths it ran, whether it passed and failed
 
 
 def pytest_collection_modifyitems(config, items):
@@ -63,27 +64,38 @@ def _note_kernel_paths_ran(request):
         yield
         return
     kernels.forget_kernel_paths_ran()
+    cuda_helpers.CHILD_PATHS.clear()
     yield
-    request.node.user_properties.append(("kernel_paths", list(kernels.kernel_paths_ran())))
+    ran = set(kernels.kernel_paths_ran()) | cuda_helpers.CHILD_PATHS
+    request.node.user_properties.append(("kernel_paths", sorted(ran)))
 
 
 def pytest_runtest_logreport(report):
-    entry = _path_outcomes.setdefault(report.nodeid, {"paths": set(), "passed": False, "failed": False})
+    if "cuda" not in report.keywords:
+        return
+    entry = _path_outcomes.setdefault(report.nodeid, {"paths": set(), "noted": False, "passed": False,
+                                                      "failed": False})
     for name, value in report.user_properties:
         if name == "kernel_paths":
             entry["paths"].update(value)
+            entry["noted"] = True
     entry["failed"] |= report.failed
     entry["passed"] |= report.when == "call" and report.passed
 
 
-def pytest_sessionfinish(session):
+def pytest_sessionfinish(session, exitstatus):
+    """The CUDA tests' outcomes and kernel paths. A test that crashed (its worker died, its time ran
+    out) or whose child process did not say noted no paths: they are unknown, and if it failed,
+    every path is blamed (buildtools/kernel_record.py verdicts)."""
     destination = os.environ.get(PATH_OUTCOMES_ENV)
     if not destination or hasattr(session.config, "workerinput"):  # xdist workers report to the controller
         return
-    tests = [{"test": test, "paths": sorted(entry["paths"]), "outcome": "failed" if entry["failed"] else "passed"}
-             for test, entry in _path_outcomes.items() if entry["paths"] and (entry["passed"] or entry["failed"])]
+    tests = [{"test": test, "paths": sorted(entry["paths"] - {cuda_helpers.UNKNOWN_PATHS}),
+              "paths_known": entry["noted"] and cuda_helpers.UNKNOWN_PATHS not in entry["paths"],
+              "outcome": "failed" if entry["failed"] else "passed"}
+             for test, entry in _path_outcomes.items() if entry["passed"] or entry["failed"]]
     with open(destination, "w") as stream:
-        json.dump({"tests": tests}, stream, indent=1)
+        json.dump({"exitstatus": int(exitstatus), "tests": tests}, stream, indent=1)
 
 
 def pytest_terminal_summary(terminalreporter):

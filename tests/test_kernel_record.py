@@ -58,9 +58,6 @@ def test_the_record_claims_no_path_whose_device_code_changed():
     _tools()
     current = kernel_record.build_fingerprints(binary)
     record = kernel_record.load_record()
-    if record["paths"] and record.get("toolchain") != current["toolchain"]:
-        _unavailable(f"the record's fingerprints were taken with {record.get('toolchain')}, this build's with "
-                     f"{current['toolchain']}: they compare only under one toolchain")
     stale = kernel_record.stale_entries(record, current)
     assert not stale, ("genimg_fast/verified_kernels.json claims device code that this build no longer has:\n"
                        + "\n".join(f"  {path}: {why}" for path, why in stale.items())
@@ -202,13 +199,70 @@ def test_function_names_and_anonymous_namespaces(mangled, function):
 # ---- the record's tools ----
 
 def test_verdicts_blame_every_path_a_failing_test_ran():
-    outcomes = [{"test": "a", "paths": ["norm_tiles", "norm_cluster"], "outcome": "passed"},
-                {"test": "b", "paths": ["norm_cluster"], "outcome": "failed"},
-                {"test": "c", "paths": ["l1_loss"], "outcome": "passed"}]
+    outcomes = [{"test": "a", "paths": ["norm_tiles", "norm_cluster"], "paths_known": True, "outcome": "passed"},
+                {"test": "b", "paths": ["norm_cluster"], "paths_known": True, "outcome": "failed"},
+                {"test": "c", "paths": ["l1_loss"], "paths_known": True, "outcome": "passed"}]
     result = kernel_record.verdicts(outcomes)
     assert result["norm_tiles"]["verdict"] == "passed" and result["l1_loss"]["verdict"] == "passed"
     assert result["norm_cluster"] == {"verdict": "failed", "tests_passed": 1, "tests_failed": 1, "failed_tests": ["b"]}
     assert result["loss_terms"]["verdict"] == "not run"
+
+
+def test_a_failed_test_that_noted_no_paths_fails_them_all():
+    """A worker that died, a test that ran out of time, a child that did not say what it ran."""
+    outcomes = [{"test": "a", "paths": ["l1_loss"], "paths_known": True, "outcome": "passed"},
+                {"test": "crashed", "paths": [], "paths_known": False, "outcome": "failed"},
+                {"test": "skipped work", "paths": [], "paths_known": False, "outcome": "passed"}]
+    result = kernel_record.verdicts(outcomes)
+    assert all(v["verdict"] == "failed" and v["failed_tests"] == ["crashed"] for v in result.values())
+
+
+def test_a_test_run_that_did_not_finish_credits_no_path(tmp_path):
+    finished = tmp_path / "paths_losses.json"
+    finished.write_text(json.dumps({"exitstatus": 0, "tests": [
+        {"test": "a", "paths": ["l1_loss"], "paths_known": True, "outcome": "passed"}]}))
+    interrupted = tmp_path / "paths_norm_act.json"
+    interrupted.write_text(json.dumps({"exitstatus": 2, "tests": []}))
+    whole = kernel_record.gpu_report([finished], "c" * 40, "H100", "9.0", "digest")
+    assert whole["paths"]["l1_loss"]["verdict"] == "passed" and not whole["unfinished"]
+    for runs in ([finished, interrupted], [finished, tmp_path / "paths_training.json"]):  # killed: no file
+        report = kernel_record.gpu_report(runs, "c" * 40, "H100", "9.0", "digest")
+        assert report["unfinished"] and {v["verdict"] for v in report["paths"].values()} == {"incomplete"}
+
+
+def test_child_processes_report_the_kernel_paths_they_ran():
+    import cuda_helpers
+
+    cuda_helpers.CHILD_PATHS.clear()
+    cuda_helpers.run_in_child("import genimg_fast")
+    assert cuda_helpers.UNKNOWN_PATHS not in cuda_helpers.CHILD_PATHS
+    with pytest.raises(AssertionError, match="crashed"):
+        cuda_helpers.run_in_child("import os; os._exit(3)")
+    assert cuda_helpers.UNKNOWN_PATHS in cuda_helpers.CHILD_PATHS
+    cuda_helpers.CHILD_PATHS.clear()
+
+
+def test_a_report_must_come_from_a_9x_gpu_and_the_committed_sources():
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if not head:
+        pytest.skip("not a git checkout")
+    digest = kernel_record.sources_digest(kernel_record.commit_sources(head))
+    report = {"commit": head, "gpu": "H100", "capability": "9.0", "sources": digest, "paths": {}}
+    assert kernel_record.check_report(report, Path("r")) == []
+    with pytest.raises(kernel_record.RecordError, match="compute capability 8.0"):
+        kernel_record.check_report({**report, "capability": "8.0"}, Path("r"))
+    with pytest.raises(kernel_record.RecordError, match="other sources"):
+        kernel_record.check_report({**report, "sources": "0" * 16}, Path("r"))
+    assert len(kernel_record.check_report({**report, "capability": None, "sources": None}, Path("r"))) == 2
+
+
+def test_the_sources_digest_sees_device_sources_and_the_nvcc_flags_only():
+    files = {"csrc/a.cu": b"x", "setup.py": b"s", "buildtools/build_plan.py": b"f", "README.md": b"r"}
+    base = kernel_record.sources_digest(files)
+    assert kernel_record.sources_digest({**files, "README.md": b"other"}) == base
+    for name in ("csrc/a.cu", "setup.py", "buildtools/build_plan.py"):
+        assert kernel_record.sources_digest({**files, name: b"changed"}) != base
+    assert kernel_record.sources_digest({**files, "csrc/new.cuh": b"n"}) != base
 
 
 def _fingerprints(toolchain="T", **paths):
@@ -240,9 +294,11 @@ def test_a_build_of_another_toolchain_cannot_add_to_the_record():
                                     _fingerprints("B", norm_tiles="t"), "r")
 
 
-def test_stale_entries_are_those_the_build_contradicts():
+def test_stale_entries_are_those_whose_machine_code_the_build_lacks():
     record = {"toolchain": "T", "paths": {"norm_tiles": {"fingerprint": "t"}, "l1_loss": {"fingerprint": "l"}}}
     assert kernel_record.stale_entries(record, _fingerprints(norm_tiles="t", l1_loss="l")) == {}
     assert list(kernel_record.stale_entries(record, _fingerprints(norm_tiles="t", l1_loss="m"))) == ["l1_loss"]
-    assert list(kernel_record.stale_entries(record, _fingerprints("U", norm_tiles="t", l1_loss="l"))) == [
-        "norm_tiles", "l1_loss"]
+    # another toolchain that makes the same machine code keeps the entries; other code does not
+    assert kernel_record.stale_entries(record, _fingerprints("U", norm_tiles="t", l1_loss="l")) == {}
+    assert "built with U" in kernel_record.stale_entries(record, _fingerprints("U", norm_tiles="u", l1_loss="l"))[
+        "norm_tiles"]
