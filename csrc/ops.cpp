@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <exception>
 #include <string>
 
 #include "common/build_info.h"
@@ -29,6 +30,8 @@ void notify_python(const char* path, const char* instead) {
     (*passed_over_callback)(path, instead);
   } catch (py::error_already_set& error) {
     error.discard_as_unraisable("genimg_fast: the kernel-path notifier");
+  } catch (const std::exception&) {
+    // a notice is not worth failing the op that gave way
   }
 }
 
@@ -43,16 +46,7 @@ void set_notifier(py::object callback) {
 }
 
 const char* train_path_name(TrainPath path) {
-  switch (path) {
-    case TrainPath::kSingleBlock:
-      return "norm_single_block";
-    case TrainPath::kCluster:
-      return "norm_cluster";
-    case TrainPath::kTiles:
-      return "norm_tiles";
-    default:
-      return "reference";
-  }
+  return path == TrainPath::kReference ? "reference" : kernel_path_name(kernel_path_of(path));
 }
 
 // The training kernels of an (N, C, H, W) input under the current kernel-path settings, with

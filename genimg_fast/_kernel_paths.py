@@ -11,6 +11,7 @@ list of names). docs/kernel-verification.md has the details.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -69,23 +70,25 @@ def path_statuses(names: list[str], record: dict[str, Any], build: dict[str, Any
     """Each path's status from the record of verified paths and this build's fingerprints."""
     entries = record.get("paths") or {}
     mine = build.get("paths") or {}
-    comparable = bool(mine) and build.get("toolchain") == record.get("toolchain")
+    same_toolchain = bool(mine) and build.get("toolchain") == record.get("toolchain")
     statuses = {}
     for name in names:
         entry = entries.get(name)
         fingerprint = (mine.get(name) or {}).get("fingerprint")
         if entry is None:
             verified, why = False, "waiting: no GPU check has passed this path's device code"
-        elif comparable and fingerprint != entry.get("fingerprint"):
-            verified, why = False, (f"waiting: its device code ({fingerprint}) differs from the code verified on "
-                                    f"{entry.get('gpu')} ({entry.get('fingerprint')})")
-        else:
+        elif fingerprint == entry.get("fingerprint"):
             verified = True
             why = f"verified on {entry.get('gpu')} at {str(entry.get('commit'))[:12]} ({entry.get('results')})"
-            if not comparable:
-                why += ("; this build's device code was not compared: "
-                        + (f"it was built with {build.get('toolchain')}, the record with {record.get('toolchain')}"
-                           if mine else build.get("error", "no fingerprints were taken")))
+        elif same_toolchain:
+            verified, why = False, (f"waiting: its device code ({fingerprint}) differs from the code verified on "
+                                    f"{entry.get('gpu')} ({entry.get('fingerprint')})")
+        else:  # another toolchain's code, or none taken: the record stands for the source
+            verified = True
+            why = (f"verified on {entry.get('gpu')} at {str(entry.get('commit'))[:12]} ({entry.get('results')}); "
+                   "this build's device code was not compared: "
+                   + (f"it was built with {build.get('toolchain')}, the record with {record.get('toolchain')}"
+                      if mine else build.get("error", "no fingerprints were taken")))
         runs = verified or name in opt_in
         if runs and not verified:
             why += f" (opted in by {OPT_IN_ENV})"
@@ -109,6 +112,8 @@ def configure(kernels) -> None:
     _statuses = path_statuses(names, record, build, opted_in(names))
     kernels.set_enabled_kernel_paths([name for name, status in _statuses.items() if status.runs])
     kernels.set_kernel_path_notifier(_note_passed_over)
+    # an op on another thread while the interpreter shuts down must not wait for the GIL
+    atexit.register(kernels.set_kernel_path_notifier, None)
 
 
 def statuses() -> dict[str, PathStatus]:

@@ -26,7 +26,6 @@ PY="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1
 export GENIMG_FAST_UNVERIFIED_KERNELS=1
 COMMIT="${GENIMG_FAST_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
-PATH_OUTCOMES=$(mktemp -d)  # each test run's kernel paths and outcomes, merged into verified_paths.json
 LOG="$OUT/gpu_check.log"
 failures=()
 
@@ -36,7 +35,7 @@ step() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$LOG"; }
 # (a lent machine may hand back only a few files).
 bundle() {
   local files
-  files=$(cd "$OUT" && ls -- *.log *.md 2>/dev/null)
+  files=$(cd "$OUT" && ls -- *.log *.md paths_*.json 2>/dev/null)
   [[ -n "$files" ]] && (cd "$OUT" && tar czf gpu_check_logs.tar.gz --remove-files $files)
 }
 [[ -n "${GPU_CHECK_BUNDLE:-}" ]] && trap bundle EXIT
@@ -80,7 +79,7 @@ STUCK=(-o faulthandler_timeout=100)
 run_tests() {  # name, timeout, files...
   local name=$1 limit=$2; shift 2
   step "tests: $name (kernels required)"
-  GENIMG_FAST_IMPL=cuda GENIMG_FAST_PATH_OUTCOMES="$PATH_OUTCOMES/$name.json" \
+  GENIMG_FAST_IMPL=cuda GENIMG_FAST_PATH_OUTCOMES="$OUT/paths_$name.json" \
     timeout "$limit" "$PY" -m pytest "$@" ${PARALLEL[@]+"${PARALLEL[@]}"} "${STUCK[@]}" \
     -p no:cacheprovider -q -rfEs \
     > "$OUT/tests_$name.log" 2>&1 || failures+=("tests_$name")
@@ -91,11 +90,13 @@ run_tests losses 200 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test
 run_tests norm_act 240 tests/test_norm_act_cuda.py tests/test_models_cuda.py
 run_tests training 240 tests/test_train_cuda.py tests/test_inference.py tests/test_bench_cuda.py tests/test_kernel_paths.py
 
-# A path passes when a test ran it and every test that ran it passed; a test run cut short reports
-# nothing, so its paths stay as they were.
+# A path passes when a test ran it and every test that ran it passed (a failed test whose paths are
+# unknown fails them all); a test run cut short writes no outcomes, and then no path passes. The
+# report also names the GPU's compute capability and a digest of the sources built here.
 step "kernel paths verified at $COMMIT"
 "$PY" -m buildtools.kernel_record gpu-report --out "$OUT/verified_paths.json" --commit "$COMMIT" \
-  --gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)" "$PATH_OUTCOMES"/*.json 2>&1 \
+  --gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)" \
+  "$OUT"/paths_losses.json "$OUT"/paths_norm_act.json "$OUT"/paths_training.json 2>&1 \
   | tee -a "$LOG" || failures+=("verified_paths")
 
 step "quick GPU benchmark"

@@ -382,7 +382,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> train_forward(const at::Tensor& x
   const OptTensor weight_acc = as_acc(weight, acc), bias_acc = as_acc(bias, acc);
   at::Tensor workspace = workspace_for(t, in.x, path);
   Output y = output_like(x, in);
-  const int64_t count = per_sample ? t.S : t.N * t.S;
+  const int64_t count = values_per_group(t);
   const bool update_in_kernels = running != nullptr && !per_sample && running->kernel_writable(acc);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_train", [&] {
@@ -477,7 +477,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
   at::Tensor sum_dz = at::empty_like(mean_acc), sum_dz_xhat = at::empty_like(mean_acc);
   at::Tensor workspace = workspace_for(t, in.x, path);
   Output dx = output_like(x, in);
-  const double count = static_cast<double>(per_sample ? t.S : t.N * t.S);
+  const double count = static_cast<double>(values_per_group(t));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   GENIMG_DISPATCH_FLOATS(in.x, "genimg_fast_norm_act_train_backward", [&] {
     using acc_t = acc_type_t<scalar_t>;

@@ -3,7 +3,6 @@
 #include <cstdint>
 
 namespace genimg_fast {
-namespace {
 
 KernelPath kernel_path_of(TrainPath path) {
   switch (path) {
@@ -15,6 +14,8 @@ KernelPath kernel_path_of(TrainPath path) {
       return KernelPath::kNormTiles;
   }
 }
+
+namespace {
 
 const char* describe(TrainPath path) { return path == TrainPath::kTiles ? "the tile kernels" : kReferenceInstead; }
 

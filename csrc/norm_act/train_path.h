@@ -55,6 +55,9 @@ inline ClusterPassShape cluster_pass_shape(int64_t count) {
 // kReference: no kernel of the family may run; the op calls its reference.
 enum class TrainPath { kTiles, kSingleBlock, kCluster, kReference };
 
+// The kernel path of a training path's kernels (the tiles' for kReference, which has none).
+KernelPath kernel_path_of(TrainPath path);
+
 // The largest group the one-launch paths take: kClusterPassMaxCount, or less when the
 // GENIMG_FAST_SINGLE_PASS_MAX environment variable says so (read once; 0 sends every group down
 // the tile path), so that a benchmark can time the paths at the same shapes.
