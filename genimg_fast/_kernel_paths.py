@@ -77,16 +77,14 @@ def path_statuses(names: list[str], record: dict[str, Any], build: dict[str, Any
         fingerprint = (mine.get(name) or {}).get("fingerprint")
         if entry is None:
             verified, why = False, "waiting: no GPU check has passed this path's device code"
-        elif fingerprint == entry.get("fingerprint"):
-            verified = True
-            why = f"verified on {entry.get('gpu')} at {str(entry.get('commit'))[:12]} ({entry.get('results')})"
+        elif fingerprint is not None and fingerprint == entry.get("fingerprint"):
+            verified, why = True, _verified_on(entry)
         elif same_toolchain:
             verified, why = False, (f"waiting: its device code ({fingerprint}) differs from the code verified on "
                                     f"{entry.get('gpu')} ({entry.get('fingerprint')})")
         else:  # another toolchain's code, or none taken: the record stands for the source
             verified = True
-            why = (f"verified on {entry.get('gpu')} at {str(entry.get('commit'))[:12]} ({entry.get('results')}); "
-                   "this build's device code was not compared: "
+            why = (_verified_on(entry) + "; this build's device code was not compared: "
                    + (f"it was built with {build.get('toolchain')}, the record with {record.get('toolchain')}"
                       if mine else build.get("error", "no fingerprints were taken")))
         runs = verified or name in opt_in
@@ -95,6 +93,10 @@ def path_statuses(names: list[str], record: dict[str, Any], build: dict[str, Any
         statuses[name] = PathStatus("verified" if verified else "waiting", runs, fingerprint,
                                     entry if verified else None, why)
     return statuses
+
+
+def _verified_on(entry: dict[str, Any]) -> str:
+    return f"verified on {entry.get('gpu')} at {str(entry.get('commit'))[:12]} ({entry.get('results')})"
 
 
 _statuses: dict[str, PathStatus] = {}
