@@ -4,7 +4,8 @@ A path's fingerprint hashes what an sm_90 GPU executes for it, taken from the bu
 cuobjdump extracts the sm_90 cubins from the binary's fat binaries, and for every __global__
 function of the path the hash covers its machine code, relocations, literal constants (bank 2),
 parameter and shared memory sizes, per-kernel attributes (launch bounds, cluster shape, exit
-offsets, ...) and registers and stack. Names are left out (nvcc mangles a source path into each
+offsets, ...), registers and stack, and its file's __constant__ and initialised device data.
+Names are left out (nvcc mangles a source path into each
 anonymous namespace), and so is the debug line table, so comments and host code do not move a
 fingerprint; any change to what the GPU runs does.
 
@@ -164,9 +165,8 @@ def _relocations(elf, section_name: str, symtab) -> list[tuple]:
              r["r_addend"] if r.is_RELA() else None) for r in section.iter_relocations()]
 
 
-def kernel_materials(cubin: Path) -> list[tuple[str, str, dict]]:
-    """(function name, mangled name without anonymous namespaces, what is hashed) of each
-    function in `cubin`."""
+def kernel_materials(cubin: Path) -> list[tuple[str, dict]]:
+    """(function name, what is hashed) of each function in `cubin`."""
     from elftools.elf.elffile import ELFFile
 
     materials = []
@@ -214,14 +214,14 @@ def kernel_materials(cubin: Path) -> list[tuple[str, str, dict]]:
                 "registers_and_stack": sorted(per_symbol.get(symbol_index.get(mangled, -1), [])),
                 "module_data": module_data,
             }
-            materials.append((_function_name(mangled), _canonical(mangled), material))
+            materials.append((_function_name(mangled), material))
     return materials
 
 
 def kernel_digests(cubin: Path) -> dict[str, list[str]]:
     """Per function name, the digests of the sm_90 functions of that name in `cubin`."""
     digests: dict[str, list[str]] = {}
-    for function, _, material in kernel_materials(cubin):
+    for function, material in kernel_materials(cubin):
         digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
         digests.setdefault(function, []).append(digest)
     return digests
