@@ -1,10 +1,12 @@
-"""Which implementation runs: the compiled CUDA kernels (genimg_fast._C) or the references.
+"""Loading the compiled CUDA kernels (genimg_fast._C) and reporting what runs.
 
 Importing genimg_fast._C registers its kernels for the CUDA dispatch key of the ops defined
-in genimg_fast.ops; every device without a kernel runs the op's PyTorch reference.
-GENIMG_FAST_IMPL selects: `auto` (default: kernels when they load), `reference` (never load
-them, for A/B runs), `cuda` (fail at import unless kernels and a GPU are there). Of the loaded
-kernels, only the kernel paths verified on a GPU run unless opted in (_kernel_paths.py).
+in genimg_fast.ops. The fused modules and losses choose per call between those kernels, torch's
+own ops and the exact references (_implementation.py). GENIMG_FAST_IMPL selects: `auto`
+(default: kernels where they serve, torch's ops elsewhere), `reference` (never load the kernels;
+the exact references everywhere, the test oracle), `cuda` (fail at import unless kernels and a
+GPU are there). Of the loaded kernels, only the kernel paths verified on a GPU run unless opted
+in (_kernel_paths.py).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any
 
 import torch
 
-from genimg_fast import _kernel_paths
+from genimg_fast import _implementation, _kernel_paths
 
 IMPL_ENV = "GENIMG_FAST_IMPL"
 IMPL_CHOICES = ("auto", "reference", "cuda")
@@ -75,6 +77,7 @@ def load_kernels() -> None:
     _kernels, _load_failure = _import_kernels()
     if _kernels is not None:
         _kernel_paths.configure(_kernels)
+    _implementation.forget_choices()
     if requested_impl() == "cuda":
         if _kernels is None:
             raise RuntimeError(f"{IMPL_ENV}=cuda but the CUDA kernels are unavailable: {_load_failure}")
@@ -105,12 +108,17 @@ def _arch_covers(capability: tuple[int, int], compiled: list[int], arch_list: st
     return False
 
 
-def _unusable_reason() -> str | None:
+def enabled_kernel_paths() -> list[str]:
+    """The kernel paths the loaded kernels may run (none without kernels)."""
+    return list(_kernels.enabled_kernel_paths()) if _kernels is not None else []
+
+
+def unusable_reason() -> str | None:
     """Why the loaded kernels cannot run here, or None when they can."""
     if _kernels is None:
         return _load_failure
     if not torch.cuda.is_available():
-        return "no GPU: torch.cuda.is_available() is False, so every op runs its reference"
+        return "no GPU: torch.cuda.is_available() is False"
     compiled = compiled_sm_versions()
     capability = torch.cuda.get_device_capability()
     arch_list = getattr(_build_config(), "CUDA_ARCH_LIST", None)
@@ -124,11 +132,11 @@ def _unusable_reason() -> str | None:
 def backend_info() -> dict[str, Any]:
     """Which implementation runs here and why, with the versions a bug report needs."""
     config = _build_config()
-    reason = _unusable_reason()
+    reason = unusable_reason()
     cuda_available = torch.cuda.is_available()
     capability = torch.cuda.get_device_capability() if cuda_available else None
     return {
-        "impl": "cuda" if reason is None else "reference",
+        "impl": "cuda" if reason is None else ("reference" if requested_impl() == "reference" else "fallback"),
         "kernels_loaded": _kernels is not None,
         "reason": reason,
         "requested_impl": requested_impl(),
@@ -148,6 +156,7 @@ def backend_info() -> dict[str, Any]:
         "norm_kernels": _norm_kernel_paths() if reason is None else None,
         "kernel_paths": _kernel_paths.report(_kernels) if _kernels is not None else {},
         "unverified_kernels": os.environ.get(_kernel_paths.OPT_IN_ENV) or None,
+        "implementation": _implementation.report(),
     }
 
 

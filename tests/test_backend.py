@@ -28,11 +28,11 @@ def test_backend_info_reports_everything_a_bug_report_needs():
     info = genimg_fast.backend_info()
     for key in ("impl", "kernels_loaded", "reason", "compiled_archs", "built_arch_list", "built_with", "torch",
                 "torch_cuda", "cudnn", "cuda_available", "device", "device_capability", "norm_kernels", "kernel_paths",
-                "unverified_kernels"):
+                "unverified_kernels", "implementation"):
         assert key in info
-    assert (info["norm_kernels"] is None) == (info["impl"] == "reference")  # which norm kernels: with a GPU
+    assert (info["norm_kernels"] is None) == (info["impl"] != "cuda")  # which norm kernels: with a GPU
     assert info["torch"] == torch.__version__
-    assert info["impl"] in ("cuda", "reference")
+    assert info["impl"] in ("cuda", "fallback", "reference")
     assert (info["impl"] == "cuda") == (info["reason"] is None)
     json.dumps(info)  # printable as JSON by `genimg-fast info`
 
@@ -56,7 +56,7 @@ def test_built_kernels_load_and_register_for_cuda():
         for key in ("AutogradCPU", "AutogradCUDA"):
             assert torch._C._dispatch_has_kernel_for_dispatch_key(op, key), (op, key)
     if not torch.cuda.is_available():
-        assert info["impl"] == "reference" and info["reason"].startswith("no GPU")
+        assert info["impl"] == "fallback" and info["reason"].startswith("no GPU")
 
 
 @pytest.mark.skipif(_build_config is None or not _build_config.BUILT_CUDA, reason="this build has no CUDA kernels")

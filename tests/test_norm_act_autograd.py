@@ -13,6 +13,7 @@ import torch
 from op_counter import OpCounter
 from torch import nn
 
+from genimg_fast._implementation import KERNELS, forced
 from genimg_fast import _backend
 from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
 from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_stats, norm_act_train,
@@ -28,8 +29,15 @@ def _inputs(shape=(3, 4, 5, 5), seed=0):
     return x, torch.randn(c, generator=g, dtype=torch.float64), torch.randn(c, generator=g, dtype=torch.float64)
 
 
+@pytest.fixture
+def kernel_path():
+    """The modules take their kernel path on CPU tensors too (whose kernel slot is the reference)."""
+    with forced(KERNELS):
+        yield
+
+
 @needs_kernels
-def test_cpu_training_step_uses_the_cpp_autograd():
+def test_cpu_training_step_uses_the_cpp_autograd(kernel_path):
     x = torch.randn(2, 3, 4, 4, requires_grad=True)
     assert "NormActTrainFunction" in BatchNormAct2d(3)(x).grad_fn.name()
     assert "NormActApplyFunction" in BatchNormAct2d(3).eval()(x).grad_fn.name()
@@ -99,12 +107,20 @@ def test_parameters_without_weight_or_bias():
         torch.testing.assert_close(a, e)
 
 
-def test_double_backward_is_refused_not_zero():
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_double_backward_equals_torchs(per_sample):
+    """A recorded backward (create_graph=True) goes through the differentiable composite: its
+    second derivatives are torch's batch norm / instance norm + leaky_relu's."""
     x, w, b = (t.requires_grad_() for t in _inputs())
-    y = norm_act_train(x, w, b, False, 1e-5, "leaky_relu", 0.2)[0]
-    (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match=r"double backward through the fused norm.*convert\(\) to the generator"):
-        torch.autograd.grad(gx.sum(), x)
+    y = norm_act_train(x, w, b, per_sample, 1e-5, "leaky_relu", 0.2)[0]
+    norm = torch.nn.functional.instance_norm if per_sample else torch.nn.functional.batch_norm
+    y_ref = torch.nn.functional.leaky_relu(norm(x, None, None, w, b, True, 0.1, 1e-5), 0.2)
+    second = []
+    for out in (y, y_ref):
+        (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+        second.append(torch.autograd.grad(gx.square().sum(), (x, w, b)))
+    for got, expected in zip(*second):
+        torch.testing.assert_close(got, expected)
 
 
 def test_apply_refuses_gradients_for_the_statistics():
@@ -119,7 +135,7 @@ def test_apply_refuses_gradients_for_the_statistics():
 @pytest.mark.parametrize("momentum,ops", [(0.1, ["genimg_fast.batch_norm_act_train_.default"]),
                                           (None, ["genimg_fast.norm_act_train.default",
                                                   "genimg_fast.update_tracked_running_stats_.default"])])
-def test_batch_norm_training_forward_is_one_op_with_a_momentum(momentum, ops):
+def test_batch_norm_training_forward_is_one_op_with_a_momentum(momentum, ops, kernel_path):
     """With the kernels, BatchNormAct2d's training forward and its running-statistics update are
     one op (one dispatch; on a GPU no launch of its own); momentum=None keeps the separate update."""
     module = BatchNormAct2d(4, momentum=momentum, dtype=torch.float64)
@@ -167,10 +183,10 @@ def test_module_step_gradients_match_torch(cls, torch_cls):
         torch.testing.assert_close(a, e)
 
 
-def test_backward_after_the_running_stats_changed_is_refused():
+def test_backward_after_the_running_stats_changed_is_refused(kernel_path):
     """Eval mode saves the running statistics for backward; a training step that updates them in
     place before that backward (with the kernels: inside batch_norm_act_train_) makes it fail
-    instead of using the new values."""
+    instead of using the new values. (torch's own batch norm, the fallback, does not check.)"""
     module = BatchNormAct2d(4, dtype=torch.float64)
     x, _, _ = _inputs()
     x.requires_grad_()

@@ -53,5 +53,6 @@ def test_wheel_without_kernels_installs_and_runs(tmp_path):
                          timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     info = json.loads(run.stdout.strip().splitlines()[-1])
-    assert info["kernels_loaded"] is False and info["impl"] == "reference"
+    assert info["kernels_loaded"] is False and info["impl"] == "fallback"  # torch's own ops
+    assert info["implementation"]["cpu"]["impl"] == "fallback"
     assert info["reason"] == "not built: GENIMG_FAST_BUILD_CUDA=0 was set at build time"

@@ -1,6 +1,6 @@
 """The recipes' networks, forward and forward + backward: the plain reference layers (eager)
 against genimg_fast's fused models, at each network's reference batch size and resolution on a
-GPU (reduced widths and sizes on a CPU, where the references run). Variants: torch.compile of
+GPU (reduced widths and sizes on a CPU, which is slower). Variants: torch.compile of
 both with --compile; on a GPU both captured as CUDA graphs (the GPU's work alone); outside
 --quick both under bf16 autocast and in channels_last. Every variant's output (and, with the
 backward, its parameter gradients) is checked against eager torch's before it is timed; peak GPU
@@ -48,7 +48,7 @@ def cases(device: torch.device, quick: bool) -> list[ModelCase]:
 
 
 def _cases(device: torch.device, quick: bool) -> list[ModelCase]:
-    if device.type != "cuda":  # small stand-ins: the CPU runs the reference kernels
+    if device.type != "cuda":  # small stand-ins: a CPU is slower
         return [
             ModelCase("dcgan_G", lambda f: DCGANGenerator(ngf=16, fused=f), (16, 100, 1, 1),
                       "dcgan generator small"),

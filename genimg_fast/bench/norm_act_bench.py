@@ -43,7 +43,7 @@ def cases(device: torch.device, quick: bool) -> list[NormCase]:
 
 def _cases(device: torch.device, quick: bool) -> list[NormCase]:
     f32 = torch.float32
-    if device.type != "cuda":  # the CPU runs the references: small shapes only
+    if device.type != "cuda":  # a CPU is slower: small shapes only
         return [
             NormCase("batch", "relu", (32, 256, 8, 8), f32, False, "dcgan G"),
             NormCase("instance", "relu", (1, 64, 64, 64), f32, False, "cyclegan 64px"),

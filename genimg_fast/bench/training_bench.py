@@ -64,7 +64,7 @@ def cases(device: torch.device, quick: bool) -> list[TrainingCase]:
 
 
 def _cases(device: torch.device, quick: bool) -> list[TrainingCase]:
-    if device.type != "cuda":  # small stand-ins: the CPU runs the references
+    if device.type != "cuda":  # small stand-ins: a CPU is slower
         found = [TrainingCase("dcgan", "dcgan training small", (16, 3, 32, 32), _dcgan(32, 8, 16))]
         if not quick:
             found += [TrainingCase("pix2pix", "pix2pix training small", (1, 3, 128, 128),

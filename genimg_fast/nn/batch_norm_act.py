@@ -1,4 +1,5 @@
-"""BatchNormAct2d: nn.BatchNorm2d followed by an activation, in one fused op.
+"""BatchNormAct2d: nn.BatchNorm2d followed by an activation, in one fused op on a GPU (torch's own
+batch norm and an in-place activation where the kernels do not serve: _implementation.py).
 
 Same parameters, buffers, state_dict keys and numbers as nn.Sequential(nn.BatchNorm2d(C), act),
 so checkpoints move both ways. With sync=True the batch statistics are shared across the
@@ -10,9 +11,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from genimg_fast.nn._norm_act_base import NormActBase, empty_output
-from genimg_fast.nn.sync_batch_norm import sync_norm_act
 from genimg_fast import _backend
+from genimg_fast._implementation import FALLBACK, implementation
+from genimg_fast.nn._norm_act_base import NormActBase, empty_output
+from genimg_fast.nn._norm_act_fallback import batch_norm_act
+from genimg_fast.nn.sync_batch_norm import sync_norm_act
 from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_train, update_running_stats_,
                              update_tracked_running_stats_)
 
@@ -78,6 +81,10 @@ class BatchNormAct2d(NormActBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         weight, bias, running_mean, running_var, tracked = self._registered()
+        if implementation(x, "norm") == FALLBACK and not (self.sync and self._sync_group() is not None):
+            return batch_norm_act(x, weight, bias, running_mean, running_var, tracked, self.training,
+                                  self.track_running_stats, self.momentum, self.eps, self.activation,
+                                  self.negative_slope)
         # like torch: batch statistics in training, and in eval when there are no running statistics
         if not self.training and running_mean is not None:
             if x.numel() == 0:

@@ -1,4 +1,5 @@
-"""InstanceNormAct2d: nn.InstanceNorm2d followed by an activation, in one fused op.
+"""InstanceNormAct2d: nn.InstanceNorm2d followed by an activation, in one fused op on a GPU (torch's
+own instance norm and an in-place activation where the kernels do not serve: _implementation.py).
 
 Same parameters, buffers, state_dict keys and numbers as nn.Sequential(nn.InstanceNorm2d(C), act)
 (the CycleGAN/pix2pix `instance` norm: affine=False, no running statistics, by default).
@@ -10,7 +11,9 @@ import warnings
 import torch
 from torch import nn
 
+from genimg_fast._implementation import FALLBACK, implementation
 from genimg_fast.nn._norm_act_base import NormActBase, empty_output
+from genimg_fast.nn._norm_act_fallback import instance_norm_act
 from genimg_fast.ops import norm_act_apply, norm_act_train, update_running_stats_
 
 
@@ -68,6 +71,10 @@ class InstanceNormAct2d(NormActBase):
         weight, bias, running_mean, running_var, _ = self._registered()
         if x.numel() == 0:  # (torch itself fails on an empty batch; return the empty output)
             return empty_output(x, weight, bias)
+        if implementation(x, "norm") == FALLBACK:
+            return instance_norm_act(x, weight, bias, running_mean, running_var, self.training,
+                                     self.track_running_stats, self.momentum, self.eps, self.activation,
+                                     self.negative_slope)
         if not self.training and self.track_running_stats:
             return norm_act_apply(x, running_mean, running_var, weight, bias, self.eps, self.activation,
                                   self.negative_slope)
