@@ -10,7 +10,10 @@ import numbers
 
 import torch
 
+import torch.nn.functional as F
+
 from genimg_fast import _backend
+from genimg_fast._implementation import FALLBACK, implementation
 from genimg_fast.ops._checks import accumulation_dtype, check_loss_pair, is_mean_reduction
 from genimg_fast.ops.stored_grad import scale_stored_grad
 
@@ -84,8 +87,8 @@ for _device in ("cuda", "cpu"):
 def l1_loss(input: torch.Tensor, target: torch.Tensor, weight: float = 1.0, reduction: str = "mean") -> torch.Tensor:
     """`weight * l1_loss(input, target, reduction)`, with the gradient computed in the forward pass.
 
-    Same value and gradients as `weight * torch.nn.functional.l1_loss(input, target, reduction=...)`
-    for 'mean' and 'sum' ('none' gains nothing from fusion: use torch's). input and target must
+    Same value and gradients as `weight * torch.nn.functional.l1_loss(input, target, reduction=...)`,
+    which is what runs where the kernels do not serve, for 'mean' and 'sum' ('none' gains nothing from fusion: use torch's). input and target must
     share shape, dtype (float32/float16/bfloat16/float64) and device; any strides are fine.
     """
     if reduction not in ("mean", "sum"):
@@ -96,6 +99,10 @@ def l1_loss(input: torch.Tensor, target: torch.Tensor, weight: float = 1.0, redu
     if not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor):
         bad = "input" if not isinstance(input, torch.Tensor) else "target"
         raise TypeError(f"{_OP}: {bad} must be a torch.Tensor")
+    if implementation(input, "l1_loss") == FALLBACK:
+        check_loss_pair(input, target, _OP)  # the fused op's contract: no broadcasting, one dtype
+        loss = F.l1_loss(input, target, reduction=reduction)
+        return loss if weight == 1.0 else loss * float(weight)
     compute_grad = torch.is_grad_enabled() and (input.requires_grad or target.requires_grad)
     loss, _stored = l1_loss_op(input, target, float(weight), reduction, compute_grad)
     return loss

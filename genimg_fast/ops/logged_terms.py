@@ -15,12 +15,12 @@ Tensor = torch.Tensor
 
 
 class LoggedTerms(Mapping[str, Tensor]):
-    """A read-only mapping name -> scale * sum(values[i] for i in indices). An entry without
-    indices is a zero (a term the objective left out, still logged, as the recipes do)."""
+    """A read-only mapping name -> scale * sum(values[i] for i in indices), values a tensor of the
+    terms or a list of 0-d tensors. An entry without indices is a zero (a term the objective left out, still logged, as the recipes do)."""
 
     __slots__ = ("_values", "_layout", "_cache")
 
-    def __init__(self, values: Tensor, layout: dict[str, tuple[tuple[int, ...], float]]) -> None:
+    def __init__(self, values: Tensor | list[Tensor], layout: dict[str, tuple[tuple[int, ...], float]]) -> None:
         self._values = values
         self._layout = layout
         self._cache: dict[str, Tensor] = {}
@@ -29,7 +29,7 @@ class LoggedTerms(Mapping[str, Tensor]):
         if name not in self._cache:
             indices, scale = self._layout[name]  # KeyError for an unknown name, as a dict
             if not indices:
-                value = self._values.new_zeros(())
+                value = self._values[0].new_zeros(())
             else:
                 value = self._values[indices[0]]
                 for i in indices[1:]:
@@ -49,6 +49,6 @@ class LoggedTerms(Mapping[str, Tensor]):
         return f"LoggedTerms({dict(self)!r})"
 
 
-def terms_named(values: Tensor, names: list[str], scale: float = 1.0) -> LoggedTerms:
+def terms_named(values: Tensor | list[Tensor], names: list[str], scale: float = 1.0) -> LoggedTerms:
     """One entry per term, in order: names[i] -> scale * values[i]."""
     return LoggedTerms(values, {name: ((i,), scale) for i, name in enumerate(names)})

@@ -19,6 +19,8 @@ from typing import NamedTuple
 import torch
 
 from genimg_fast import _backend
+from genimg_fast._implementation import FALLBACK, implementation
+from genimg_fast.ops import _loss_fallback
 from genimg_fast.ops import _loss_math as math
 from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor
 
@@ -219,10 +221,26 @@ def _is_real(value) -> bool:
 
 
 def loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
-    """(total, per-term values [T]) of up to 8 terms, in one fused op. The per-term values are for
-    logging; gradients flow through both."""
+    """(total, per-term values [T]) of up to 8 terms, in one fused op where the kernels serve
+    (torch's own loss functions elsewhere). The per-term values are for logging; gradients flow
+    through both."""
+    total, values = evaluate_terms(terms)
+    return total, values if isinstance(values, Tensor) else torch.stack(values)
+
+
+def evaluate_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor | list[Tensor]]:
+    """loss_terms(), with the per-term values as the implementation that served left them: a
+    tensor from the fused op, a list of 0-d tensors from torch's functions (the objectives'
+    LoggedTerms reads either, and stacking would cost every step an op)."""
     if not terms:
         raise ValueError(f"{_OP}: no terms")
+    first = terms[0][0]
+    if isinstance(first, Tensor) and implementation(first, "loss_terms") == FALLBACK:
+        return _loss_fallback.loss_terms(terms)
+    return _fused_loss_terms(terms)
+
+
+def _fused_loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
     inputs, targets, values, weights, spec = [], [], [], [], []
     grad_enabled = torch.is_grad_enabled()
     grad_needed = False

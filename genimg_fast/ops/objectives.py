@@ -1,5 +1,5 @@
-"""The training objectives of the reference recipes (../shared/reference-models.md) as single
-fused loss_terms calls: GAN losses, the CycleGAN / pix2pix generator and discriminator
+"""The training objectives of the reference recipes as single fused loss_terms calls (torch's
+own loss functions where the kernels do not serve): GAN losses, the CycleGAN / pix2pix generator and discriminator
 objectives, the VAE objective. Each returns (total, terms): terms maps each name to its value as
 the recipes log it (a LoggedTerms: built when read, so a step that does not log runs one op).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from genimg_fast.ops.logged_terms import LoggedTerms, terms_named
-from genimg_fast.ops.loss_terms import LossTerm, loss_terms
+from genimg_fast.ops.loss_terms import LossTerm, evaluate_terms
 
 Tensor = torch.Tensor
 GAN_MODES = ("lsgan", "vanilla", "wgangp", "bce")
@@ -37,7 +37,7 @@ def gan_term(prediction: Tensor, mode: str, target_is_real: bool, weight: float 
 
 def gan_loss(prediction: Tensor, mode: str, target_is_real: bool, real_label: float = 1.0,
              fake_label: float = 0.0) -> Tensor:
-    total, _ = loss_terms([gan_term(prediction, mode, target_is_real, 1.0, real_label, fake_label)])
+    total, _ = evaluate_terms([gan_term(prediction, mode, target_is_real, 1.0, real_label, fake_label)])
     return total
 
 
@@ -48,7 +48,7 @@ def discriminator_loss(pred_real: Tensor, pred_fake: Tensor, mode: str,
     D_fake are logged without the weight, as pix2pix and the DCGAN example log them."""
     if not weight > 0:
         raise ValueError(f"discriminator_loss: weight must be positive, got {weight!r}")
-    total, values = loss_terms([gan_term(pred_real, mode, True, weight), gan_term(pred_fake, mode, False, weight)])
+    total, values = evaluate_terms([gan_term(pred_real, mode, True, weight), gan_term(pred_fake, mode, False, weight)])
     return total, terms_named(values, ["D_real", "D_fake"], 1.0 / weight)
 
 
@@ -70,7 +70,7 @@ def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Ten
         terms += [LossTerm(idt_A, "l1", real_B, lambda_B * lambda_identity),
                   LossTerm(idt_B, "l1", real_A, lambda_A * lambda_identity)]
         names += ["idt_A", "idt_B"]
-    total, values = loss_terms(terms)
+    total, values = evaluate_terms(terms)
     layout = {name: ((i,), 1.0) for i, name in enumerate(names)}
     if lambda_identity <= 0:
         layout["idt_A"] = layout["idt_B"] = ((), 1.0)  # logged as 0, as the recipe does
@@ -80,7 +80,7 @@ def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Ten
 def pix2pix_generator_loss(pred_fake: Tensor, fake_B: Tensor, real_B: Tensor, *, mode: str = "vanilla",
                            lambda_L1: float = 100.0) -> tuple[Tensor, LoggedTerms]:
     """GAN(D(cat(A, G(A))), real) + lambda_L1 * L1(G(A), B)."""
-    total, values = loss_terms([gan_term(pred_fake, mode, True), LossTerm(fake_B, "l1", real_B, lambda_L1)])
+    total, values = evaluate_terms([gan_term(pred_fake, mode, True), LossTerm(fake_B, "l1", real_B, lambda_L1)])
     return total, terms_named(values, ["G_GAN", "G_L1"])
 
 
@@ -104,7 +104,7 @@ def vae_loss(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, *, recon_loss
         x = x.reshape(recon.shape)  # the examples' x.view(-1, 784)
     kl_weight = kld_weight / (mu.shape[0] if kld_reduction == "batchmean" and mu.dim() > 0 and mu.shape[0] else 1)
     # KL = sum(mu^2 / 2) + sum((exp(logvar) - 1 - logvar) / 2): two separable terms
-    total, values = loss_terms([LossTerm(recon, recon_loss, x, 1.0, recon_reduction),
+    total, values = evaluate_terms([LossTerm(recon, recon_loss, x, 1.0, recon_reduction),
                                 LossTerm(mu, "half_square", None, kl_weight, "sum"),
                                 LossTerm(logvar, "kl_logvar", None, kl_weight, "sum")])
     return total, LoggedTerms(values, {"recon": ((0,), 1.0), "kld": ((1, 2), 1.0)})
