@@ -1,15 +1,14 @@
 """The recipes' objectives as fused loss modules: each equals the sum of the reference recipe's
 terms (written here with torch's own losses, as junyanz's GANLoss and the VAE examples compute
-them), with the same gradients; and a gradient penalty through fused norms is refused clearly."""
+them), with the same gradients (a gradient penalty through fused modules: test_double_backward.py)."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 from op_counter import OpCounter
-from torch import nn
 
-import genimg_fast
+from genimg_fast._implementation import REFERENCE, forced
 from genimg_fast.nn import CycleGANGeneratorLoss, DiscriminatorLoss, GANLoss, Pix2PixGeneratorLoss, VAELoss
 
 
@@ -118,7 +117,7 @@ def test_each_objective_is_one_op_until_its_terms_are_read(name):
                             _rand(2, 4, seed=21).requires_grad_())),
     }
     objective, args = calls[name]
-    with OpCounter() as counter:
+    with forced(REFERENCE), OpCounter() as counter:  # the fused op's path (kernels on a GPU)
         total, terms = objective(*args)
     assert counter.ops == ["genimg_fast.loss_terms.default"]
     with OpCounter() as counter:
@@ -166,29 +165,3 @@ def test_vae_objective_of_the_convolutional_vae():
     expected = F.mse_loss(recon, x) + 0.00025 * kld
     torch.testing.assert_close(total, expected)
     _assert_same_gradients(total, expected, [recon, mu, logvar])
-
-
-def _critic() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.LeakyReLU(0.2), nn.Conv2d(8, 1, 3, 1, 1))
-
-
-def _gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """junyanz's cal_gradient_penalty (mixed): needs the gradient of the critic's input gradient."""
-    alpha = torch.rand(real.shape[0], 1, 1, 1, dtype=real.dtype)
-    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_()
-    out = critic(mixed)
-    (grads,) = torch.autograd.grad(out, mixed, torch.ones_like(out), create_graph=True)
-    return (((grads.flatten(1) + 1e-16).norm(2, dim=1) - 1) ** 2).mean() * 10.0
-
-
-def test_gradient_penalty_through_a_fused_critic_is_refused_with_the_way_out():
-    torch.manual_seed(0)
-    real, fake = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
-    critic = _critic()
-    penalty = _gradient_penalty(critic, real, fake)
-    penalty.backward()  # the torch critic: supported
-    assert critic[0].weight.grad is not None
-    fused = genimg_fast.convert(critic)
-    assert type(fused[1]).__name__ == "BatchNormAct2d"
-    with pytest.raises(RuntimeError, match=r"double backward.*convert\(\) to the generator only"):
-        _gradient_penalty(fused, real, fake).backward()

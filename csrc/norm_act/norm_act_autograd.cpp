@@ -6,8 +6,9 @@
 // more host time than the kernels of a DCGAN-sized norm layer take on the GPU.
 //
 // Both functions call the forward op below autograd, and the backward ops below autograd too,
-// unless the backward itself is being recorded (create_graph=True); then the call goes through
-// autograd, which reports that double backward is not supported instead of returning a zero.
+// unless the backward itself is being recorded (create_graph=True, e.g. a gradient penalty); then
+// the backward is genimg_fast::norm_act_differentiable_backward, made of torch ops that autograd
+// records (genimg_fast/ops/norm_act_differentiable_backward.py).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -39,6 +40,9 @@ using BackwardReduceSignature = std::tuple<at::Tensor, at::Tensor>(const at::Ten
                                                                    const at::Tensor&, const at::Tensor&,
                                                                    const OptTensor&, const OptTensor&, double,
                                                                    c10::string_view, double);
+using DifferentiableBackwardSignature = Tensor3(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                const at::Tensor&, const OptTensor&, const OptTensor&, bool, double,
+                                                c10::string_view, double);
 using BackwardApplySignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                           const OptTensor&, const OptTensor&, const OptTensor&, const OptTensor&,
                                           double, double, c10::string_view, double);
@@ -72,6 +76,17 @@ struct Options {
   std::string activation;
   double slope;
 };
+
+// A backward being recorded (create_graph=True): (dx, dweight, dbias) from torch ops, through
+// autograd. Looked up on first use: the op is defined in Python, after this library loads.
+Tensor3 differentiable_backward(const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& mean,
+                                const at::Tensor& var, const at::Tensor& weight, const at::Tensor& bias,
+                                bool batch_stats, const Options& o) {
+  static const auto op =
+      typed_op<DifferentiableBackwardSignature>("genimg_fast::norm_act_differentiable_backward");
+  return op.call(grad_y, x, mean, var, optional_of(weight), optional_of(bias), batch_stats, o.eps, o.activation,
+                 o.slope);
+}
 
 Options saved_options(AutogradContext* ctx) {
   return {ctx->saved_data["eps"].toDouble(), ctx->saved_data["activation"].toStringRef(),
@@ -119,8 +134,11 @@ class NormActTrainFunction : public torch::autograd::Function<NormActTrainFuncti
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1], &bias = saved[2], &mean = saved[3], &var = saved[4];
     const Options o = saved_options(ctx);
-    auto [dx, dweight, dbias] = call_backward_op(op, grad_y, x, mean, var, optional_of(weight), optional_of(bias),
-                                                 o.eps, o.activation, o.slope);
+    auto [dx, dweight, dbias] =
+        at::GradMode::is_enabled()
+            ? differentiable_backward(grad_y, x, mean, var, weight, bias, /*batch_stats=*/true, o)
+            : call_backward_op(op, grad_y, x, mean, var, optional_of(weight), optional_of(bias), o.eps, o.activation,
+                               o.slope);
     const ParamEdges edges(1, weight.defined(), bias.defined());
     if (ctx->needs_input_grad(0)) result[0] = dx;
     result[1] = param_grad(ctx, edges.weight, dweight, weight);
@@ -155,6 +173,13 @@ class NormActApplyFunction : public torch::autograd::Function<NormActApplyFuncti
     const at::Tensor &x = saved[0], &mean = saved[1], &var = saved[2], &weight = saved[3], &bias = saved[4];
     const Options o = saved_options(ctx);
     const ParamEdges edges(3, weight.defined(), bias.defined());
+    if (at::GradMode::is_enabled()) {
+      auto [dx, dweight, dbias] = differentiable_backward(grad_y, x, mean, var, weight, bias, /*batch_stats=*/false, o);
+      if (ctx->needs_input_grad(0)) result[0] = dx;
+      result[3] = param_grad(ctx, edges.weight, dweight, weight);
+      result[4] = param_grad(ctx, edges.bias, dbias, bias);
+      return result;
+    }
     if (ctx->needs_input_grad(0)) {
       result[0] = call_backward_op(apply_op, grad_y, x, mean, var, optional_of(weight), optional_of(bias),
                                    std::nullopt, std::nullopt, 1.0, o.eps, o.activation, o.slope);

@@ -27,6 +27,7 @@ import torch
 from genimg_fast import _backend
 from genimg_fast.ops import _norm_act_math as math
 from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor
+from genimg_fast.ops.norm_act_differentiable_backward import norm_act_differentiable_backward
 
 Tensor = torch.Tensor
 
@@ -255,7 +256,10 @@ def _train_setup_context(ctx, inputs, output):
 
 def _train_backward(ctx, grad_y, _grad_mean, _grad_var):
     x, weight, bias, mean, var = ctx.saved_tensors
-    dx, dweight, dbias = norm_act_train_backward(grad_y, x, mean, var, weight, bias, *ctx.options)
+    if torch.is_grad_enabled():  # a backward to differentiate (create_graph=True): torch ops
+        dx, dweight, dbias = norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, True, *ctx.options)
+    else:
+        dx, dweight, dbias = norm_act_train_backward(grad_y, x, mean, var, weight, bias, *ctx.options)
     needs = ctx.needs_input_grad
     return (dx if needs[0] else None, _param_grad(dweight, weight, needs[1]), _param_grad(dbias, bias, needs[2]),
             None, None, None, None)
@@ -278,6 +282,10 @@ def _apply_backward(ctx, grad_y):
                            "(they are treated as constants, like running statistics)")
     eps, activation, slope = ctx.options
     dx = dweight = dbias = None
+    if torch.is_grad_enabled():  # a backward to differentiate (create_graph=True): torch ops
+        dx, dw, db = norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, False, *ctx.options)
+        return (dx if needs[0] else None, None, None, _param_grad(dw, weight, needs[3]),
+                _param_grad(db, bias, needs[4]), None, None, None)
     if needs[0]:
         dx = norm_act_backward_apply(grad_y, x, mean, var, weight, bias, None, None, 1.0, eps, activation, slope)
     if (needs[3] and weight is not None) or (needs[4] and bias is not None):
@@ -399,13 +407,13 @@ def _check_running(running_mean, running_var, num_batches_tracked, channels, dev
                              f"got {num_batches_tracked.device}")
 
 
-# ---- double backward: refused with the way out ----
+# ---- double backward of the pieces synchronized batch norm is made of: refused ----
 
 DOUBLE_BACKWARD_MESSAGE = (
-    "genimg_fast: double backward through the fused norm + activation ops is not supported (a gradient "
-    "penalty such as WGAN-GP's differentiates the discriminator's input gradient). Keep torch's norm layers in "
-    "that network: apply genimg_fast.convert() to the generator only, or build the critic with nn.BatchNorm2d / "
-    "nn.InstanceNorm2d (or no norm, as WGAN-GP recommends).")
+    "genimg_fast: double backward through synchronized batch norm (BatchNormAct2d with sync=True across "
+    "processes) is not supported: its backward all-reduces per-channel sums between the pieces of the fused "
+    "backward, which are not differentiable. A gradient penalty such as WGAN-GP's differentiates the critic's "
+    "input gradient: build the critic without synchronized batch norm (WGAN-GP recommends no batch norm).")
 
 
 def _refuse_double_backward(ctx, *grads):
