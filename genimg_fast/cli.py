@@ -31,9 +31,9 @@ def _bench(args: argparse.Namespace) -> int:
     save_partial = (lambda record: write_record(record, Path(args.json))) if args.json else None
     record = run_suite(device, quick=args.quick, compile_too=args.compile, only=args.only, kinds=args.kinds,
                        repeats=args.repeats, on_case=save_partial)
-    backend = record["backend"]
-    print(f"genimg_fast bench ({record['mode']}) on {record['device']}; torch {record['torch']}; "
-          f"impl={backend['impl']}" + (f" ({backend['reason']})" if backend["reason"] else ""))
+    from genimg_fast._implementation import describe
+    print(f"genimg_fast bench ({record['mode']}) on {record['device']}; torch {record['torch']}")
+    print(describe(device))
     if record["copy_bandwidth_gbs"]:
         print(f"measured device copy bandwidth: {record['copy_bandwidth_gbs']:.0f} GB/s (read + write)")
     print(format_table(record["results"], record["copy_bandwidth_gbs"]))

@@ -26,7 +26,8 @@ def test_bench_quick_prints_a_table_and_writes_a_record(tmp_path, capsys):
     assert "x vs torch" in table and "genimg_fast" in table
     record = json.loads(path.read_text())
     assert record["device"].startswith("cpu") and record["torch"] == torch.__version__
-    assert record["commit"] and record["backend"]["impl"] in ("cuda", "reference")
+    assert record["commit"] and record["backend"]["impl"] in ("cuda", "fallback", "reference")
+    assert "genimg_fast runs torch's own ops on cpu" in table  # which implementation it measured
     variants = {row["variant"] for row in record["results"]}
     assert variants == {"torch", "genimg_fast"}
     for row in record["results"]:
