@@ -136,3 +136,19 @@ def test_bad_terms_are_named_on_the_fallback():
             loss_terms([LossTerm(x, "linear", 1.0)])
         with pytest.raises(ValueError, match="must have the same shape|same shape"):
             l1_loss(x, torch.randn(3))
+
+
+def test_the_fallback_objectives_compile_without_graph_breaks():
+    d_loss, g_loss = DiscriminatorLoss("lsgan"), CycleGANGeneratorLoss()
+
+    def step(p_real, p_fake, images):
+        d_total, _ = d_loss(p_real, p_fake)
+        g_total, _ = g_loss(p_real, p_fake, *images)
+        return d_total + g_total + l1_loss(images[0], images[1])
+
+    g = torch.Generator().manual_seed(0)
+    patches = [torch.randn(1, 1, 6, 6, generator=g) for _ in range(2)]
+    images = [torch.randn(1, 3, 8, 8, generator=g) for _ in range(6)]
+    with forced(FALLBACK):
+        compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+        torch.testing.assert_close(compiled(*patches, images), step(*patches, images))

@@ -21,6 +21,16 @@ def activate_(y: Tensor, activation: str, slope: float) -> Tensor:
     return y
 
 
+def activate(y: Tensor, activation: str, slope: float) -> Tensor:
+    """The activation out of place, for a y that is a view: in place, autograd would rebase the
+    view's history, and its backward would go through a slow strided copy."""
+    if activation == "relu":
+        return F.relu(y)
+    if activation == "leaky_relu":
+        return F.leaky_relu(y, slope)
+    return y
+
+
 def batch_norm_act(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
                    running_var: Tensor | None, num_batches_tracked: Tensor | None, training: bool,
                    track_running_stats: bool, momentum: float | None, eps: float, activation: str,
@@ -62,4 +72,4 @@ def instance_norm_act(x: Tensor, weight: Tensor | None, bias: Tensor | None, run
     statistics, which are updated whenever they exist), then the activation."""
     y = F.instance_norm(x, running_mean, running_var, weight, bias, training or not track_running_stats,
                         0.0 if momentum is None else momentum, eps)
-    return activate_(y, activation, slope)
+    return activate(y, activation, slope)  # torch's instance norm returns a view of a batch norm's output

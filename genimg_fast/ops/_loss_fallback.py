@@ -1,5 +1,5 @@
 """The loss terms where no kernel serves (CPU, CUDA without verified kernels): torch's own loss
-functions, one per term, with torch's autograd (so double backward too). The same terms as the
+ops, one per term, with torch's autograd (so double backward too). The same terms as the
 fused op (genimg_fast.ops.loss_terms: weight * reduction(f(input, target))), computed the way the
 recipes' eager torch code computes them, with no extra pass: a constant target is a 0-d tensor
 expanded to the input's shape, never a full tensor of labels.
@@ -7,14 +7,27 @@ expanded to the input's shape, never a full tensor of labels.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from genimg_fast.ops import _loss_math
 
 Tensor = torch.Tensor
 _OP = "genimg_fast.loss_terms"
+
+
+_constants: dict[tuple[float, torch.dtype, torch.device], Tensor] = {}
+
+
+def _constant_like(value: float, x: Tensor) -> Tensor:
+    """A constant label as x's shape: one cached 0-d tensor per (value, dtype, device), expanded
+    (a view: no per-step allocation or fill, as a full tensor of labels would cost)."""
+    key = (value, x.dtype, x.device)
+    label = _constants.get(key)
+    if label is None:
+        label = _constants[key] = torch.tensor(value, dtype=x.dtype, device=x.device)
+    return label.expand_as(x)
 
 
 def _target(x: Tensor, target: Tensor | float | None, kind: str, index: int) -> Tensor:
@@ -25,44 +38,91 @@ def _target(x: Tensor, target: Tensor | float | None, kind: str, index: int) -> 
         return target
     if target is None:
         raise ValueError(f"{_OP}: term {index} ({kind}) needs a target")
-    return x.new_full((), float(target)).expand_as(x)
+    return _constant_like(float(target), x)
+
+
+# torch's reduction codes. The losses are torch's own ops, called as torch.nn.functional's
+# wrappers call them, less the wrappers' broadcasting of input and target: _target has made their
+# shapes equal already, and the wrappers' checks cost more host time than a small loss takes.
+_REDUCTIONS = {"mean": 1, "sum": 2}
+
+# kinds whose value carries a factor 1/2, folded into the term's weight (one multiply fewer)
+_HALVED = ("half_square", "kl_logvar")
+
+
+def _unweighted(x: Tensor, kind: str, target: Tensor | float | None, reduction: str, index: int) -> Tensor:
+    """reduction(f(x, target)), without the weight (and without the 1/2 of the _HALVED kinds)."""
+    mode = _REDUCTIONS.get(reduction)
+    if mode is None:
+        raise ValueError(f"{_OP}: reduction must be 'mean' or 'sum', got {reduction!r} (term {kind!r})")
+    if kind == "mse":
+        return torch._C._nn.mse_loss(x, _target(x, target, kind, index), mode)
+    if kind == "l1":
+        return torch._C._nn.l1_loss(x, _target(x, target, kind, index), mode)
+    if kind == "bce_logits":
+        return torch.binary_cross_entropy_with_logits(x, _target(x, target, kind, index), None, None, mode)
+    if kind == "bce":
+        return torch._C._nn.binary_cross_entropy(x, _target(x, target, kind, index), None, mode)
+    if kind not in ("linear", "half_square", "kl_logvar"):
+        raise ValueError(f"{_OP}: loss kind must be one of {', '.join(_loss_math.KINDS)}, got {kind!r}")
+    if target is not None:
+        raise ValueError(f"{_OP}: a {kind!r} term takes no target, but targets[{index}] is given")
+    if kind == "half_square":
+        x = x.square()
+    elif kind == "kl_logvar":
+        x = torch.expm1(x) - x
+    return x.mean() if reduction == "mean" else x.sum()
 
 
 def term_value(x: Tensor, kind: str, target: Tensor | float | None, weight: float, reduction: str,
                index: int = 0) -> Tensor:
     """weight * reduction(f(x, target)) for one term, with torch's functions."""
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"{_OP}: reduction must be 'mean' or 'sum', got {reduction!r} (term {kind!r})")
-    if kind == "mse":
-        value = F.mse_loss(x, _target(x, target, kind, index), reduction=reduction)
-    elif kind == "l1":
-        value = F.l1_loss(x, _target(x, target, kind, index), reduction=reduction)
-    elif kind == "bce_logits":
-        value = F.binary_cross_entropy_with_logits(x, _target(x, target, kind, index), reduction=reduction)
-    elif kind == "bce":
-        value = F.binary_cross_entropy(x, _target(x, target, kind, index), reduction=reduction)
-    elif kind in ("linear", "half_square", "kl_logvar"):
-        if target is not None:
-            raise ValueError(f"{_OP}: a {kind!r} term takes no target, but targets[{index}] is given")
-        if kind == "half_square":
-            x, weight = x.square(), weight * 0.5
-        elif kind == "kl_logvar":
-            x, weight = torch.expm1(x) - x, weight * 0.5
-        value = x.mean() if reduction == "mean" else x.sum()
-    else:
-        raise ValueError(f"{_OP}: loss kind must be one of {', '.join(_loss_math.KINDS)}, got {kind!r}")
+    value = _unweighted(x, kind, target, reduction, index)
+    if kind in _HALVED:
+        weight *= 0.5
     return value if weight == 1.0 else value * weight
 
 
-def loss_terms(terms) -> tuple[Tensor, list[Tensor]]:
-    """(total, [each term's weighted value]) of LossTerm-like tuples."""
-    values = []
+class ScaledValues(Sequence[Tensor]):
+    """The per-term values when every term has the same weight w: the total is w * sum(raw), one
+    multiply, and each value is w * raw[i], computed only when read (the steps that log)."""
+
+    __slots__ = ("_raw", "_weight")
+
+    def __init__(self, raw: list[Tensor], weight: float) -> None:
+        self._raw, self._weight = raw, weight
+
+    def __getitem__(self, i):
+        return self._raw[i] * self._weight
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+def _is_real(value) -> bool:
+    return type(value) in (float, int) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
+
+
+def loss_terms(terms) -> tuple[Tensor, Sequence[Tensor]]:
+    """(total, each term's weighted value) of LossTerm-like tuples (input, kind, target, weight,
+    reduction)."""
+    raw, weights = [], []
     for i, (x, kind, target, weight, reduction) in enumerate(terms):
         if not isinstance(x, Tensor):
             raise TypeError(f"{_OP}: term {i} ({kind}): input must be a torch.Tensor, got {type(x).__name__}")
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+        if not _is_real(weight):
             raise TypeError(f"{_OP}: term {i} ({kind}): weight must be a real number")
-        values.append(term_value(x, kind, target, float(weight), reduction, i))
+        raw.append(_unweighted(x, kind, target, reduction, i))
+        weights.append(float(weight) * 0.5 if kind in _HALVED else float(weight))
+    shared = weights[0]
+    if all(w == shared for w in weights):
+        total = raw[0]
+        for value in raw[1:]:
+            total = total + value
+        if shared == 1.0:
+            return total, raw
+        return total * shared, ScaledValues(raw, shared)
+    values = [v if w == 1.0 else v * w for v, w in zip(raw, weights)]
     total = values[0]
     for value in values[1:]:
         total = total + value

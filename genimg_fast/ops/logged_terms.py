@@ -7,7 +7,7 @@ an entry on first access; gradients flow through the entries as through the valu
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 
@@ -16,11 +16,11 @@ Tensor = torch.Tensor
 
 class LoggedTerms(Mapping[str, Tensor]):
     """A read-only mapping name -> scale * sum(values[i] for i in indices), values a tensor of the
-    terms or a list of 0-d tensors. An entry without indices is a zero (a term the objective left out, still logged, as the recipes do)."""
+    terms or a sequence of 0-d tensors. An entry without indices is a zero (a term the objective left out, still logged, as the recipes do)."""
 
     __slots__ = ("_values", "_layout", "_cache")
 
-    def __init__(self, values: Tensor | list[Tensor], layout: dict[str, tuple[tuple[int, ...], float]]) -> None:
+    def __init__(self, values: Tensor | Sequence[Tensor], layout: dict[str, tuple[tuple[int, ...], float]]) -> None:
         self._values = values
         self._layout = layout
         self._cache: dict[str, Tensor] = {}
@@ -49,6 +49,6 @@ class LoggedTerms(Mapping[str, Tensor]):
         return f"LoggedTerms({dict(self)!r})"
 
 
-def terms_named(values: Tensor | list[Tensor], names: list[str], scale: float = 1.0) -> LoggedTerms:
+def terms_named(values: Tensor | Sequence[Tensor], names: list[str], scale: float = 1.0) -> LoggedTerms:
     """One entry per term, in order: names[i] -> scale * values[i]."""
     return LoggedTerms(values, {name: ((i,), scale) for i, name in enumerate(names)})

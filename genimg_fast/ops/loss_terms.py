@@ -14,6 +14,7 @@ that its schema stays within what torch.library supports. Use `loss_terms(terms)
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -225,12 +226,12 @@ def loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
     (torch's own loss functions elsewhere). The per-term values are for logging; gradients flow
     through both."""
     total, values = evaluate_terms(terms)
-    return total, values if isinstance(values, Tensor) else torch.stack(values)
+    return total, values if isinstance(values, Tensor) else torch.stack([values[i] for i in range(len(values))])
 
 
-def evaluate_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor | list[Tensor]]:
+def evaluate_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor | Sequence[Tensor]]:
     """loss_terms(), with the per-term values as the implementation that served left them: a
-    tensor from the fused op, a list of 0-d tensors from torch's functions (the objectives'
+    tensor from the fused op, a sequence of 0-d tensors from torch's functions (the objectives'
     LoggedTerms reads either, and stacking would cost every step an op)."""
     if not terms:
         raise ValueError(f"{_OP}: no terms")
