@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import genimg_fast  # noqa: E402
-from genimg_fast import _backend, _kernel_paths  # noqa: E402
+from genimg_fast import _backend, _implementation, _kernel_paths  # noqa: E402
 from genimg_fast.bench.checks import exact_fp32  # noqa: E402
 
 PATH_OUTCOMES_ENV = "GENIMG_FAST_PATH_OUTCOMES"
@@ -42,6 +42,14 @@ def cuda_kernels():
         pytest.skip("GENIMG_FAST_IMPL=reference: no kernels to test")
     assert info["impl"] == "cuda", f"CUDA GPU present but kernels unusable: {info['reason']}"
     return torch.device("cuda")
+
+
+@pytest.fixture
+def fused_op_path():
+    """The fused modules and losses take the fused ops' path (the ops' reference on CPU tensors)
+    instead of torch's own ops, for tests of the fused ops' contract."""
+    with _implementation.forced(_implementation.REFERENCE):
+        yield
 
 
 @pytest.fixture

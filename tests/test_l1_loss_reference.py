@@ -9,16 +9,9 @@ from layouts import LAYOUTS, make_layout
 
 from genimg_fast.ops import l1_loss
 from genimg_fast.ops.l1_loss import l1_loss_op
-from genimg_fast._implementation import REFERENCE, forced
-
-
-@pytest.fixture(autouse=True)
-def _fused_op():
-    """These tests hold the fused op to its contract, through its reference here (its kernels on a
-    GPU): the public functions would otherwise take torch's own losses on CPU tensors (those are
-    tested in test_loss_fallback.py)."""
-    with forced(REFERENCE):
-        yield
+# The fused op's contract, through its reference here (its kernels on a GPU): the public functions
+# would otherwise take torch's own losses on CPU tensors (those: test_loss_fallback.py).
+pytestmark = pytest.mark.usefixtures("fused_op_path")
 
 
 def _pair(shape, dtype=torch.float32, seed=0):

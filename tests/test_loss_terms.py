@@ -9,16 +9,9 @@ import torch.nn.functional as F
 
 from genimg_fast.ops import LossTerm, loss_terms, scale_stored_grads
 from genimg_fast.ops.loss_terms import loss_terms_op
-from genimg_fast._implementation import REFERENCE, forced
-
-
-@pytest.fixture(autouse=True)
-def _fused_op():
-    """These tests hold the fused op to its contract, through its reference here (its kernels on a
-    GPU): the public functions would otherwise take torch's own losses on CPU tensors (those are
-    tested in test_loss_fallback.py)."""
-    with forced(REFERENCE):
-        yield
+# The fused op's contract, through its reference here (its kernels on a GPU): the public functions
+# would otherwise take torch's own losses on CPU tensors (those: test_loss_fallback.py).
+pytestmark = pytest.mark.usefixtures("fused_op_path")
 
 
 def _rand(*shape, seed=0, dtype=torch.float64, low=None, high=None):
