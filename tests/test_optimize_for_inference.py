@@ -165,8 +165,10 @@ def test_channels_last_runs_in_that_layout_and_auto_follows_the_measured_table()
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
     plain = optimize_for_inference(model, channels_last=False)
     assert plain.main[3].weight.is_contiguous()
-    auto = optimize_for_inference(model)  # DCGAN measured faster channels_last
+    auto = optimize_for_inference(model)  # DCGAN measured faster channels_last, U-Net contiguous
     assert auto.main[3].weight.is_contiguous(memory_format=torch.channels_last)
+    unet, _ = _unet()
+    assert optimize_for_inference(unet.eval()).model.model[0].weight.is_contiguous()
     other = optimize_for_inference(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3)))
     assert other[1].weight.is_contiguous()  # not measured: the default layout
 
@@ -187,3 +189,33 @@ def test_bad_arguments_are_errors_naming_them():
     for name, value in (("train_mode", "yes"), ("channels_last", 1), ("compile", None)):
         with pytest.raises(TypeError, match=f"{name} must be"):
             optimize_for_inference(nn.Linear(2, 2), **{name: value})
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape,args", [
+    ((8, 16, 1, 1), (16, 32, 4, 1, 0)),           # DCGAN's first layer: a 1 x 1 input
+    ((1, 32, 2, 2), (32, 16, 4, 2, 1)),           # a U-Net's innermost level
+    ((2, 8, 3, 5), (8, 4, 3, 2, 1, 1)),           # output padding, non-square
+    ((1, 8, 16, 16), (8, 4, 4, 2, 1)),            # too large for the product: torch's own path
+])
+def test_small_input_transposed_convolutions_equal_torchs(shape, args, channels_last):
+    from genimg_fast.inference.small_deconv import SmallInputConvTranspose2d
+    torch.manual_seed(0)
+    conv = nn.ConvTranspose2d(*args)
+    small = SmallInputConvTranspose2d.replacing(copy.deepcopy(conv))
+    if channels_last:
+        small = small.to(memory_format=torch.channels_last)
+    assert list(small.state_dict()) == list(conv.state_dict())
+    x = torch.randn(shape)
+    with torch.no_grad():
+        want, got = conv(x), small(x)
+    assert got.shape == want.shape and _relative_max_error(got, want) <= TOLERANCE
+
+
+def test_eligible_transposed_convolutions_are_swapped():
+    from genimg_fast.inference.small_deconv import SmallInputConvTranspose2d
+    model, _ = _unet()
+    optimized = optimize_for_inference(model.eval())
+    assert sum(isinstance(m, SmallInputConvTranspose2d) for m in optimized.modules()) == 7  # unet_128: 7 levels
+    grouped = optimize_for_inference(nn.Sequential(nn.ConvTranspose2d(4, 4, 3, groups=2)))
+    assert type(grouped[0]) is nn.ConvTranspose2d  # F.fold has no groups

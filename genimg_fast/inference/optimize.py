@@ -10,6 +10,7 @@ from genimg_fast.export import to_reference
 from genimg_fast.inference.inplace import drop_eval_dropout, make_activations_inplace
 from genimg_fast.inference.layouts import prefers_channels_last, to_channels_last
 from genimg_fast.inference.norm_swaps import swap_batch_statistics_norms
+from genimg_fast.inference.small_deconv import swap_small_input_deconvs
 
 # max |optimized - original| / max |original| over the output, float32, on the models the tests
 # cover (measured at most ~1e-5; a threshold with headroom for other inputs and CPUs)
@@ -33,9 +34,11 @@ def optimize_for_inference(model: nn.Module, *, train_mode: bool = False, channe
     convolution before it (genimg_fast.fold_batchnorm: DCGAN, VAE and U-Net levels) and its
     dropout removed; (iii) computes instance norms, and batch norms that use the batch's own
     statistics, with torch's faster group norm where that is the same computation
-    (inference/norm_swaps.py); (iv) runs activations in place where no other layer reads their
-    input; (v) has parameters that require no gradient (call it under torch.inference_mode() or
-    torch.no_grad()); (vi) optionally keeps its weights and activations channels_last; (vii)
+    (inference/norm_swaps.py); (iv) computes transposed convolutions of small inputs (a U-Net's
+    innermost levels, DCGAN's first layer) as a matrix product and F.fold
+    (inference/small_deconv.py); (v) runs activations in place where no other layer reads their
+    input; (vi) has parameters that require no gradient (call it under torch.inference_mode() or
+    torch.no_grad()); (vii) optionally keeps its weights and activations channels_last; (viii)
     optionally is wrapped by torch.compile.
 
     train_mode=True is junyanz's pix2pix / CycleGAN test-time default: the model stays in training
@@ -65,6 +68,7 @@ def optimize_for_inference(model: nn.Module, *, train_mode: bool = False, channe
         fold_batchnorm(optimized, inplace=True)
         drop_eval_dropout(optimized)
     swap_batch_statistics_norms(optimized)
+    swap_small_input_deconvs(optimized)
     make_activations_inplace(optimized)
     optimized.requires_grad_(False)
     if prefers_channels_last(model) if channels_last is None else channels_last:
