@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from genimg_fast.inference.norm_swaps import BatchStatisticsNorm2d
+
 # layers whose output is a new tensor that only the next module of the Sequential receives
-_FRESH_OUTPUT = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)
+_FRESH_OUTPUT = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm,
+                 BatchStatisticsNorm2d)
 _INPLACE_CAPABLE = (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.CELU, nn.Hardtanh, nn.SiLU, nn.Mish,
                     nn.Hardswish, nn.Hardsigmoid)
-
-
-def _fresh(module: nn.Module) -> bool:
-    from genimg_fast.inference.norm_swaps import BatchStatisticsNorm2d
-    return isinstance(module, _FRESH_OUTPUT + (BatchStatisticsNorm2d,))
 
 
 def make_activations_inplace(model: nn.Module) -> int:
@@ -31,7 +29,7 @@ def make_activations_inplace(model: nn.Module) -> int:
         previous = None  # the last module before this one that is not an nn.Identity
         for module in seq:
             if isinstance(module, _INPLACE_CAPABLE) and not module.inplace and previous is not None \
-                    and _fresh(previous):
+                    and isinstance(previous, _FRESH_OUTPUT):
                 module.inplace = True
                 switched += 1
             if type(module) is not nn.Identity:

@@ -26,7 +26,9 @@ def _flag(value, name: str, allow_none: bool = False) -> None:
 
 def optimize_for_inference(model: nn.Module, *, train_mode: bool = False, channels_last: bool | None = None,
                            compile: bool = False) -> nn.Module:
-    """A new model computing what `model` computes, faster at inference; `model` is not modified.
+    """A new model computing what `model` computes, faster at inference on a CPU (where every
+    choice here was measured; on a GPU, genimg_fast's fused models and CUDA graphs are the fast
+    path); `model` is not modified.
 
     The copy (i) holds plain torch layers in place of genimg_fast's fused norms
     (genimg_fast.to_reference, same weights); (ii) in eval mode (train_mode=False, the default)
