@@ -147,7 +147,7 @@ def _sample(args: argparse.Namespace) -> int:
     from genimg_fast._device import resolve_device
 
     path = sample(args.model, args.checkpoint, args.out, args.n, args.seed, resolve_device(args.device, "sample"),
-                  fold=args.fold, cuda_graph=args.cuda_graph)
+                  fold=args.fold, cuda_graph=args.cuda_graph, compile=args.compile)
     print(f"{args.n} {args.model} samples from {args.checkpoint}: {path}")
     return 0
 
@@ -158,7 +158,7 @@ def _translate(args: argparse.Namespace) -> int:
     from genimg_fast._device import resolve_device
 
     page = translate(args.checkpoint, args.input, args.out, args.size, args.aligned, args.eval, args.dropout,
-                     resolve_device(args.device, "translate"), args.seed)
+                     resolve_device(args.device, "translate"), args.seed, optimize=args.optimize, compile=args.compile)
     print(f"translated {args.input} with {args.checkpoint}: {page}")
     return 0
 
@@ -174,8 +174,11 @@ def _add_inference_parsers(sub) -> None:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
     sample.add_argument("--no-fold", dest="fold", action="store_false",
-                        help="keep DCGAN's batch norms (default: folded into the convolutions, eval mode)")
+                        help="keep DCGAN's batch norms (default: folded into the convolutions, eval mode); on a "
+                        "CPU also skips optimize_for_inference: the network runs as loaded")
     sample.add_argument("--cuda-graph", action="store_true", help="replay each full batch as one CUDA graph (GPU)")
+    sample.add_argument("--compile", action="store_true",
+                        help="run the decoder through torch.compile (the first batch compiles: seconds to minutes)")
     sample.set_defaults(func=_sample)
     translate = sub.add_parser("translate", help="a folder of images through a CycleGAN or pix2pix generator",
                                formatter_class=defaults)
@@ -189,6 +192,12 @@ def _add_inference_parsers(sub) -> None:
                            help="the U-Net was trained without dropout (its checkpoint cannot tell)")
     translate.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
     translate.add_argument("--seed", type=int, default=0, help="for the dropout kept at test time")
+    translate.add_argument("--no-optimize", dest="optimize", action="store_false",
+                           help="on a CPU, run the generator as loaded instead of optimize_for_inference's copy "
+                           "(same outputs to rounding, faster; its dropout masks are drawn in another order)")
+    translate.add_argument("--compile", action="store_true",
+                           help="run the generator through torch.compile (the first image compiles: seconds to "
+                           "minutes)")
     translate.set_defaults(func=_translate)
 
 

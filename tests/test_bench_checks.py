@@ -152,7 +152,8 @@ def test_a_case_that_crashes_is_reported_and_the_suite_goes_on(monkeypatch, tmp_
     out = capsys.readouterr().out
     assert "FAILED CHECK (models, dcgan generator small), not timed: RuntimeError: CUDA error" in out
     record = json.loads(path.read_text())
-    assert record["complete"] and {r["op"] for r in record["results"]} == {"dcgan training iteration"}
+    assert record["complete"] and {r["op"] for r in record["results"]} == {"dcgan training iteration",
+                                                                            "dcgan sampling"}
 
 
 def test_the_record_so_far_is_handed_over_after_every_case():
@@ -160,8 +161,9 @@ def test_the_record_so_far_is_handed_over_after_every_case():
     seen = []
     record = run_suite(CPU, quick=True, compile_too=False, kinds="models", repeats=3,
                        on_case=lambda r: seen.append((r["complete"], len(r["results"]))))
-    assert [complete for complete, _ in seen] == [False, False] and record["complete"]
-    assert seen[0][1] < seen[1][1] == len(record["results"])
+    # models, training, inference: one quick case each
+    assert [complete for complete, _ in seen] == [False, False, False] and record["complete"]
+    assert seen[0][1] < seen[1][1] < seen[2][1] == len(record["results"])
     assert {row["repeats"] for row in record["results"]} == {10}  # networks' and iterations' floor of 10
 
 

@@ -29,12 +29,14 @@ def test_bench_quick_prints_a_table_and_writes_a_record(tmp_path, capsys):
     assert record["commit"] and record["backend"]["impl"] in ("cuda", "fallback", "reference")
     assert "genimg_fast runs torch's own ops on cpu" in table  # which implementation it measured
     variants = {row["variant"] for row in record["results"]}
-    assert variants == {"torch", "genimg_fast"}
+    # the inference family's variants are optimize_for_inference's copy in each layout
+    assert variants == {"torch", "genimg_fast", "optimize_for_inference", "optimize_for_inference channels_last"}
     for row in record["results"]:
         assert row["median_ms"] > 0 and row["speedup_vs_torch"] > 0
         assert {"launches", "peak_mb", "modeled_gbs"} <= set(row)  # every row has every field (null where unmeasured)
     assert record["failures"] == []
-    assert set(record["seconds_per_family"]) == {"l1_loss", "norm_act", "objectives", "models", "training"}
+    assert set(record["seconds_per_family"]) == {"l1_loss", "norm_act", "objectives", "models", "training",
+                                                 "inference"}
     assert "seconds per family: l1_loss" in table
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from genimg_fast.bench import l1_loss_bench, models_bench, norm_act_bench, objectives_bench, training_bench
+from genimg_fast.bench import (inference_bench, l1_loss_bench, models_bench, norm_act_bench, objectives_bench,
+                               training_bench)
 from genimg_fast.bench.checks import UntimedVariants
 from genimg_fast.bench.environment import environment_record
 from genimg_fast.bench.launch_counts import DeferredLaunchCounts
@@ -17,7 +18,8 @@ from genimg_fast.bench.timing import copy_bandwidth_gbs
 
 
 # Each family: cases(device, quick) and run_case(case, device, *, compile_too, warmup, repeats) -> rows.
-KINDS = {"ops": (l1_loss_bench, norm_act_bench, objectives_bench), "models": (models_bench, training_bench)}
+KINDS = {"ops": (l1_loss_bench, norm_act_bench, objectives_bench),
+         "models": (models_bench, training_bench, inference_bench)}
 FAMILIES = KINDS["ops"] + KINDS["models"]
 # Families whose rows carry kernel launches per step: their run_case also takes launch_counts.
 COUNTING_LAUNCHES = (objectives_bench,)

@@ -3,7 +3,10 @@ as <name>_real.png / <name>_fake.png under <out>/images plus an index.html that 
 input beside its output (and the target, for A|B images), like the reference's results page.
 
 As junyanz's test script does by default, the generator stays in training mode (pix2pix's batch
-norm uses the image's own statistics and its dropout stays on); --eval switches to eval mode."""
+norm uses the image's own statistics and its dropout stays on); --eval switches to eval mode.
+On a CPU the generator is genimg_fast.optimize_for_inference's copy in the same mode (the same
+outputs to rounding; dropout masks, random anyway, are drawn in the optimized layout's order);
+optimize=False runs it as loaded. compile=True runs it through torch.compile (any device)."""
 from __future__ import annotations
 
 import html
@@ -14,6 +17,7 @@ import torch
 from genimg_fast.data.folders import image_files, load_image
 from genimg_fast.data.image_pairs import ResizeCropFlip
 from genimg_fast.inference import checkpoints
+from genimg_fast.inference.optimize import optimize_for_inference
 from genimg_fast.train.checkpoint import atomic_write_text
 
 
@@ -28,11 +32,16 @@ def _save(image: torch.Tensor, path: Path) -> None:
 
 
 def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, size: int = 256, aligned: bool = False,
-              eval_mode: bool = False, dropout: bool = True, device: str | torch.device = "cpu", seed: int = 0) -> Path:
+              eval_mode: bool = False, dropout: bool = True, device: str | torch.device = "cpu", seed: int = 0,
+              optimize: bool = True, compile: bool = False) -> Path:
     torch.manual_seed(seed)  # dropout at test time, as the reference keeps it
     net, name = checkpoints.image_generator(checkpoint, dropout=dropout)
     net = net.to(device).train(not eval_mode)
     channels = next(net.parameters()).shape[1]  # the first convolution's input channels
+    if optimize and torch.device(device).type == "cpu":
+        net = optimize_for_inference(net, train_mode=not eval_mode, compile=compile)
+    elif compile:
+        net = torch.compile(net)
     files = image_files(Path(input_dir))
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
