@@ -1,8 +1,8 @@
 """The loss terms where no kernel serves (CPU, CUDA without verified kernels): torch's own loss
 ops, one per term, with torch's autograd (so double backward too). The same terms as the
 fused op (genimg_fast.ops.loss_terms: weight * reduction(f(input, target))), computed the way the
-recipes' eager torch code computes them, with no extra pass: a constant target is a 0-d tensor
-expanded to the input's shape, never a full tensor of labels.
+recipes' eager torch code computes them: a constant target is a tensor of labels, as junyanz's
+GANLoss makes it (at the size of a discriminator's output the cheapest form in host time).
 """
 from __future__ import annotations
 
@@ -17,19 +17,6 @@ Tensor = torch.Tensor
 _OP = "genimg_fast.loss_terms"
 
 
-_constants: dict[tuple[float, torch.dtype, torch.device], Tensor] = {}
-
-
-def _constant_like(value: float, x: Tensor) -> Tensor:
-    """A constant label as x's shape: one cached 0-d tensor per (value, dtype, device), expanded
-    (a view: no per-step allocation or fill, as a full tensor of labels would cost)."""
-    key = (value, x.dtype, x.device)
-    label = _constants.get(key)
-    if label is None:
-        label = _constants[key] = torch.tensor(value, dtype=x.dtype, device=x.device)
-    return label.expand_as(x)
-
-
 def _target(x: Tensor, target: Tensor | float | None, kind: str, index: int) -> Tensor:
     if isinstance(target, Tensor):
         if target.shape != x.shape:
@@ -38,7 +25,7 @@ def _target(x: Tensor, target: Tensor | float | None, kind: str, index: int) -> 
         return target
     if target is None:
         raise ValueError(f"{_OP}: term {index} ({kind}) needs a target")
-    return _constant_like(float(target), x)
+    return torch.full_like(x, float(target))
 
 
 # torch's reduction codes. The losses are torch's own ops, called as torch.nn.functional's
@@ -72,6 +59,26 @@ def _unweighted(x: Tensor, kind: str, target: Tensor | float | None, reduction: 
     elif kind == "kl_logvar":
         x = torch.expm1(x) - x
     return x.mean() if reduction == "mean" else x.sum()
+
+
+def gan_value(prediction: Tensor, mode: str, target_is_real: bool, real_label: float = 1.0,
+              fake_label: float = 0.0) -> Tensor:
+    """A GAN loss term (unweighted) as junyanz's GANLoss computes it: lsgan = MSE, vanilla = BCE
+    with logits, bce = BCE on probabilities, against a constant label; wgangp = -mean for real,
+    +mean for fake. `mode` is checked by the caller."""
+    if mode == "wgangp":
+        return -prediction.mean() if target_is_real else prediction.mean()
+    label = torch.full_like(prediction, float(real_label if target_is_real else fake_label))
+    if mode == "lsgan":
+        return torch._C._nn.mse_loss(prediction, label, 1)
+    if mode == "vanilla":
+        return torch.binary_cross_entropy_with_logits(prediction, label, None, None, 1)
+    return torch._C._nn.binary_cross_entropy(prediction, label, None, 1)
+
+
+def l1_value(input: Tensor, target: Tensor, index: int) -> Tensor:
+    """mean |input - target| of an objective's L1 term; shapes must agree, as for the fused op."""
+    return torch._C._nn.l1_loss(input, _target(input, target, "l1", index), 1)
 
 
 def term_value(x: Tensor, kind: str, target: Tensor | float | None, weight: float, reduction: str,

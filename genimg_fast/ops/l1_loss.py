@@ -10,8 +10,6 @@ import numbers
 
 import torch
 
-import torch.nn.functional as F
-
 from genimg_fast import _backend
 from genimg_fast._implementation import FALLBACK, implementation
 from genimg_fast.ops._checks import accumulation_dtype, check_loss_pair, is_mean_reduction
@@ -101,7 +99,8 @@ def l1_loss(input: torch.Tensor, target: torch.Tensor, weight: float = 1.0, redu
         raise TypeError(f"{_OP}: {bad} must be a torch.Tensor")
     if implementation(input, "l1_loss") == FALLBACK:
         check_loss_pair(input, target, _OP)  # the fused op's contract: no broadcasting, one dtype
-        loss = F.l1_loss(input, target, reduction=reduction)
+        # torch's op, as F.l1_loss calls it once it has broadcast the (here equal) shapes
+        loss = torch._C._nn.l1_loss(input, target, 1 if reduction == "mean" else 2)
         return loss if weight == 1.0 else loss * float(weight)
     compute_grad = torch.is_grad_enabled() and (input.requires_grad or target.requires_grad)
     loss, _stored = l1_loss_op(input, target, float(weight), reduction, compute_grad)

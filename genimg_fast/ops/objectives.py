@@ -7,11 +7,24 @@ from __future__ import annotations
 
 import torch
 
+from genimg_fast._implementation import FALLBACK, implementation
+from genimg_fast.ops._loss_fallback import gan_value, l1_value, term_value
 from genimg_fast.ops.logged_terms import LoggedTerms, terms_named
 from genimg_fast.ops.loss_terms import LossTerm, evaluate_terms
 
 Tensor = torch.Tensor
 GAN_MODES = ("lsgan", "vanilla", "wgangp", "bce")
+
+# Where the loss kernels do not serve, each objective computes its terms with torch's losses
+# directly (_loss_fallback.gan_value / l1_value), not through the generic term list: at the sizes
+# of a PatchGAN output that list's host time was a third of the objective's.
+_D_TERMS = {"D_real": ((0,), 1.0), "D_fake": ((1,), 1.0)}
+_VAE_TERMS = {"recon": ((0,), 1.0), "kld": ((1,), 1.0)}
+_WGAN_D_TERMS = {"D_real": ((0,), -1.0), "D_fake": ((1,), 1.0)}  # of the critic's two means
+_PIX2PIX_G_TERMS = {"G_GAN": ((0,), 1.0), "G_L1": ((1,), 1.0)}
+_CYCLEGAN_G_TERMS = {name: ((i,), 1.0) for i, name in enumerate(["G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B"])}
+# without identity terms they are logged as 0, as the recipe does
+_CYCLEGAN_G_TERMS_NO_IDENTITY = {**_CYCLEGAN_G_TERMS, "idt_A": ((), 1.0), "idt_B": ((), 1.0)}
 
 
 def check_gan_mode(mode: str) -> str:
@@ -37,6 +50,8 @@ def gan_term(prediction: Tensor, mode: str, target_is_real: bool, weight: float 
 
 def gan_loss(prediction: Tensor, mode: str, target_is_real: bool, real_label: float = 1.0,
              fake_label: float = 0.0) -> Tensor:
+    if implementation(prediction, "loss_terms") == FALLBACK:
+        return gan_value(prediction, check_gan_mode(mode), bool(target_is_real), real_label, fake_label)
     total, _ = evaluate_terms([gan_term(prediction, mode, target_is_real, 1.0, real_label, fake_label)])
     return total
 
@@ -48,6 +63,13 @@ def discriminator_loss(pred_real: Tensor, pred_fake: Tensor, mode: str,
     D_fake are logged without the weight, as pix2pix and the DCGAN example log them."""
     if not weight > 0:
         raise ValueError(f"discriminator_loss: weight must be positive, got {weight!r}")
+    if implementation(pred_real, "loss_terms") == FALLBACK:
+        if check_gan_mode(mode) == "wgangp":  # -mean(real) + mean(fake) as one subtraction
+            real, fake = pred_real.mean(), pred_fake.mean()
+            return (fake - real) * weight, LoggedTerms([real, fake], _WGAN_D_TERMS)
+        real, fake = gan_value(pred_real, mode, True), gan_value(pred_fake, mode, False)
+        total = real + fake
+        return (total if weight == 1.0 else total * weight), LoggedTerms([real, fake], _D_TERMS)
     total, values = evaluate_terms([gan_term(pred_real, mode, True, weight), gan_term(pred_fake, mode, False, weight)])
     return total, terms_named(values, ["D_real", "D_fake"], 1.0 / weight)
 
@@ -61,25 +83,35 @@ def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Ten
     + lambda_B * lambda_identity * L1(G_A(B), B) + lambda_A * lambda_identity * L1(G_B(A), A).
     pred_fake_B = D_A(G_A(A)), pred_fake_A = D_B(G_B(B)), idt_A = G_A(B), idt_B = G_B(A); the
     identity terms are left out (logged as 0) when lambda_identity is 0."""
+    identity = lambda_identity > 0
+    if identity and (idt_A is None or idt_B is None):
+        raise ValueError("lambda_identity > 0 needs idt_A = G_A(real_B) and idt_B = G_B(real_A)")
+    if implementation(pred_fake_B, "loss_terms") == FALLBACK:
+        check_gan_mode(mode)
+        values = [gan_value(pred_fake_B, mode, True), gan_value(pred_fake_A, mode, True),
+                  l1_value(rec_A, real_A, 2) * lambda_A, l1_value(rec_B, real_B, 4) * lambda_B]
+        if identity:
+            values += [l1_value(idt_A, real_B, 6) * (lambda_B * lambda_identity),
+                       l1_value(idt_B, real_A, 7) * (lambda_A * lambda_identity)]
+        total = values[0]
+        for value in values[1:]:
+            total = total + value
+        return total, LoggedTerms(values, _CYCLEGAN_G_TERMS if identity else _CYCLEGAN_G_TERMS_NO_IDENTITY)
     terms = [gan_term(pred_fake_B, mode, True), gan_term(pred_fake_A, mode, True),
              LossTerm(rec_A, "l1", real_A, lambda_A), LossTerm(rec_B, "l1", real_B, lambda_B)]
-    names = ["G_A", "G_B", "cycle_A", "cycle_B"]
-    if lambda_identity > 0:
-        if idt_A is None or idt_B is None:
-            raise ValueError("lambda_identity > 0 needs idt_A = G_A(real_B) and idt_B = G_B(real_A)")
+    if identity:
         terms += [LossTerm(idt_A, "l1", real_B, lambda_B * lambda_identity),
                   LossTerm(idt_B, "l1", real_A, lambda_A * lambda_identity)]
-        names += ["idt_A", "idt_B"]
     total, values = evaluate_terms(terms)
-    layout = {name: ((i,), 1.0) for i, name in enumerate(names)}
-    if lambda_identity <= 0:
-        layout["idt_A"] = layout["idt_B"] = ((), 1.0)  # logged as 0, as the recipe does
-    return total, LoggedTerms(values, layout)
+    return total, LoggedTerms(values, _CYCLEGAN_G_TERMS if identity else _CYCLEGAN_G_TERMS_NO_IDENTITY)
 
 
 def pix2pix_generator_loss(pred_fake: Tensor, fake_B: Tensor, real_B: Tensor, *, mode: str = "vanilla",
                            lambda_L1: float = 100.0) -> tuple[Tensor, LoggedTerms]:
     """GAN(D(cat(A, G(A))), real) + lambda_L1 * L1(G(A), B)."""
+    if implementation(pred_fake, "loss_terms") == FALLBACK:
+        gan, l1 = gan_value(pred_fake, check_gan_mode(mode), True), l1_value(fake_B, real_B, 1) * lambda_L1
+        return gan + l1, LoggedTerms([gan, l1], _PIX2PIX_G_TERMS)
     total, values = evaluate_terms([gan_term(pred_fake, mode, True), LossTerm(fake_B, "l1", real_B, lambda_L1)])
     return total, terms_named(values, ["G_GAN", "G_L1"])
 
@@ -103,6 +135,10 @@ def vae_loss(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, *, recon_loss
     if x.shape != recon.shape and x.numel() == recon.numel():
         x = x.reshape(recon.shape)  # the examples' x.view(-1, 784)
     kl_weight = kld_weight / (mu.shape[0] if kld_reduction == "batchmean" and mu.dim() > 0 and mu.shape[0] else 1)
+    if implementation(recon, "loss_terms") == FALLBACK:
+        recon_value = term_value(recon, recon_loss, x, 1.0, recon_reduction)
+        kld = (mu.square() + torch.expm1(logvar) - logvar).sum() * (0.5 * kl_weight)
+        return recon_value + kld, LoggedTerms([recon_value, kld], _VAE_TERMS)
     # KL = sum(mu^2 / 2) + sum((exp(logvar) - 1 - logvar) / 2): two separable terms
     total, values = evaluate_terms([LossTerm(recon, recon_loss, x, 1.0, recon_reduction),
                                 LossTerm(mu, "half_square", None, kl_weight, "sum"),
