@@ -72,6 +72,6 @@ else:
     for stale in [*glob.glob(str(ROOT / "genimg_fast" / "_C*.so")), str(ROOT / "genimg_fast" / FINGERPRINTS_FILE)]:
         if os.path.exists(stale):
             os.remove(stale)
-    print(f"genimg_fast: no CUDA kernels built ({plan.reason}); installing the pure-PyTorch reference path")
+    print(f"genimg_fast: no CUDA kernels built ({plan.reason}); the modules and losses will run torch's own ops")
 
 setup(ext_modules=ext_modules, cmdclass=cmdclass)
