@@ -12,18 +12,7 @@ from torch import nn
 
 from genimg_fast import optimize_for_inference
 from genimg_fast.bench.timing import time_side_by_side
-from genimg_fast.models import ConvVAE, DCGANGenerator, define_G
-
-
-class Decoder(nn.Module):
-    """A ConvVAE's decoder as a module: sampling calls decode(), not forward()."""
-
-    def __init__(self, vae: ConvVAE) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(z)
+from genimg_fast.models import ConvVAE, DCGANGenerator, VAEDecoder, define_G
 
 
 def _trained(net: nn.Module, x: torch.Tensor) -> nn.Module:
@@ -39,7 +28,7 @@ def families():
     unet = define_G(3, 3, 64, "unet_256", "batch", use_dropout=True, fused=False)
     resnet = define_G(3, 3, 64, "resnet_9blocks", "instance", fused=False)
     return {"DCGANGenerator b64": (dcgan.eval(), (64, 100, 1, 1), False),
-            "ConvVAE decoder b64": (Decoder(vae.eval()), (64, 128), False),
+            "ConvVAE decoder b64": (VAEDecoder(vae.eval()), (64, 128), False),
             "ResnetGenerator 9 blocks b1 (train mode)": (resnet, (1, 3, 256, 256), True),
             "UnetGenerator 256 b1 (train mode)": (unet, (1, 3, 256, 256), True),
             "UnetGenerator 256 b1 (eval mode)": (unet, (1, 3, 256, 256), False)}

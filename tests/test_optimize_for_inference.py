@@ -12,7 +12,7 @@ from torch import nn
 
 from genimg_fast import optimize_for_inference
 from genimg_fast.inference.optimize import TOLERANCE
-from genimg_fast.models import ConvVAE, DCGANGenerator, define_G
+from genimg_fast.models import ConvVAE, DCGANGenerator, VAEDecoder, define_G
 from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
 
 
@@ -25,17 +25,6 @@ def _with_running_stats(model: nn.Module, inputs: torch.Tensor) -> nn.Module:
     return model
 
 
-class _Decoder(nn.Module):
-    """A ConvVAE's decoder as a module (sampling calls decode())."""
-
-    def __init__(self, vae: ConvVAE) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(z)
-
-
 def _dcgan():
     torch.manual_seed(0)
     return _with_running_stats(DCGANGenerator(nz=16, ngf=8, image_size=32), torch.randn(8, 16, 1, 1)), \
@@ -45,7 +34,7 @@ def _dcgan():
 def _vae_decoder():
     torch.manual_seed(0)
     vae = _with_running_stats(ConvVAE(3, 16, [8, 16, 32], 32), torch.randn(8, 3, 32, 32))
-    return _Decoder(vae), torch.randn(4, 16)
+    return VAEDecoder(vae), torch.randn(4, 16)
 
 
 def _resnet():

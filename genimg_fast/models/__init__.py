@@ -7,8 +7,8 @@ from genimg_fast.models.factories import define_D, define_G
 from genimg_fast.models.norm_layers import get_norm_layer, init_weights
 from genimg_fast.models.resnet_generator import ResnetBlock, ResnetGenerator
 from genimg_fast.models.unet_generator import UnetGenerator, UnetSkipConnectionBlock
-from genimg_fast.models.vae import VAE, ConvVAE
+from genimg_fast.models.vae import VAE, ConvVAE, VAEDecoder
 
-__all__ = ["DCGANGenerator", "DCGANDiscriminator", "VAE", "ConvVAE", "ResnetGenerator", "ResnetBlock",
+__all__ = ["DCGANGenerator", "DCGANDiscriminator", "VAE", "ConvVAE", "VAEDecoder", "ResnetGenerator", "ResnetBlock",
            "UnetGenerator", "UnetSkipConnectionBlock", "NLayerDiscriminator", "PixelDiscriminator", "define_G",
            "define_D", "get_norm_layer", "init_weights"]

@@ -97,3 +97,16 @@ class ConvVAE(_Sampling, nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
         return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+
+class VAEDecoder(nn.Module):
+    """A VAE's decoder as a module of its own (forward(z) = vae.decode(z)), sharing the VAE's
+    layers: what sampling runs, in a form module-level tools (optimize_for_inference,
+    torch.compile) take."""
+
+    def __init__(self, vae: VAE | ConvVAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(z)
