@@ -1,5 +1,5 @@
-"""Independent plain-torch.nn references of the recipes' networks, written from
-../shared/reference-models.md (layer tables, key layouts) for the model tests. Nothing here
+"""Independent plain-torch.nn references of the recipes' networks (pytorch/examples' DCGAN and
+VAE, junyanz's CycleGAN and pix2pix: their layer tables and key layouts) for the model tests. Nothing here
 imports genimg_fast: they are what the drop-in models are checked against."""
 from __future__ import annotations
 

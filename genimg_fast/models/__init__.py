@@ -1,5 +1,5 @@
-"""Drop-in networks of the reference recipes (../shared/reference-models.md), built on the fused
-norm + activation modules with the reference's exact state_dict keys, shapes and parameter
+"""Drop-in networks of the reference recipes (pytorch/examples, junyanz/pytorch-CycleGAN-and-pix2pix),
+built on the fused norm + activation modules with the reference's exact state_dict keys, shapes and parameter
 counts: reference checkpoints load with strict=True and ours load into the reference."""
 from genimg_fast.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from genimg_fast.models.discriminators import NLayerDiscriminator, PixelDiscriminator

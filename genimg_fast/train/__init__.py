@@ -1,4 +1,5 @@
-"""Trainers that follow the reference recipes (../shared/reference-models.md)."""
+"""Trainers that follow the reference recipes: pytorch/examples' DCGAN and VAE, junyanz's
+CycleGAN and pix2pix."""
 from genimg_fast.train.dcgan import DCGANConfig, train_dcgan
 
 __all__ = ["DCGANConfig", "train_dcgan"]
