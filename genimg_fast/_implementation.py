@@ -50,10 +50,13 @@ def forget_choices() -> None:
     _reference_forced = None
 
 
+_REFERENCE_ASKED = (REFERENCE, "GENIMG_FAST_IMPL=reference asks for the exact references")
+
+
 def _choose_for_cuda(family: str) -> tuple[str, str]:
     from genimg_fast import _backend
     if _reference_requested():
-        return REFERENCE, f"{_backend.IMPL_ENV}=reference asks for the exact references"
+        return _REFERENCE_ASKED
     reason = _backend.unusable_reason()
     if reason is not None:
         return FALLBACK, f"the CUDA kernels cannot run: {reason}"
@@ -115,9 +118,8 @@ def describe(device: torch.device | str) -> str:
 
 def report() -> dict[str, Any]:
     """backend_info()'s `implementation`: what serves CPU and CUDA tensors, per family, and why."""
-    from genimg_fast import _backend
     if _reference_requested():
-        cpu = (REFERENCE, f"{_backend.IMPL_ENV}=reference asks for the exact references")
+        cpu = _REFERENCE_ASKED
     else:
         cpu = (FALLBACK, "no kernels run on the CPU: torch's own ops serve")
     cuda = {family: cuda_choice(family) for family in FAMILY_PATHS}

@@ -1,6 +1,6 @@
 """The fused norm modules' forward where no kernel serves (CPU, CUDA without verified kernels):
 torch's own F.batch_norm / F.instance_norm, with torch's running-statistics rules, then the
-activation in place on the fresh output. The same ops and autograd as the torch layers the
+activation (in place on batch norm's fresh output). The same ops and autograd as the torch layers the
 modules replace (nn.BatchNorm2d / nn.InstanceNorm2d + nn.ReLU(inplace=True)), so the same speed,
 the same numbers and double backward; it traces under torch.compile(fullgraph=True).
 """

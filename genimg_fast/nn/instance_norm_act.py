@@ -1,5 +1,5 @@
 """InstanceNormAct2d: nn.InstanceNorm2d followed by an activation, in one fused op on a GPU (torch's
-own instance norm and an in-place activation where the kernels do not serve: _implementation.py).
+own instance norm and the activation where the kernels do not serve: _implementation.py).
 
 Same parameters, buffers, state_dict keys and numbers as nn.Sequential(nn.InstanceNorm2d(C), act)
 (the CycleGAN/pix2pix `instance` norm: affine=False, no running statistics, by default).

@@ -2,6 +2,8 @@
 so that every implementation rejects the same inputs with a message naming the argument."""
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 SUPPORTED_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -37,3 +39,8 @@ def is_mean_reduction(reduction: str, op: str) -> bool:
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{op}: reduction must be 'mean' or 'sum', got {reduction!r}")
     return reduction == "mean"
+
+
+def is_real(value) -> bool:
+    """A real number that is not a bool (exact float/int first: the ABC check is slow)."""
+    return type(value) in (float, int) or (isinstance(value, numbers.Real) and not isinstance(value, bool))

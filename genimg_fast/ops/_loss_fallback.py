@@ -6,12 +6,12 @@ GANLoss makes it (at the size of a discriminator's output the cheapest form in h
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
 
 from genimg_fast.ops import _loss_math
+from genimg_fast.ops._checks import is_real
 
 Tensor = torch.Tensor
 _OP = "genimg_fast.loss_terms"
@@ -106,8 +106,12 @@ class ScaledValues(Sequence[Tensor]):
         return len(self._raw)
 
 
-def _is_real(value) -> bool:
-    return type(value) in (float, int) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
+def sum_terms(values: Sequence[Tensor]) -> Tensor:
+    """values[0] + values[1] + ..., in order (as the recipes add their terms)."""
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total
 
 
 def loss_terms(terms) -> tuple[Tensor, Sequence[Tensor]]:
@@ -117,20 +121,13 @@ def loss_terms(terms) -> tuple[Tensor, Sequence[Tensor]]:
     for i, (x, kind, target, weight, reduction) in enumerate(terms):
         if not isinstance(x, Tensor):
             raise TypeError(f"{_OP}: term {i} ({kind}): input must be a torch.Tensor, got {type(x).__name__}")
-        if not _is_real(weight):
+        if not is_real(weight):
             raise TypeError(f"{_OP}: term {i} ({kind}): weight must be a real number")
         raw.append(_unweighted(x, kind, target, reduction, i))
         weights.append(float(weight) * 0.5 if kind in _HALVED else float(weight))
-    shared = weights[0]
-    if all(w == shared for w in weights):
-        total = raw[0]
-        for value in raw[1:]:
-            total = total + value
-        if shared == 1.0:
-            return total, raw
-        return total * shared, ScaledValues(raw, shared)
-    values = [v if w == 1.0 else v * w for v, w in zip(raw, weights)]
-    total = values[0]
-    for value in values[1:]:
-        total = total + value
-    return total, values
+    shared = weights[0] if all(w == weights[0] for w in weights) else None
+    values = raw if shared is not None else [v if w == 1.0 else v * w for v, w in zip(raw, weights)]
+    total = sum_terms(values)
+    if shared is None or shared == 1.0:
+        return total, values
+    return total * shared, ScaledValues(raw, shared)

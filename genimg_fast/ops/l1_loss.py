@@ -86,8 +86,8 @@ def l1_loss(input: torch.Tensor, target: torch.Tensor, weight: float = 1.0, redu
     """`weight * l1_loss(input, target, reduction)`, with the gradient computed in the forward pass.
 
     Same value and gradients as `weight * torch.nn.functional.l1_loss(input, target, reduction=...)`,
-    which is what runs where the kernels do not serve, for 'mean' and 'sum' ('none' gains nothing from fusion: use torch's). input and target must
-    share shape, dtype (float32/float16/bfloat16/float64) and device; any strides are fine.
+    which is what runs where the kernels do not serve, for 'mean' and 'sum' ('none' gains nothing
+    from fusion: use torch's). input and target must share shape, dtype (float32/float16/bfloat16/float64) and device; any strides are fine.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{_OP}: reduction must be 'mean' or 'sum', got {reduction!r}"

@@ -16,7 +16,8 @@ Tensor = torch.Tensor
 
 class LoggedTerms(Mapping[str, Tensor]):
     """A read-only mapping name -> scale * sum(values[i] for i in indices), values a tensor of the
-    terms or a sequence of 0-d tensors. An entry without indices is a zero (a term the objective left out, still logged, as the recipes do)."""
+    terms or a sequence of 0-d tensors. An entry without indices is a zero (a term the objective
+    left out, still logged, as the recipes do)."""
 
     __slots__ = ("_values", "_layout", "_cache")
 

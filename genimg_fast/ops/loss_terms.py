@@ -13,7 +13,6 @@ that its schema stays within what torch.library supports. Use `loss_terms(terms)
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -23,7 +22,7 @@ from genimg_fast import _backend
 from genimg_fast._implementation import FALLBACK, implementation
 from genimg_fast.ops import _loss_fallback
 from genimg_fast.ops import _loss_math as math
-from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor
+from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor, is_real
 
 Tensor = torch.Tensor
 _OP = "genimg_fast.loss_terms"
@@ -216,17 +215,12 @@ class LossTerm(NamedTuple):
     reduction: str = "mean"
 
 
-def _is_real(value) -> bool:
-    """A real number that is not a bool (exact float/int first: the ABC check is slow)."""
-    return type(value) in (float, int) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
-
-
 def loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
     """(total, per-term values [T]) of up to 8 terms, in one fused op where the kernels serve
     (torch's own loss functions elsewhere). The per-term values are for logging; gradients flow
     through both."""
     total, values = evaluate_terms(terms)
-    return total, values if isinstance(values, Tensor) else torch.stack([values[i] for i in range(len(values))])
+    return total, values if isinstance(values, Tensor) else torch.stack(list(values))
 
 
 def evaluate_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor | Sequence[Tensor]]:
@@ -248,14 +242,14 @@ def _fused_loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
     for i, (x, kind, target, weight, reduction) in enumerate(terms):
         if not isinstance(x, Tensor):
             raise TypeError(f"{_OP}: term {i} ({kind}): input must be a torch.Tensor, got {type(x).__name__}")
-        if not _is_real(weight):
+        if not is_real(weight):
             raise TypeError(f"{_OP}: term {i} ({kind}): weight must be a real number")
         if isinstance(target, Tensor):
             if grad_enabled and target.requires_grad:
                 _refuse_target_grads([target], [kind], index=i)
             targets.append(target)
             values.append(0.0)
-        elif target is None or _is_real(target):
+        elif target is None or is_real(target):
             targets.append(None)
             values.append(0.0 if target is None else float(target))
         else:

@@ -1,5 +1,6 @@
 """The training objectives of the reference recipes as single fused loss_terms calls (torch's
-own loss functions where the kernels do not serve): GAN losses, the CycleGAN / pix2pix generator and discriminator
+own loss functions where the kernels do not serve): GAN losses, the CycleGAN / pix2pix generator
+and discriminator
 objectives, the VAE objective. Each returns (total, terms): terms maps each name to its value as
 the recipes log it (a LoggedTerms: built when read, so a step that does not log runs one op).
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from genimg_fast._implementation import FALLBACK, implementation
-from genimg_fast.ops._loss_fallback import gan_value, l1_value, term_value
+from genimg_fast.ops._loss_fallback import gan_value, l1_value, sum_terms, term_value
 from genimg_fast.ops.logged_terms import LoggedTerms, terms_named
 from genimg_fast.ops.loss_terms import LossTerm, evaluate_terms
 
@@ -22,7 +23,8 @@ _D_TERMS = {"D_real": ((0,), 1.0), "D_fake": ((1,), 1.0)}
 _VAE_TERMS = {"recon": ((0,), 1.0), "kld": ((1,), 1.0)}
 _WGAN_D_TERMS = {"D_real": ((0,), -1.0), "D_fake": ((1,), 1.0)}  # of the critic's two means
 _PIX2PIX_G_TERMS = {"G_GAN": ((0,), 1.0), "G_L1": ((1,), 1.0)}
-_CYCLEGAN_G_TERMS = {name: ((i,), 1.0) for i, name in enumerate(["G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B"])}
+_CYCLEGAN_G_TERMS = {name: ((i,), 1.0)
+                     for i, name in enumerate(["G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B"])}
 # without identity terms they are logged as 0, as the recipe does
 _CYCLEGAN_G_TERMS_NO_IDENTITY = {**_CYCLEGAN_G_TERMS, "idt_A": ((), 1.0), "idt_B": ((), 1.0)}
 
@@ -93,10 +95,7 @@ def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Ten
         if identity:
             values += [l1_value(idt_A, real_B, 6) * (lambda_B * lambda_identity),
                        l1_value(idt_B, real_A, 7) * (lambda_A * lambda_identity)]
-        total = values[0]
-        for value in values[1:]:
-            total = total + value
-        return total, LoggedTerms(values, _CYCLEGAN_G_TERMS if identity else _CYCLEGAN_G_TERMS_NO_IDENTITY)
+        return sum_terms(values), LoggedTerms(values, _CYCLEGAN_G_TERMS if identity else _CYCLEGAN_G_TERMS_NO_IDENTITY)
     terms = [gan_term(pred_fake_B, mode, True), gan_term(pred_fake_A, mode, True),
              LossTerm(rec_A, "l1", real_A, lambda_A), LossTerm(rec_B, "l1", real_B, lambda_B)]
     if identity:
