@@ -135,3 +135,28 @@ def test_a_query_captured_in_a_cuda_graph_keeps_the_pool_consistent():
     assert pool_images is pool.images  # restored into the buffer the graph reads
     assert sorted(returned + _read(pool.images.cpu())) == sorted(seen)
     assert 0.35 < sum(r == i for r, i in zip(returned, range(1, 200))) / 199 < 0.65
+
+
+def test_a_state_of_the_host_side_pool_is_restored():
+    """A run saved while the pool was a Python list of (1, ...) images resumes with them."""
+    pool = DeviceImagePool(3, torch.Generator().manual_seed(5))
+    pool.load_state_dict({"images": [_ids([7]), _ids([8])]}, torch.device("cpu"))
+    assert int(pool.count) == 2 and _read(pool.images)[:2] == [7, 8]
+    assert _read(pool.query(_ids([9]))) == [9]  # still filling: the third slot takes it
+    assert _read(pool.images) == [7, 8, 9]
+
+
+def test_an_empty_state_empties_the_pool_in_place():
+    pool = DeviceImagePool(2, torch.Generator().manual_seed(6))
+    pool.query(_ids([1, 2]))
+    buffer = pool.images
+    pool.load_state_dict({"images": None, "count": 0}, torch.device("cpu"))
+    assert pool.images is buffer and int(pool.count) == 0
+    assert _read(pool.query(_ids([3, 4]))) == [3, 4]  # filling again
+
+
+def test_the_buffer_keeps_the_batches_memory_format():
+    images = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    pool = DeviceImagePool(2, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(pool.query(images), images, rtol=0, atol=0)
+    assert pool.images.is_contiguous(memory_format=torch.channels_last)

@@ -2,14 +2,15 @@
 (resnet_9blocks, instance norm), PatchGAN discriminators D_A (on B) and D_B (on A), LSGAN;
 each iteration one generator step on the six-term objective (GAN x2, cycle L1 x2 with
 lambda_A/B, identity L1 x2 with lambda_identity) with the discriminators frozen, then one step
-of both discriminators on 0.5 * (real + pooled fake) (ImagePool of 50); Adam(2e-4, (0.5,
+of both discriminators on 0.5 * (real + pooled fake) (an image pool of 50); Adam(2e-4, (0.5,
 0.999)); the 'linear' rate policy (constant `epochs`, then decay over `epochs_decay`).
 Checkpoints as the reference names them: latest_net_G_A.pth ... every epoch and
 <epoch>_net_G_A.pth ... every `save_epoch_freq` epochs (plain state_dicts).
 
 impl='fused' trains genimg_fast's networks with CycleGANGeneratorLoss / DiscriminatorLoss,
-impl='reference' plain torch.nn with torch's losses, for A/B runs. Resumable exactly (the image
-pools and Python's random state included).
+impl='reference' plain torch.nn with torch's losses, for A/B runs. The image pools live on the
+device and draw from the device's generator (train/device_image_pool.py), so the whole iteration,
+pools included, is captured by --cuda-graphs. Resumable exactly (pools and random state included).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from genimg_fast.data import UnalignedFolder, UnpairedShapeStyles
 from genimg_fast.models import define_D, define_G
 from genimg_fast.nn import CycleGANGeneratorLoss
-from genimg_fast.train.image_pool import ImagePool
+from genimg_fast.train.device_image_pool import DeviceImagePool
 from genimg_fast.train.distributed import Distributed
 from genimg_fast.train.image_to_image import SAME_ON_RESUME as IMAGE_TO_IMAGE_SAME_ON_RESUME
 from genimg_fast.train.image_to_image import (ImageToImageOptions, ImageToImageRecipe, reference_gan_loss,
@@ -61,7 +62,7 @@ class CycleGANRecipe(ImageToImageRecipe):
         self._setup_training(config, device, distributed, dataset,
                              itertools.chain(self.G_A.parameters(), self.G_B.parameters()),
                              itertools.chain(self.D_A.parameters(), self.D_B.parameters()))
-        self.pool_A, self.pool_B = ImagePool(config.pool_size), ImagePool(config.pool_size)
+        self.pool_A, self.pool_B = DeviceImagePool(config.pool_size), DeviceImagePool(config.pool_size)
         if fused:
             self.g_loss = CycleGANGeneratorLoss(config.gan_mode, config.lambda_A, config.lambda_B, config.lambda_identity)
 
@@ -75,6 +76,9 @@ class CycleGANRecipe(ImageToImageRecipe):
     def process_state(self) -> dict:
         """Each process's pools hold the fakes of its own slices."""
         return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
+
+    def graph_state(self) -> list:
+        return [self.pool_A, self.pool_B]
 
     def load_process_state(self, state: dict) -> None:
         self.pool_A.load_state_dict(state["pool_A"], self.device)
@@ -105,8 +109,8 @@ class CycleGANRecipe(ImageToImageRecipe):
         return prepare_batch(batch, self.config)
 
     def graph_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One iteration from device inputs alone (with an image pool the host chooses among the
-        stored images, so --cuda-graphs needs --pool-size 0)."""
+        """One iteration from device inputs alone (what --cuda-graphs captures, the pools' draws
+        included)."""
         precision = self.precision
         with precision.autocast():
             fake_B = self.G_A(real_A)
@@ -137,6 +141,4 @@ class CycleGANRecipe(ImageToImageRecipe):
 
 
 def train_cyclegan(config: CycleGANConfig) -> dict:
-    if config.cuda_graphs and config.pool_size:
-        raise ValueError("cuda_graphs needs pool_size 0: the image pool chooses among stored images on the host")
     return train_image_to_image(config, CycleGANRecipe, UnpairedShapeStyles, UnalignedFolder, SAME_ON_RESUME)

@@ -29,6 +29,8 @@ class DeviceImagePool:
 
     def _allocate(self, images: Tensor) -> None:
         self.images = images.new_zeros((self.size, *images.shape[1:]))
+        if images.dim() == 4 and not images.is_contiguous() and images.is_contiguous(memory_format=torch.channels_last):
+            self.images = self.images.contiguous(memory_format=torch.channels_last)  # what the batches are in
         self.count = torch.zeros((), dtype=torch.long, device=images.device)
 
     def _check(self, images: Tensor) -> None:
@@ -64,6 +66,11 @@ class DeviceImagePool:
             self.count += filling.long()
         return torch.cat(returned, 0)
 
+    def state_tensors(self) -> list[Tensor]:
+        """The device tensors a query changes (what a captured training step must put back
+        after its warm-up); none before the first query allocates them."""
+        return [] if self.images is None else [self.images, self.count]
+
     def state_dict(self) -> dict:
         """The stored images and fill count, on the CPU (the generator is saved by its owner)."""
         if self.images is None:
@@ -73,9 +80,15 @@ class DeviceImagePool:
     def load_state_dict(self, state: dict, device: torch.device) -> None:
         """Restore a saved pool; into the buffers already allocated where they fit, so that a
         CUDA graph captured with this pool keeps reading the restored images."""
-        images, count = state["images"], int(state["count"])
-        if images is None:
-            self.images = self.count = None
+        images = state["images"]
+        if isinstance(images, list):  # a state saved by the host-side pool: its images in fill order
+            count = len(images)
+            images = torch.cat(images + [images[0].new_zeros(images[0].shape)] * (self.size - count)) if images else None
+        else:
+            count = int(state["count"])
+        if images is None:  # an empty pool
+            if self.count is not None:
+                self.count.zero_()  # the buffers stay where a captured graph reads them
             return
         if images.shape[0] != self.size or not 0 <= count <= self.size:
             raise ValueError(f"DeviceImagePool: the saved pool holds {images.shape[0]} slots ({count} filled), "
