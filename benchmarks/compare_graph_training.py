@@ -53,7 +53,7 @@ def compare_all(recipes: list[str], impls: list[str]) -> None:
                 with tempfile.TemporaryDirectory() as tmp, exact_fp32():
                     runs = {}
                     for run, graphs in (("eager", False), ("eager again", False), ("graph", True)):
-                        train(config_cls(out=f"{tmp}/{run}", impl=impl, cuda_graphs=graphs, **base))
+                        train(config_cls(out=f"{tmp}/{run}", impl=impl, cuda_graphs="on" if graphs else "off", **base))
                         runs[run] = read_losses(Path(tmp) / run)
                 noise = drift(runs["eager again"], runs["eager"])
                 graph = drift(runs["graph"], runs["eager"])

@@ -58,19 +58,22 @@ def test_unknown_precision_is_refused(tmp_path):
         train_dcgan(DCGANConfig(out=str(tmp_path), amp="fp8", **DCGAN))
 
 
-def test_cuda_graphs_are_refused_where_they_cannot_work(tmp_path):
-    with pytest.raises(ValueError, match="cuda_graphs cannot capture fp16's gradient scaler"):
-        train_dcgan(DCGANConfig(out=str(tmp_path), amp="fp16", cuda_graphs=True, **DCGAN))
-    with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device, the run is on cpu"):
-        train_dcgan(DCGANConfig(out=str(tmp_path), cuda_graphs=True, **{**DCGAN, "device": "cpu"}))
-    with pytest.raises(ValueError, match="cuda_graphs needs pool_size 0"):
-        train_cyclegan(CycleGANConfig(out=str(tmp_path), cuda_graphs=True, **{**CYCLE, "pool_size": 2}))
+def test_cuda_graphs_on_is_refused_where_the_run_cannot_be_captured(tmp_path):
+    with pytest.raises(ValueError, match="--cuda-graphs on cannot capture this run: the run is on cpu"):
+        train_dcgan(DCGANConfig(out=str(tmp_path), cuda_graphs="on", **{**DCGAN, "device": "cpu"}))
+    with pytest.raises(ValueError, match="cuda_graphs must be 'auto', 'on' or 'off', got True"):
+        train_dcgan(DCGANConfig(out=str(tmp_path), cuda_graphs=True, **DCGAN))
+
+
+def test_the_run_header_says_whether_and_why_not_the_iterations_are_captured(tmp_path, capsys):
+    train_cyclegan(CycleGANConfig(out=str(tmp_path), max_steps=1, **{**CYCLE, "progress": True}))
+    assert "cuda graphs: off (the run is on cpu, not a CUDA GPU)" in capsys.readouterr().out
 
 
 def test_a_state_saved_with_cuda_graphs_resumes_without_them():
     """Optimizer.load_state_dict takes the saved groups' flags: a capturable group with a tensor
     learning rate (what --cuda-graphs saves) must become a plain Adam's again."""
-    from genimg_fast.train.options import RunOptions, load_optimizer
+    from genimg_fast.train.options import load_optimizer
 
     weight = torch.nn.Parameter(torch.ones(3))
     saved_by_graphs = torch.optim.Adam([weight], lr=1e-3)
@@ -79,7 +82,7 @@ def test_a_state_saved_with_cuda_graphs_resumes_without_them():
     state = saved_by_graphs.state_dict()
     state["param_groups"][0].update(capturable=True, lr=torch.tensor(2e-3))
     resumed = torch.optim.Adam([weight], lr=1e-3)
-    load_optimizer(resumed, state, RunOptions(cuda_graphs=False))
+    load_optimizer(resumed, state, capturable=False)
     group = resumed.param_groups[0]
     assert group["capturable"] is False and group["lr"] == pytest.approx(2e-3) and not torch.is_tensor(group["lr"])
     resumed.step()  # a capturable group would refuse CPU parameters here

@@ -33,7 +33,8 @@ HELP = {
     "amp": "mixed precision: bf16, or fp16 with a gradient scaler",
     "channels_last": "networks and batches in channels_last memory format",
     "compile": "torch.compile the networks",
-    "cuda_graphs": "capture each whole iteration in a CUDA graph (one GPU; not with --amp fp16)",
+    "cuda_graphs": "each whole iteration as one CUDA graph: auto (wherever it can: one GPU, not with --amp fp16 "
+                   "or --compile; the header says why not), on (or stop with the reason) or off",
     "no_dropout": "no dropout in the generator (the reference's --no_dropout)",
     "phase": "the dataroot's subfolder(s): <phase>/ (aligned) or <phase>A/, <phase>B/ (unaligned)",
     "load_size": "images are resized to this square first (folders)",
@@ -43,7 +44,7 @@ HELP = {
     "lambda_identity": "weight of the identity terms, relative to lambda_A / lambda_B (0: none)",
     "pool_size": "generated images the discriminators draw from (0: none)",
 }
-CHOICES = {"impl": ("fused", "reference"), "amp": ("none", "bf16", "fp16"), "channels": (1, 3), "model": tuple(VAE_MODELS),
+CHOICES = {"impl": ("fused", "reference"), "amp": ("none", "bf16", "fp16"), "cuda_graphs": ("auto", "on", "off"), "channels": (1, 3), "model": tuple(VAE_MODELS),
            "netG": GENERATORS, "netD": DISCRIMINATORS, "norm": NORMS, "gan_mode": ("lsgan", "vanilla", "wgangp"),
            "direction": ("AtoB", "BtoA")}
 

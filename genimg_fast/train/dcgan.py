@@ -23,6 +23,7 @@ from genimg_fast.nn import DiscriminatorLoss, GANLoss
 from genimg_fast.seeding import seeded_generator
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
+from genimg_fast.train.cuda_graphs_choice import choose_cuda_graphs
 from genimg_fast.train.loop import run_training, start_run
 from genimg_fast.train.options import RunOptions, adam, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
@@ -67,10 +68,11 @@ class DCGANRecipe(RecipeBase):
         self.netD = DCGANDiscriminator(config.channels, config.ndf, config.image_size, logits=config.logits,
                                        fused=fused, device=device)
         self.config, self.precision = config, Precision(config.amp, device, self.distributed)
+        self.cuda_graphs = choose_cuda_graphs(config, device, self.distributed.world)
         prepare_networks([self.netG, self.netD], config, self.distributed)
         betas = (config.beta1, 0.999)
-        self.optG = adam(self.netG.parameters(), config.lr, betas, config, device)
-        self.optD = adam(self.netD.parameters(), config.lr, betas, config, device)
+        self.optG = adam(self.netG.parameters(), config.lr, betas, device, self.cuda_graphs.enabled)
+        self.optD = adam(self.netD.parameters(), config.lr, betas, device, self.cuda_graphs.enabled)
         if fused:
             mode = "vanilla" if config.logits else "bce"
             self.loss_D, self.loss_G = DiscriminatorLoss(mode, weight=1.0), GANLoss(mode)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from genimg_fast.nn import DiscriminatorLoss
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
+from genimg_fast.train.cuda_graphs_choice import choose_cuda_graphs
 from genimg_fast.train.loop import run_training, start_run
 from genimg_fast.train.options import RunOptions, adam
 from genimg_fast.train.precision import Precision
@@ -87,9 +88,10 @@ class ImageToImageRecipe(RecipeBase):
                         discriminator_params) -> None:
         self.config, self.device = config, device
         self.precision = Precision(config.amp, device, distributed)
+        self.cuda_graphs = choose_cuda_graphs(config, device, distributed.world)
         betas = (config.beta1, 0.999)
-        self.optG = adam(generator_params, config.lr, betas, config, device)
-        self.optD = adam(discriminator_params, config.lr, betas, config, device)
+        self.optG = adam(generator_params, config.lr, betas, device, self.cuda_graphs.enabled)
+        self.optD = adam(discriminator_params, config.lr, betas, device, self.cuda_graphs.enabled)
         self.schedulers = [linear_decay(opt, config.epochs, config.epochs_decay) for opt in (self.optG, self.optD)]
         self.d_loss = DiscriminatorLoss(config.gan_mode) if config.impl == "fused" else None
         pairs = [dataset[i] for i in range(min(3, len(dataset)))]  # the same inputs in every visuals grid

@@ -13,6 +13,8 @@ its own, and provides:
                                           `write` says whether to save it)
   end_epoch(epoch, out, write)            the reference's checkpoints (saved when `write`)
   loss_keys                               what the loss curve plots; title: its heading
+  cuda_graphs                             whether the loop captures graph_step(*graph_inputs(batch))
+                                          (train/cuda_graphs_choice.py, train/cuda_graph_step.py)
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ from genimg_fast.train.batches import batch_loader, epoch_batches
 from genimg_fast.train.checkpoint import (atomic_save, load_training_state, remove_stale_temporaries, rng_state,
                                          set_rng_state)
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
+from genimg_fast.train.cuda_graphs_choice import CUDAGraphsChoice, choose_cuda_graphs
 from genimg_fast._device import resolve_device
 from genimg_fast.train.distributed import Distributed, from_environment, seed_process_draws
-from genimg_fast.train.options import check_cuda_graphs, check_distributed, check_run_options
+from genimg_fast.train.options import check_distributed, check_run_options
 from genimg_fast.train.interrupt import StopRequest
 from genimg_fast.train.progress import StepProgress
 from genimg_fast.train.run_log import LossLog, plot_losses
@@ -42,6 +45,7 @@ STATE_FILE = "training_state.pt"
 class Recipe(Protocol):
     loss_keys: list[str]
     title: str
+    cuda_graphs: CUDAGraphsChoice
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]: ...
     def state_dict(self) -> dict: ...
@@ -56,8 +60,10 @@ def start_run(config: Any) -> tuple[Distributed, torch.device]:
     check_run_options(config)
     distributed, device_name = from_environment(config.device)
     device = resolve_device(device_name, "train")
-    check_cuda_graphs(config, device, distributed)
+    choose_cuda_graphs(config, device, distributed.world)  # --cuda-graphs on that cannot be: refused now
     check_distributed(config, device, distributed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as both references: the fastest algorithm per shape
     return distributed, device
 
 
@@ -98,7 +104,7 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
     writes = distributed.writes
     config_record = dataclasses.asdict(config)
     epoch, batch_in_epoch, step = 0, 0, 0
-    random.seed(config.seed)  # Python's random draws too (the image pools): a run repeats from its seed
+    random.seed(config.seed)  # Python's random too (a folder data set's transforms may draw from it)
     seed_process_draws(config.seed, distributed)
     if config.resume:
         state = load_training_state(out / STATE_FILE)
@@ -125,8 +131,11 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
             atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
                          "batch_in_epoch": batch_in_epoch, "step": step, "processes": processes}, out / STATE_FILE)
 
-    train_step = (CUDAGraphStep(recipe, config.batch_size // distributed.world) if config.cuda_graphs
-                  else recipe.step)
+    graphs = recipe.cuda_graphs
+    if writes and config.progress:
+        print(f"cuda graphs: {graphs.describe()}", flush=True)
+    train_step = (CUDAGraphStep(recipe, config.batch_size // distributed.world, config.cuda_graphs)
+                  if graphs.enabled else recipe.step)
     started, first_step, stopped_early = time.perf_counter(), step, False
     with StopRequest() as stop:
         try:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from genimg_fast.seeding import SEED_LIMIT
+from genimg_fast.train.cuda_graphs_choice import check_mode as check_cuda_graphs_mode
 from genimg_fast.train.distributed import Distributed, synchronize_batch_norms
 
 
@@ -19,7 +20,7 @@ class RunOptions:
     amp: str = "none"                 # 'none', 'bf16' or 'fp16' (with a gradient scaler)
     channels_last: bool = False
     compile: bool = False
-    cuda_graphs: bool = False         # capture the whole iteration in a CUDA graph (GPU, one process)
+    cuda_graphs: str = "auto"         # 'auto', 'on' or 'off': the iteration as one CUDA graph (cuda_graphs_choice.py)
     device: str = "auto"
     seed: int = 0
     sample_every: int = 100
@@ -50,9 +51,7 @@ def check_run_options(options: RunOptions) -> None:
         raise ValueError(f"impl must be 'fused' or 'reference', got {options.impl!r}")
     if options.amp not in ("none", "bf16", "fp16"):
         raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {options.amp!r}")
-    if options.cuda_graphs and options.amp == "fp16":
-        raise ValueError("cuda_graphs cannot capture fp16's gradient scaler (it reads the gradients on the host): "
-                         "use amp='bf16' or 'none'")
+    check_cuda_graphs_mode(options.cuda_graphs)
 
 
 def check_distributed(options: RunOptions, device: torch.device, distributed: Distributed) -> None:
@@ -61,17 +60,10 @@ def check_distributed(options: RunOptions, device: torch.device, distributed: Di
                          "only")
 
 
-def check_cuda_graphs(options: RunOptions, device: torch.device, distributed: Distributed) -> None:
-    if options.cuda_graphs and device.type != "cuda":
-        raise ValueError(f"cuda_graphs needs a CUDA device, the run is on {device}")
-    if options.cuda_graphs and distributed.active:
-        raise ValueError("cuda_graphs runs in one process (the data-parallel gradient exchange is not captured)")
-
-
-def adam(params, lr: float, betas: tuple[float, float], options: RunOptions, device: torch.device):
+def adam(params, lr: float, betas: tuple[float, float], device: torch.device, capturable: bool):
     """The recipes' Adam; capturable (device step counter, tensor learning rate that schedulers
     fill in place) when the iteration is captured in a CUDA graph."""
-    if options.cuda_graphs:
+    if capturable:
         return torch.optim.Adam(params, lr=torch.tensor(lr, device=device), betas=betas, capturable=True)
     return torch.optim.Adam(params, lr=lr, betas=betas)
 
@@ -93,13 +85,12 @@ def prepare_batch(batch: tuple[torch.Tensor, ...], options: RunOptions) -> tuple
     return tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in batch)
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, state: dict, options: RunOptions) -> None:
+def load_optimizer(optimizer: torch.optim.Optimizer, state: dict, capturable: bool) -> None:
     """load_state_dict, then this run's needs back in place: Optimizer.load_state_dict takes the
-    saved groups' flags and learning rate, so a state saved with --cuda-graphs would make a run
-    without them capturable (and one saved without them, the other way round)."""
+    saved groups' flags and learning rate, so a state saved by a captured run would make an eager
+    run capturable (and one saved by an eager run, the other way round)."""
     lrs = [group["lr"] for group in optimizer.param_groups]
     optimizer.load_state_dict(state)
-    capturable = options.cuda_graphs  # else a state a --cuda-graphs run saved goes back to a plain Adam
     for group, lr in zip(optimizer.param_groups, lrs):
         saved_lr = float(group["lr"])
         if capturable:  # the device tensor made for the capture, filled with the saved rate

@@ -11,7 +11,8 @@ from genimg_fast.train.options import load_optimizer
 
 
 class RecipeBase:
-    # set by each recipe: config (its RunOptions) and precision (train/precision.py)
+    # set by each recipe: config (its RunOptions), precision (train/precision.py) and cuda_graphs
+    # (train/cuda_graphs_choice.py: whether the loop captures graph_step)
 
     def networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -35,9 +36,14 @@ class RecipeBase:
         for name, net in self.networks().items():
             net.load_state_dict(state[name])
         for name, optimizer in self.optimizers().items():
-            load_optimizer(optimizer, state[name], self.config)
+            load_optimizer(optimizer, state[name], self.cuda_graphs.enabled)
         self.precision.load_state_dict(state.get("scaler", {}))
         self.load_extra_state(state)
+
+    def graph_state(self) -> list:
+        """What graph_step changes beyond the networks and optimizers (for the capture's
+        warm-up to put back): tensors, or objects with state_tensors()."""
+        return []
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         return self.graph_step(*self.graph_inputs(batch))

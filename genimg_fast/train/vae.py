@@ -23,6 +23,7 @@ from genimg_fast.nn import VAELoss
 from genimg_fast.seeding import seeded_generator
 from genimg_fast.train.checkpoint import atomic_save
 from genimg_fast.train.distributed import Distributed
+from genimg_fast.train.cuda_graphs_choice import choose_cuda_graphs
 from genimg_fast.train.loop import run_training, start_run
 from genimg_fast.train.options import RunOptions, adam, prepare_batch, prepare_networks
 from genimg_fast.train.precision import Precision
@@ -78,9 +79,11 @@ class VAERecipe(RecipeBase):
             self.model = ConvVAE(channels, latent, fused=config.impl == "fused").to(device)
             fused_loss = VAELoss("mse", "mean", kld_weight=0.00025, kld_reduction="batchmean")
         self.config, self.precision = config, Precision(config.amp, device, self.distributed)
+        self.cuda_graphs = choose_cuda_graphs(config, device, self.distributed.world)
         prepare_networks([self.model], config, self.distributed)
         self.loss = (lambda *a: fused_loss(*a)[0]) if config.impl == "fused" else _reference_loss(config.model)
-        self.optimizer = adam(self.model.parameters(), config.lr or lr, (0.9, 0.999), config, device)
+        self.optimizer = adam(self.model.parameters(), config.lr or lr, (0.9, 0.999), device,
+                              self.cuda_graphs.enabled)
         self.scheduler = (torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=0.95)
                           if config.model == "conv" else None)
         self.fixed_z = torch.randn(64, latent, generator=seeded_generator(config.seed + 2)).to(device)
