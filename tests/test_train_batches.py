@@ -1,9 +1,14 @@
 """The order and shape of a run's batches: seeded per epoch, every image once, and which trailing
 partial batch is left out (a single image under batch norm; a batch that does not split evenly
-over the processes)."""
+over the processes); the loader a run's device gets."""
 from __future__ import annotations
 
-from genimg_fast.train.batches import epoch_batches
+import pytest
+import torch
+
+from genimg_fast.train.batches import batch_loader, epoch_batches
+
+CPU = torch.device("cpu")
 
 
 def test_every_image_once_and_the_same_order_for_the_same_epoch():
@@ -31,9 +36,7 @@ def test_with_processes_a_trailing_batch_must_split_evenly():
 def test_loader_workers_leave_ctrl_c_to_the_trainer():
     import signal
 
-    from genimg_fast.train.batches import batch_loader
-
-    loader = batch_loader(list(range(4)), [[0, 1], [2, 3]], workers=2, pin_memory=False, seed=0)
+    loader = batch_loader(list(range(4)), [[0, 1], [2, 3]], workers=2, device=CPU, seed=0)
     previous = signal.getsignal(signal.SIGINT)
     try:
         loader.worker_init_fn(0)  # what each worker runs first
@@ -41,4 +44,13 @@ def test_loader_workers_leave_ctrl_c_to_the_trainer():
     finally:
         signal.signal(signal.SIGINT, previous)
     assert [b.tolist() for b in loader] == [[0, 1], [2, 3]]
-    assert batch_loader(list(range(4)), [[0, 1]], workers=0, pin_memory=False, seed=0).worker_init_fn is None
+    assert batch_loader(list(range(4)), [[0, 1]], workers=0, device=CPU, seed=0).worker_init_fn is None
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_cuda_run_s_batches_come_pinned_whatever_the_worker_count(workers):
+    """Pinned memory is what lets the copy to the GPU run without blocking the host (the copy
+    itself needs a GPU: data_wait.device_batches asks for it non-blocking)."""
+    for device in (torch.device("cuda"), torch.device("cuda", 1)):  # built only, never iterated here
+        assert batch_loader(list(range(4)), [[0, 1]], workers=workers, device=device, seed=0).pin_memory
+    assert not batch_loader(list(range(4)), [[0, 1]], workers=workers, device=CPU, seed=0).pin_memory

@@ -25,11 +25,16 @@ def epoch_batches(dataset_size: int, batch_size: int, seed: int, epoch: int, pro
     return batches
 
 
-def batch_loader(dataset: Dataset, batches: list[list[int]], workers: int, pin_memory: bool, seed: int) -> DataLoader:
-    """A loader over the given batches. Its own generator: an iterator draws its workers' base
-    seed from it, which would otherwise advance the global RNG the models' noise comes from (and
-    a resumed run would then draw other noise than an uninterrupted one)."""
-    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
+def batch_loader(dataset: Dataset, batches: list[list[int]], workers: int, device: torch.device,
+                 seed: int) -> DataLoader:
+    """A loader over the given batches for a run on `device`. Its own generator: an iterator draws
+    its workers' base seed from it, which would otherwise advance the global RNG the models' noise
+    comes from (and a resumed run would then draw other noise than an uninterrupted one).
+
+    For a CUDA device the batches come in pinned (page-locked) memory, with or without workers
+    (without, the loop's own process pins them): only from there can the copy to the GPU run
+    without blocking the host, overlapping the previous step's work."""
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=device.type == "cuda",
                       persistent_workers=False, generator=seeded_generator(seed),
                       worker_init_fn=_leave_ctrl_c_to_the_trainer if workers else None)
 

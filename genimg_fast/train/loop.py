@@ -145,7 +145,7 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
                 batches = [distributed.shard(b) for b in epoch_batches(len(dataset), config.batch_size, config.seed,
                                                                        epoch, distributed.world)]
                 progress.start_epoch(epoch, epochs, len(batches), batch_in_epoch)
-                loader = batch_loader(dataset, batches[batch_in_epoch:], config.workers, device.type == "cuda",
+                loader = batch_loader(dataset, batches[batch_in_epoch:], config.workers, device,
                                       seed=config.seed * 100_003 + epoch)
                 for batch in loader:
                     if config.max_steps is not None and step >= config.max_steps:
