@@ -96,6 +96,16 @@ def _resumed_config(args: argparse.Namespace) -> dict | None:
     return saved_run_config(path) if path.is_file() else None
 
 
+def _data_workers(config) -> str:
+    """The header's word on data loading: the worker count the run will use (the loop resolves it
+    the same way, from the same device and machine)."""
+    from genimg_fast._device import resolve_device
+    from genimg_fast.train.workers import describe_workers, resolve_workers
+
+    device_type = resolve_device(config.device, "train").type
+    return describe_workers(config.workers, resolve_workers(config.workers, device_type))
+
+
 def _train(args: argparse.Namespace) -> int:
     import importlib
 
@@ -110,8 +120,8 @@ def _train(args: argparse.Namespace) -> int:
     if speaks:
         print(f"genimg-fast train {args.model_family}: impl={config.impl}, kernels: {backend['impl']}"
               + (f" ({backend['reason']})" if backend["reason"] else "") + f", output in {config.out}"
-              + (f", {os.environ['WORLD_SIZE']} processes" if os.environ.get("WORLD_SIZE", "1") != "1" else ""),
-              flush=True)
+              + (f", {os.environ['WORLD_SIZE']} processes" if os.environ.get("WORLD_SIZE", "1") != "1" else "")
+              + f", {_data_workers(config)}", flush=True)
     try:
         summary = getattr(module, train_name)(config)
     except BaseException:

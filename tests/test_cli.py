@@ -102,3 +102,21 @@ def test_a_mistake_in_the_request_is_one_line_naming_the_command(tmp_path, capsy
 def test_a_device_that_is_not_one_is_named():
     with pytest.raises(SystemExit, match="--device 'gpu' is not a device"):
         cli.main(["train", "dcgan", "--device", "gpu", "--out", "unused"])
+
+
+def test_train_help_shows_the_workers_default_as_auto(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "dcgan", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    workers = text[text.index("--workers WORKERS data-loading"):]
+    assert workers.index("(default: auto)") < workers.index("--resume")
+    assert "at most 8; on a CPU 0" in workers
+
+
+def test_the_train_header_names_the_data_workers(tmp_path, capsys):
+    tiny = ["--out", str(tmp_path), "--image-size", "32", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size",
+            "8", "--dataset-size", "8", "--device", "cpu", "--no-progress", "--max-steps", "0"]
+    assert cli.main(["train", "dcgan", *tiny]) == 0
+    assert ", data workers: 0 (auto)\n" in capsys.readouterr().out  # a CPU device's cores run the model
+    assert cli.main(["train", "dcgan", *tiny, "--workers", "1"]) == 0
+    assert ", data workers: 1\n" in capsys.readouterr().out

@@ -163,6 +163,7 @@ def test_logits_discriminator_trains_like_the_sigmoid_one(tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("sample_every", -1, "sample_every must not be negative"),
+    ("workers", -1, "workers must not be negative"),
     ("batch_size", 0, "batch_size must be at least 1"),
     ("epochs", -1, "epochs must not be negative"),
     ("dataset_size", 0, "dataset_size must be at least 1 for the built-in data"),

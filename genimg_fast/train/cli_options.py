@@ -26,7 +26,8 @@ HELP = {
     "device": "auto (GPU if present), cpu or cuda[:N]",
     "sample_every": "iterations between sample grids (each epoch's end has one too; 0: only there)",
     "log_every": "read the losses from the device this often (every iteration is logged)",
-    "workers": "data-loading processes",
+    "workers": "data-loading processes; auto: on a GPU, one fewer than the CPUs this process may use (split among "
+               "torchrun's processes on a node), at most 8; on a CPU 0 (its cores run the model)",
     "resume": "continue the run in --out exactly where it stopped",
     "logits": "D without its final Sigmoid and BCE on logits (the same loss, numerically safer)",
     "no_progress": "no progress bar",
@@ -54,6 +55,21 @@ CHOICES = {"impl": ("fused", "reference"), "amp": ("none", "bf16", "fp16"), "cud
 NOT_RESUMED = ("out", "resume", "max_steps", "device", "workers", "progress", "compile", "channels_last",
                "cuda_graphs")
 GIVEN = "given_options"  # the namespace attribute listing the options given on the command line
+
+
+def _worker_count(text: str) -> int | None:
+    """--workers: 'auto' (None in the config: as the machine allows) or a number of processes."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'auto' or a whole number, got {text!r}") from None
+
+
+# Flags that read otherwise than their field's type: --workers takes 'auto', its default (shown so
+# in --help; argparse passes a string default through the type, so the config gets None).
+ARGUMENTS = {"workers": {"type": _worker_count, "default": "auto"}}
 
 
 def _note_given(namespace: argparse.Namespace, dest: str) -> None:
@@ -101,9 +117,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
             parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, action=_Flag, const=True,
                                 default=False, help=help_text)
         else:
-            parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, action=_Store,
-                                type=_value_type(str(field.type)), default=field.default,
-                                choices=CHOICES.get(field.name), help=help_text)
+            settings = {"type": _value_type(str(field.type)), "default": field.default,
+                        "choices": CHOICES.get(field.name)}
+            parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, action=_Store, help=help_text,
+                                **settings | ARGUMENTS.get(field.name, {}))
 
 
 def config_from_arguments(config_cls: type, args: argparse.Namespace, resumed: dict | None = None) -> Any:

@@ -38,6 +38,7 @@ from genimg_fast.train.options import check_distributed, check_run_options
 from genimg_fast.train.interrupt import StopRequest
 from genimg_fast.train.progress import StepProgress
 from genimg_fast.train.run_log import LossLog, plot_losses
+from genimg_fast.train.workers import resolve_workers
 
 STATE_FILE = "training_state.pt"
 
@@ -115,6 +116,7 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
     if writes:
         remove_stale_temporaries(out)
     log = LossLog(out / "losses.jsonl", resume_from_step=step if config.resume else None) if writes else None
+    workers = resolve_workers(config.workers, device.type)  # None: as many as the machine allows
     progress = StepProgress(config.progress and writes, config.log_every, config.batch_size, distributed.mean)
     last: dict = {}
 
@@ -145,7 +147,7 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
                 batches = [distributed.shard(b) for b in epoch_batches(len(dataset), config.batch_size, config.seed,
                                                                        epoch, distributed.world)]
                 progress.start_epoch(epoch, epochs, len(batches), batch_in_epoch)
-                loader = batch_loader(dataset, batches[batch_in_epoch:], config.workers, device,
+                loader = batch_loader(dataset, batches[batch_in_epoch:], workers, device,
                                       seed=config.seed * 100_003 + epoch)
                 for batch in loader:
                     if config.max_steps is not None and step >= config.max_steps:

@@ -25,7 +25,7 @@ class RunOptions:
     seed: int = 0
     sample_every: int = 100
     log_every: int = 10               # losses are read from the device this often; every step is logged
-    workers: int = 0
+    workers: int | None = None        # data-loading processes; None: as the machine allows (workers.py)
     resume: bool = False
     progress: bool = True
 
@@ -37,7 +37,7 @@ def check_run_options(options: RunOptions) -> None:
             raise ValueError(f"{name} must be at least 1, got {value}")
     for name in ("epochs", "workers", "epochs_decay", "pool_size", "sample_every"):
         value = getattr(options, name, 0)
-        if value < 0:
+        if value is not None and value < 0:  # workers None: automatic
             raise ValueError(f"{name} must not be negative, got {value}")
     if getattr(options, "save_epoch_freq", 1) < 1:
         raise ValueError(f"save_epoch_freq must be at least 1, got {options.save_epoch_freq}")
