@@ -21,7 +21,7 @@ from genimg_fast.data import image_folder  # noqa: E402
 from genimg_fast.models import DCGANGenerator  # noqa: E402
 from genimg_fast.train import DCGANConfig, train_dcgan  # noqa: E402
 from genimg_fast.train.interrupt import StopRequest  # noqa: E402
-from train_logs import assert_close_runs, read_losses  # noqa: E402
+from train_logs import assert_close_runs, read_log, read_losses  # noqa: E402
 
 TINY = dict(image_size=32, ngf=8, ndf=8, nz=16, batch_size=8, dataset_size=32, progress=False, log_every=3)
 
@@ -55,6 +55,23 @@ def test_a_stopped_run_resumes_exactly(tmp_path, stop_after):
     for name in ["netG_epoch_1.pth", "netD_epoch_1.pth"]:
         a, b = torch.load(whole / name, weights_only=True), torch.load(parts / name, weights_only=True)
         assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_the_log_carries_each_window_s_data_wait_share_and_old_logs_still_resume(tmp_path):
+    first = train_dcgan(DCGANConfig(out=str(tmp_path), epochs=2, max_steps=5, **TINY))  # windows 0-2, 3, 4
+    assert "data_wait_share" not in first["losses"]  # a measurement, not a loss
+    shares = [e["data_wait_share"] for e in read_log(tmp_path)]
+    assert len(shares) == 5 and all(0 <= s <= 1 for s in shares)
+    assert shares[0] == shares[1] == shares[2]  # one value per logged window
+    # a log written before the field existed: resume reads and truncates it as before
+    old = [{k: v for k, v in e.items() if k != "data_wait_share"} for e in read_log(tmp_path)]
+    (tmp_path / "losses.jsonl").write_text("".join(json.dumps(e) + "\n" for e in old))
+    (tmp_path / "loss_curve.png").unlink()
+    assert train_dcgan(DCGANConfig(out=str(tmp_path), epochs=2, resume=True, **TINY))["steps"] == 8
+    log = read_log(tmp_path)
+    assert [e["step"] for e in log] == list(range(8))
+    assert ["data_wait_share" in e for e in log] == [False] * 5 + [True] * 3
+    assert (tmp_path / "loss_curve.png").is_file()
 
 
 def test_resume_refuses_another_recipe_and_a_missing_state(tmp_path):

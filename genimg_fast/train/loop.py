@@ -32,12 +32,13 @@ from genimg_fast.train.checkpoint import (atomic_save, load_training_state, remo
                                          set_rng_state)
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
 from genimg_fast.train.cuda_graphs_choice import CUDAGraphsChoice, choose_cuda_graphs
+from genimg_fast.train.data_wait import InputWatch, device_batches
 from genimg_fast._device import resolve_device
 from genimg_fast.train.distributed import Distributed, from_environment, seed_process_draws
 from genimg_fast.train.options import check_distributed, check_run_options
 from genimg_fast.train.interrupt import StopRequest
 from genimg_fast.train.progress import StepProgress
-from genimg_fast.train.run_log import LossLog, plot_losses
+from genimg_fast.train.run_log import NOT_LOSSES, LossLog, plot_losses
 from genimg_fast.train.workers import resolve_workers
 
 STATE_FILE = "training_state.pt"
@@ -117,7 +118,8 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
         remove_stale_temporaries(out)
     log = LossLog(out / "losses.jsonl", resume_from_step=step if config.resume else None) if writes else None
     workers = resolve_workers(config.workers, device.type)  # None: as many as the machine allows
-    progress = StepProgress(config.progress and writes, config.log_every, config.batch_size, distributed.mean)
+    progress = StepProgress(config.progress and writes, config.log_every, config.batch_size, distributed.mean,
+                            watch=InputWatch(workers, device.type) if writes else None)
     last: dict = {}
 
     def write(entries: list[dict]) -> None:
@@ -149,17 +151,16 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
                 progress.start_epoch(epoch, epochs, len(batches), batch_in_epoch)
                 loader = batch_loader(dataset, batches[batch_in_epoch:], workers, device,
                                       seed=config.seed * 100_003 + epoch)
-                for batch in loader:
+                for batch, wait in device_batches(loader, device):  # on the device, with the wait it cost
                     if config.max_steps is not None and step >= config.max_steps:
                         break
                     # all processes stop together; asked every log_every steps (a collective syncs)
                     if (stop.requested if not distributed.active else
                             step % config.log_every == 0 and distributed.any(stop.requested, device)):
                         break
-                    batch = tuple(t.to(device, non_blocking=True) for t in batch)
                     if step == 0 and writes:
                         recipe.first_batch(batch, out)
-                    write(progress.add(step, epoch, train_step(batch)))
+                    write(progress.add(step, epoch, train_step(batch), wait))
                     if config.sample_every and batch_in_epoch % config.sample_every == 0:
                         recipe.sample(epoch, out, writes)  # every process runs it: synchronized norms
                     step += 1
@@ -188,5 +189,5 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
     images_done = (step - first_step) * config.batch_size
     return {"steps": step, "epochs_done": epoch, "stopped_early": stopped_early,
             "images_per_second": images_done / seconds if seconds > 0 else 0.0,
-            "losses": {k: v for k, v in last.items() if k not in ("step", "epoch")},
+            "losses": {k: v for k, v in last.items() if k not in NOT_LOSSES},
             "loss_keys": list(recipe.loss_keys), "out": str(out), "device": str(device)}

@@ -1,6 +1,10 @@
 """The losses of a run: one JSON line per step in losses.jsonl (appended and flushed as training
 goes), and a loss-curve PNG drawn from it. A resumed run first drops the lines past its
-checkpoint, so the log reads as one uninterrupted run."""
+checkpoint, so the log reads as one uninterrupted run.
+
+Besides the step, the epoch and the recipe's values, a line carries DATA_WAIT_SHARE: the share
+of its logged window's wall time spent waiting for batches (a measurement, not a loss: the
+curve plots the recipe's loss keys only, and logs written before it existed read the same)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from genimg_fast.train.checkpoint import atomic_write, atomic_write_text
+
+DATA_WAIT_SHARE = "data_wait_share"
+NOT_LOSSES = ("step", "epoch", DATA_WAIT_SHARE)  # the fields of a line that are not the recipe's values
 
 
 def _parsed(line: str) -> dict | None:
