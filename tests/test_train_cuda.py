@@ -17,17 +17,20 @@ from train_logs import assert_close_runs, read_losses  # noqa: E402
 
 pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("no_tf32")]
 
+# workers=0: the built-in sets are generated in memory, and starting workers every epoch would
+# only lengthen the GPU check (test_a_gpu_run_is_captured_by_default keeps the default)
 DCGAN = dict(image_size=32, ngf=16, ndf=16, nz=16, batch_size=16, dataset_size=96, epochs=2, device="cuda",
-             progress=False, log_every=3)
+             progress=False, log_every=3, workers=0)
 RUNS = {
     "dcgan": (train_dcgan, DCGANConfig, DCGAN),
-    "vae": (train_vae, VAEConfig, dict(dataset_size=96, batch_size=16, epochs=2, device="cuda", progress=False)),
+    "vae": (train_vae, VAEConfig, dict(dataset_size=96, batch_size=16, epochs=2, device="cuda", progress=False,
+                                               workers=0)),
     "pix2pix": (train_pix2pix, Pix2PixConfig, dict(crop_size=128, netG="unet_128", ngf=8, ndf=8, dataset_size=12,
                                                    batch_size=2, epochs=1, epochs_decay=1, dropout=False,
-                                                   device="cuda", progress=False)),
+                                                   device="cuda", progress=False, workers=0)),
     "cyclegan": (train_cyclegan, CycleGANConfig, dict(crop_size=32, netG="resnet_6blocks", ngf=8, ndf=8,
                                                       dataset_size=12, batch_size=2, epochs=1, epochs_decay=1,
-                                                      pool_size=4, device="cuda", progress=False)),
+                                                      pool_size=4, device="cuda", progress=False, workers=0)),
 }
 
 
@@ -57,7 +60,7 @@ def test_cuda_graphs_train_as_the_eager_loop(cuda_kernels, tmp_path, name):
 
 
 def test_a_gpu_run_is_captured_by_default(cuda_kernels, tmp_path, capsys):
-    train_dcgan(DCGANConfig(out=str(tmp_path), **{**DCGAN, "epochs": 1, "progress": True}))
+    train_dcgan(DCGANConfig(out=str(tmp_path), **{**DCGAN, "epochs": 1, "progress": True, "workers": None}))
     assert "cuda graphs: on" in capsys.readouterr().out
 
 
