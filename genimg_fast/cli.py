@@ -37,6 +37,9 @@ def _bench(args: argparse.Namespace) -> int:
     if record["copy_bandwidth_gbs"]:
         print(f"measured device copy bandwidth: {record['copy_bandwidth_gbs']:.0f} GB/s (read + write)")
     print(format_table(record["results"], record["copy_bandwidth_gbs"]))
+    from genimg_fast.bench.versus_compile import summary_lines
+    for line in summary_lines(record["results"]):
+        print(f"vs best torch.compile: {line}")
     if args.json:
         write_record(record, Path(args.json))
         print(f"results written to {args.json}")
@@ -229,7 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true",
                        help="fewer cases, variants and repeats (seconds on a CPU, minutes on a GPU)")
     bench.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
-    bench.add_argument("--compile", action="store_true", help="also time torch.compile of both variants")
+    bench.add_argument("--compile", action="store_true",
+                       help="also time torch.compile: of both variants for ops and networks; for training "
+                       "iterations, of the reference recipe's networks in modes default, "
+                       "max-autotune-no-cudagraphs and reduce-overhead (compiling takes minutes)")
     bench.add_argument("--repeats", type=_positive_int, metavar="N",
                        help="timed repeats per op step (default 100 quick, 400 full; x5 on a GPU); whole networks "
                        "take a tenth, training iterations a twentieth")

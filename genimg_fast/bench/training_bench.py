@@ -1,11 +1,16 @@
 """Whole training iterations of the four recipes (every network's forward and backward, the
-losses and the optimizer steps, exactly as `genimg-fast train` runs them): the reference
-layers and losses in eager torch against genimg_fast's fused recipe, and on a GPU both again
-captured as CUDA graphs (the trainers' --cuda-graphs), with bf16 autocast and channels_last
-outside --quick, and torch.compile with --compile. Peak GPU memory per iteration. Every
-variant's first two iterations are checked against the reference's before anything is timed
-(the same seed gives every variant the same weights and noise). CycleGAN runs without its image
-pool, so that every variant, CUDA graphs included, does the same work."""
+losses and the optimizer steps, exactly as `genimg-fast train` runs them), in the variants a user
+would compare: the reference layers and losses in eager torch; with --compile, torch.compile of
+the reference's networks in each of its modes (compile_modes.py); genimg_fast's fused recipe
+eager; and on a GPU genimg_fast captured as one CUDA graph (the trainers' --cuda-graphs), outside
+--quick also in bf16 autocast and channels_last, and the reference captured the same way (so the
+graph's gain and the kernels' can be told apart). Every row carries the FLOPs of one iteration
+(flops.py, counted once in the reference's first iteration), the achieved TFLOP/s, on a GPU the
+suite knows the share of its dense peak (peaks.py), and with --compile its ratio to the best
+torch.compile mode (versus_compile.py). Peak GPU memory per iteration. Every variant's first two
+iterations are checked against the reference's before anything is timed (the same seed gives
+every variant the same weights and noise). CycleGAN runs without its image pool, so that every
+variant, CUDA graphs included, does the same work."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +22,13 @@ import torch
 from torch import nn
 
 from genimg_fast.bench.checks import check_each, finish, without
-from genimg_fast.bench.rows import add_peak_mb, timing_rows
+from genimg_fast.bench.compile_modes import (MODES, compile_networks, compiled_step, cudagraph_skips, mode_note,
+                                             variant_name)
+from genimg_fast.bench.flops import count_flops
+from genimg_fast.bench.peaks import device_peak
+from genimg_fast.bench.rows import add_flop_rates, add_peak_mb, not_run_row, timing_rows
 from genimg_fast.bench.timing import time_side_by_side
+from genimg_fast.bench.versus_compile import add_speedup_vs_best_compile
 from genimg_fast.data import ColouredShapes, OutlinesToShapes, UnpairedShapeStyles
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
 from genimg_fast.train.cyclegan import CycleGANConfig, CycleGANRecipe
@@ -34,7 +44,7 @@ class TrainingCase:
     batch_shape: tuple[int, ...]
     build: Callable[[dict, torch.device], object]  # run options, device -> recipe
     paired: bool = False                            # batches of (A, B) instead of (images, labels)
-    quick: bool = False                             # fewer variants (no bf16)
+    quick: bool = False                             # fewer variants (no bf16 + channels_last)
 
 
 def _dcgan(size: int, width: int, batch: int) -> Callable:
@@ -81,21 +91,41 @@ def _cases(device: torch.device, quick: bool) -> list[TrainingCase]:
     ]
 
 
-def _variants(device: torch.device, quick: bool, compile_too: bool) -> dict[str, dict]:
-    """variant name -> the trainers' run options."""
+@dataclass(frozen=True)
+class Variant:
+    options: dict                     # the trainers' run options
+    compile_mode: str | None = None   # torch.compile mode for the recipe's networks (compile_modes.py)
+    timed: bool = True                # False: a yardstick for the checks (check_iterations), not timed
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.options.get("amp") == "bf16" else "fp32"
+
+
+BF16_YARDSTICK = "torch bf16 channels_last"   # eager torch's own bf16 error bounds genimg_fast's
+LAYOUT_YARDSTICK = "torch channels_last"      # with dropout, channels_last draws its masks in another order
+
+
+def _variants(device: torch.device, quick: bool, compile_too: bool) -> dict[str, Variant]:
+    """variant name -> how to run it, "torch" first (every check compares with it) and each
+    yardstick before the variants it judges."""
     base = {"device": str(device), "progress": False}
-    found = {"torch": {**base, "impl": "reference"}, "genimg_fast": {**base, "impl": "fused"}}
-    if device.type == "cuda":
-        found["torch (cuda graphs)"] = {**base, "impl": "reference", "cuda_graphs": True}
-        found["genimg_fast (cuda graphs)"] = {**base, "impl": "fused", "cuda_graphs": True}
-    if not quick:
-        found["torch bf16"] = {**base, "impl": "reference", "amp": "bf16"}
-        found["genimg_fast bf16"] = {**base, "impl": "fused", "amp": "bf16"}
-        found["torch channels_last"] = {**base, "impl": "reference", "channels_last": True}
-        found["genimg_fast channels_last"] = {**base, "impl": "fused", "channels_last": True}
+    reference, fused = {**base, "impl": "reference"}, {**base, "impl": "fused"}
+    gpu, low_precision = device.type == "cuda", device.type == "cuda" and not quick
+    found = {"torch": Variant(reference)}
+    if low_precision:
+        found[LAYOUT_YARDSTICK] = Variant({**reference, "channels_last": True}, timed=False)
+        found[BF16_YARDSTICK] = Variant({**reference, "amp": "bf16", "channels_last": True}, timed=False)
     if compile_too:
-        found["torch.compile(torch)"] = {**base, "impl": "reference", "compile": True}
-        found["torch.compile(genimg_fast)"] = {**base, "impl": "fused", "compile": True}
+        found.update({variant_name(mode): Variant(reference, compile_mode=mode) for mode in MODES})
+    if gpu:
+        found["torch (cuda graphs)"] = Variant({**reference, "cuda_graphs": True})
+    found["genimg_fast"] = Variant(fused)
+    if gpu:
+        found["genimg_fast (cuda graphs)"] = Variant({**fused, "cuda_graphs": True})
+    if low_precision:
+        found["genimg_fast (cuda graphs) bf16 channels_last"] = Variant(
+            {**fused, "cuda_graphs": True, "amp": "bf16", "channels_last": True})
     return found
 
 
@@ -133,7 +163,8 @@ def check_iterations(runs: dict[str, FirstIterations], case: TrainingCase) -> di
     """Every variant starts from the same weights and draws the same noise: its losses over the
     first two iterations must be the reference's (the second follows the first's gradients and
     optimizer steps and, with CUDA graphs, is the first replay), and each network's first update
-    must point where torch's does. In bf16 the update may be off by twice eager torch's own bf16."""
+    must point where torch's does. In bf16 the update may be off by twice eager torch's own bf16
+    (BF16_YARDSTICK's, in the same layout)."""
     def check(name: str) -> None:
         rel = 0.1 if "bf16" in name else 2e-2  # cuDNN's and our norms round apart; TF32 convolutions
         for iteration, (got_losses, want_losses) in enumerate(zip(runs[name].losses, runs["torch"].losses), 1):
@@ -144,10 +175,10 @@ def check_iterations(runs: dict[str, FirstIterations], case: TrainingCase) -> di
                                          f"{got:.6g} vs {want:.6g}")
         for network, off in runs[name].disagreement.items():
             allowed = 0.1
-            if name == "torch bf16":
+            if name == BF16_YARDSTICK:
                 allowed = math.inf
-            elif "bf16" in name and "torch bf16" in runs:
-                allowed = max(allowed, 2 * runs["torch bf16"].disagreement[network])
+            elif "bf16" in name and BF16_YARDSTICK in runs:
+                allowed = max(allowed, 2 * runs[BF16_YARDSTICK].disagreement.get(network, 0.0))
             if not (math.isfinite(off) and off <= allowed):
                 raise AssertionError(f"{network}'s first update on {case.name} points elsewhere than torch's: "
                                      f"1 - cosine = {off:.3g} > {allowed:.3g}")
@@ -161,35 +192,79 @@ def _update_reference(name: str, has_dropout: bool) -> str | None:
     if has_dropout and "compile" in name:
         return None
     if has_dropout and "channels_last" in name:
-        return None if name == "torch channels_last" else "torch channels_last"
+        return None if name == LAYOUT_YARDSTICK else LAYOUT_YARDSTICK
     return "torch"
 
 
+def _not_run_reason(exc: Exception, device: torch.device) -> str:
+    """One line: a compiler's error can run to pages."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"fails on {device.type}: {type(exc).__name__}: {first[:200]}"
+
+
+def _step(recipe, variant: Variant, case: TrainingCase) -> Callable:
+    """One training iteration of `recipe` as `variant` runs it (compiled, captured or eager)."""
+    if variant.compile_mode:
+        compile_networks(recipe, variant.compile_mode)
+        return compiled_step(recipe, variant.compile_mode)
+    if variant.options.get("cuda_graphs"):
+        return CUDAGraphStep(recipe, case.batch_shape[0])
+    return recipe.step
+
+
 def run_case(case: TrainingCase, device: torch.device, *, compile_too: bool, warmup: int, repeats: int) -> list[dict]:
+    """The case's rows, one per timed variant and one per torch.compile mode that could not run
+    here (its row says why); raises UntimedVariants when a variant failed its check."""
     batches = _batches(case, device)
-    steps, runs, reference_updates = {}, {}, {}
-    for name, options in _variants(device, case.quick, compile_too).items():
-        recipe = case.build(options, device)
+    variants = _variants(device, case.quick, compile_too)
+    steps, runs, reference_updates, not_run, skipped = {}, {}, {}, {}, {}
+    flops = None
+    for name, variant in variants.items():
+        skips_before = cudagraph_skips()
+        try:
+            recipe = case.build(variant.options, device)
+            step = _step(recipe, variant, case)
+            before = _flat_parameters(recipe)
+            losses = []
+            if name == "torch":  # counted once, by op shapes: the same work in every variant
+                flops = count_flops(lambda: losses.append(step(batches[0])))
+            else:
+                losses.append(step(batches[0]))
+            update = {net: after - before[net] for net, after in _flat_parameters(recipe).items()}
+            del before
+            losses.append(step(batches[1]))  # a graph variant: eager, then capture + replay
+        except Exception as exc:  # a compiler mode that cannot run on this device is reported, not fatal
+            if variant.compile_mode is None:
+                raise
+            not_run[name] = _not_run_reason(exc, device)
+            continue
+        skipped[name] = cudagraph_skips() - skips_before
         has_dropout = any(isinstance(m, nn.modules.dropout._DropoutNd)
                           for net in recipe.networks().values() for m in net.modules())
-        step = CUDAGraphStep(recipe, case.batch_shape[0]) if options.get("cuda_graphs") else recipe.step
-        before = _flat_parameters(recipe)
-        losses = [step(batches[0])]
-        update = {net: after - before[net] for net, after in _flat_parameters(recipe).items()}
-        del before
-        if name in ("torch", "torch channels_last"):
+        if name in ("torch", LAYOUT_YARDSTICK):
             reference_updates[name] = update
         reference = reference_updates.get(_update_reference(name, has_dropout))
-        disagreement = {net: _disagreement(u, reference[net]) for net, u in update.items()} if reference else {}
+        runs[name] = FirstIterations(losses, {net: _disagreement(u, reference[net]) for net, u in update.items()}
+                                     if reference else {})
         del update
-        losses.append(step(batches[1]))  # a graph variant: eager, then capture + replay
-        runs[name] = FirstIterations(losses, disagreement)
         steps[name] = lambda i, step=step: step(batches[i % 2])
     del reference_updates
     failed = check_iterations(runs, case)
-    steps = without(steps, failed)
-    timings = time_side_by_side(steps, device, warmup=max(4, warmup // 5), repeats=max(10, repeats // 20))
-    rows = timing_rows(timings, op=f"{case.name} training iteration", case=case.label, shape=case.batch_shape,
-                       dtype=torch.float32, modeled_bytes=None)
-    add_peak_mb(rows, steps, device)
+    timed = {name: step for name, step in without(steps, failed).items() if variants[name].timed}
+    del steps
+    timings = time_side_by_side(timed, device, warmup=max(4, warmup // 5), repeats=max(10, repeats // 20))
+    row_fields = {"op": f"{case.name} training iteration", "case": case.label, "shape": case.batch_shape,
+                  "dtype": torch.float32}
+    rows = timing_rows(timings, modeled_bytes=None, **row_fields)
+    rows += [not_run_row(variant=name, why=why, **row_fields) for name, why in not_run.items()]
+    order = list(variants)
+    rows.sort(key=lambda row: order.index(row["variant"]))
+    for row in rows:
+        mode = variants[row["variant"]].compile_mode
+        if mode and row["note"] is None:
+            row["note"] = mode_note(mode, device, skipped.get(row["variant"], 0))
+    add_peak_mb(rows, timed, device)
+    add_flop_rates(rows, flops, {name: v.precision for name, v in variants.items()}, device_peak(device),
+                   torch.backends.cudnn.allow_tf32)
+    add_speedup_vs_best_compile(rows)
     return finish(rows, failed)
