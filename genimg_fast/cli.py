@@ -233,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fewer cases, variants and repeats (seconds on a CPU, minutes on a GPU)")
     bench.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
     bench.add_argument("--compile", action="store_true",
-                       help="also time torch.compile: of both variants for ops and networks; for training "
-                       "iterations, of the reference recipe's networks in modes default, "
+                       help="also time torch.compile: of the ops', networks' and inference's eager variants; "
+                       "for training iterations, of the reference recipe's networks in modes default, "
                        "max-autotune-no-cudagraphs and reduce-overhead (compiling takes minutes)")
     bench.add_argument("--repeats", type=_positive_int, metavar="N",
                        help="timed repeats per op step (default 100 quick, 400 full; x5 on a GPU); whole networks "
