@@ -10,15 +10,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from genimg_fast._safe_load import load_torch_file
 from genimg_fast.models import VAE, ConvVAE, DCGANGenerator, define_G
 from genimg_fast.models.factories import GENERATORS
 
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, "checkpoint")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: not a plain state_dict (a dict of tensors)")
     return state
@@ -39,7 +38,12 @@ def dcgan_generator(path: str | Path, fused: bool = True) -> DCGANGenerator:
         raise ValueError(f"{path}: not a DCGAN generator (no main.0.weight)")
     first, last = state["main.0.weight"], state[f"main.{convs[-1]}.weight"]
     image_size = 2 ** (convs[-1] // 3 + 2)
-    net = DCGANGenerator(first.shape[0], last.shape[0], last.shape[1], image_size, fused=fused, init=False)
+    if first.dim() != 4 or last.dim() != 4:
+        raise ValueError(f"{path}: not a DCGAN generator (main.0.weight is not a convolution's)")
+    try:
+        net = DCGANGenerator(first.shape[0], last.shape[0], last.shape[1], image_size, fused=fused, init=False)
+    except ValueError as exc:  # e.g. a discriminator's layers, read as a generator's
+        raise ValueError(f"{path}: not a DCGAN generator: its layers fit none ({exc})") from None
     return _strict(net, state, path)
 
 

@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import torch
 
+from genimg_fast._safe_load import load_torch_file
+
 
 def _usual_permissions(fd: int) -> None:
     """mkstemp makes files only their owner can read; a checkpoint gets what open() would give."""
@@ -73,15 +75,33 @@ def set_rng_state(state: dict[str, Any]) -> None:
             torch.cuda.set_rng_state(gpu_state, index)
 
 
-def saved_run_config(path: str | Path) -> dict[str, Any]:
-    """The config record of a saved training state, its tensors mapped rather than read (the CLI
-    looks at it before the run, which then loads the whole state)."""
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)["config"]
+STATE_KEYS = ("config", "recipe", "epoch", "batch_in_epoch", "step", "processes")
 
 
-def load_training_state(path: str | Path) -> dict[str, Any]:
+def _checked_state(state: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(state, dict) or not all(key in state for key in STATE_KEYS):
+        raise ValueError(f"{path}: not a genimg_fast training state (it needs {', '.join(STATE_KEYS)})")
+    if not isinstance(state["config"], dict):
+        raise ValueError(f"{path}: not a genimg_fast training state (its config is not a dict)")
+    return state
+
+
+def _state_path(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no training state to resume from (was the run started with this --out?)")
-    # Our own file: optimizer and RNG states are more than weights_only admits.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return path
+
+
+def saved_run_config(path: str | Path) -> dict[str, Any]:
+    """The config record of a saved training state, its tensors mapped rather than read (the CLI
+    looks at it before the run, which then loads the whole state)."""
+    path = _state_path(path)
+    return _checked_state(load_torch_file(path, "training state", mmap=True), path)["config"]
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """A resumable state, loaded as tensors and plain data only (_safe_load.py): a state that
+    names Python code is refused, not run."""
+    path = _state_path(path)
+    return _checked_state(load_torch_file(path, "training state"), path)

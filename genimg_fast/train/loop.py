@@ -111,9 +111,13 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
     if config.resume:
         state = load_training_state(out / STATE_FILE)
         _check_resumable(config_record, state["config"], same_on_resume)
-        recipe.load_state_dict(state["recipe"])
-        _load_process_state(recipe, state["processes"], distributed)
-        epoch, batch_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
+        try:
+            recipe.load_state_dict(state["recipe"])
+            _load_process_state(recipe, state["processes"], distributed)
+            epoch, batch_in_epoch, step = (int(state[key]) for key in ("epoch", "batch_in_epoch", "step"))
+        except (KeyError, IndexError, TypeError, RuntimeError) as exc:  # a damaged state of the right form
+            raise ValueError(f"{out / STATE_FILE}: does not fit this run: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     if writes:
         remove_stale_temporaries(out)
     log = LossLog(out / "losses.jsonl", resume_from_step=step if config.resume else None) if writes else None

@@ -8,6 +8,7 @@ curve plots the recipe's loss keys only, and logs written before it existed read
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,28 @@ DATA_WAIT_SHARE = "data_wait_share"
 NOT_LOSSES = ("step", "epoch", DATA_WAIT_SHARE)  # the fields of a line that are not the recipe's values
 
 
-def _parsed(line: str) -> dict | None:
-    """A log line, or None for a blank one or one cut off by a hard kill."""
-    try:
-        return json.loads(line) if line.strip() else None
-    except json.JSONDecodeError:
-        return None
+def read_entries(path: str | Path) -> list[dict[str, Any]]:
+    """The log's entries. A last line cut off by a hard kill is left out; any other line that is
+    not a JSON object with an integer "step" is a ValueError naming the file and the line (a
+    damaged or foreign log is not silently dropped)."""
+    path = Path(path)
+    lines = path.read_bytes().split(b"\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    entries = []
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if index == last:
+                continue
+            raise ValueError(f"{path}: line {index + 1} is not JSON: not a losses log, or damaged (move it away "
+                             "to go on without it)") from None
+        if not isinstance(entry, dict) or isinstance(entry.get("step"), bool) or not isinstance(entry.get("step"), int):
+            raise ValueError(f"{path}: line {index + 1} is not a log entry (a JSON object with an integer 'step')")
+        entries.append(entry)
+    return entries
 
 
 class LossLog:
@@ -32,9 +49,8 @@ class LossLog:
         if resume_from_step is None:
             atomic_write_text("", self.path)
         elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if (entry := _parsed(line)) is not None and entry["step"] < resume_from_step]
-            atomic_write_text("".join(line + "\n" for line in kept), self.path)
+            kept = [entry for entry in read_entries(self.path) if entry["step"] < resume_from_step]
+            atomic_write_text("".join(json.dumps(entry) + "\n" for entry in kept), self.path)
         self._file = open(self.path, "a")
 
     def write(self, entry: dict[str, Any]) -> None:
@@ -45,7 +61,7 @@ class LossLog:
         self._file.close()
 
     def entries(self) -> list[dict[str, Any]]:
-        return [e for e in map(_parsed, self.path.read_text().splitlines()) if e is not None]
+        return read_entries(self.path)
 
 
 def plot_losses(entries: list[dict[str, Any]], keys: list[str], path: str | Path, title: str) -> None:
@@ -57,7 +73,7 @@ def plot_losses(entries: list[dict[str, Any]], keys: list[str], path: str | Path
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     steps = [e["step"] for e in entries]
     for key in keys:
-        ax.plot(steps, [e[key] for e in entries], label=key, linewidth=1)
+        ax.plot(steps, [e.get(key, math.nan) for e in entries], label=key, linewidth=1)
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_title(title)
