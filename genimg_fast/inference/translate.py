@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from genimg_fast.data.folders import image_files, load_image
-from genimg_fast.data.image_pairs import ResizeCropFlip
+from genimg_fast.data.image_pairs import ResizeCropFlip, split_aligned
 from genimg_fast.inference import checkpoints
 from genimg_fast.inference.optimize import optimize_for_inference
 from genimg_fast.train.checkpoint import atomic_write_text
@@ -51,8 +51,7 @@ def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, si
             image = load_image(str(path))
             target = None
             if aligned:  # A | B side by side: translate A, show B
-                w, h = image.size
-                image, target = image.crop((0, 0, w // 2, h)), image.crop((w // 2, 0, w, h))
+                image, target = split_aligned(image, str(path))
             real = _to_tensor(image, size, channels).unsqueeze(0).to(device)
             fake = net(real)
             names = {"real": f"{path.stem}_real.png", "fake": f"{path.stem}_fake.png"}
