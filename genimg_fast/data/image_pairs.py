@@ -46,6 +46,16 @@ class ResizeCropFlip:
         return F.normalize(F.to_tensor(image), [0.5] * self.channels, [0.5] * self.channels)
 
 
+def split_aligned(image, path: str):
+    """(A, B) of an image holding A | B side by side, split at half the width (B gets the extra
+    column of an odd width); an image too narrow for both halves is an error naming its path
+    (the trainer and `translate --aligned` refuse the same images)."""
+    w, h = image.size
+    if w < 2:
+        raise ValueError(f"{path}: too narrow to hold A | B side by side ({w} pixel{'s' if w != 1 else ''} wide)")
+    return image.crop((0, 0, w // 2, h)), image.crop((w // 2, 0, w, h))
+
+
 class AlignedFolder(EpochSeeded):
     def __init__(self, root: str | Path, phase: str = "train", load_size: int = 286, crop_size: int = 256,
                  flip: bool = True, seed: int = 0) -> None:
@@ -58,12 +68,8 @@ class AlignedFolder(EpochSeeded):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         path = str(self.files[index])
-        image = load_image(path)
-        w, h = image.size
-        if w < 2:
-            raise ValueError(f"{path}: too narrow to hold A | B side by side")
+        a, b = split_aligned(load_image(path), path)
         params = self.preprocess.params(self._generator(index, 0))
-        a, b = image.crop((0, 0, w // 2, h)), image.crop((w // 2, 0, w, h))
         return self.preprocess(a, params), self.preprocess(b, params)
 
 

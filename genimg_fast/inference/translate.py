@@ -1,6 +1,8 @@
 """`genimg-fast translate`: a folder of images through a CycleGAN or pix2pix generator, written
 as <name>_real.png / <name>_fake.png under <out>/images plus an index.html that shows each
 input beside its output (and the target, for A|B images), like the reference's results page.
+Every input keeps its own outputs: names that differ only by extension or case get distinct
+stems (output_names.unique_stems), and the page's links are URL-encoded.
 
 As junyanz's test script does by default, the generator stays in training mode (pix2pix's batch
 norm uses the image's own statistics and its dropout stays on); --eval switches to eval mode.
@@ -11,12 +13,14 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from urllib.parse import quote
 
 import torch
 
 from genimg_fast.data.folders import image_files, load_image
-from genimg_fast.data.image_pairs import ResizeCropFlip
+from genimg_fast.data.image_pairs import ResizeCropFlip, split_aligned
 from genimg_fast.inference import checkpoints
+from genimg_fast.inference.output_names import unique_stems
 from genimg_fast.inference.optimize import optimize_for_inference
 from genimg_fast.train.checkpoint import atomic_write_text
 
@@ -29,6 +33,12 @@ def _to_tensor(image, size: int, channels: int = 3) -> torch.Tensor:
 def _save(image: torch.Tensor, path: Path) -> None:
     from torchvision.utils import save_image
     save_image(image.float().cpu() * 0.5 + 0.5, path)
+
+
+def _link(name: str) -> str:
+    """images/<name> as an attribute value: URL-encoded ('#', '?', '%' and spaces would otherwise
+    cut or change the link), then HTML-escaped."""
+    return html.escape("images/" + quote(name))
 
 
 def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, size: int = 256, aligned: bool = False,
@@ -47,25 +57,24 @@ def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, si
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     with torch.no_grad():
-        for path in files:
+        for path, stem in zip(files, unique_stems(files)):
             image = load_image(str(path))
             target = None
             if aligned:  # A | B side by side: translate A, show B
-                w, h = image.size
-                image, target = image.crop((0, 0, w // 2, h)), image.crop((w // 2, 0, w, h))
+                image, target = split_aligned(image, str(path))
             real = _to_tensor(image, size, channels).unsqueeze(0).to(device)
             fake = net(real)
-            names = {"real": f"{path.stem}_real.png", "fake": f"{path.stem}_fake.png"}
+            names = {"real": f"{stem}_real.png", "fake": f"{stem}_fake.png"}
             _save(real[0], out / "images" / names["real"])
             _save(fake[0], out / "images" / names["fake"])
             if target is not None:
-                names["target"] = f"{path.stem}_target.png"
+                names["target"] = f"{stem}_target.png"
                 _save(_to_tensor(target, size, 3), out / "images" / names["target"])
             rows.append((path.name, names))
     columns = ["real", "fake"] + (["target"] if aligned else [])
     cells = "\n".join(
         "<tr><td>" + html.escape(label) + "</td>" + "".join(
-            f'<td><img src="images/{html.escape(names[c])}" width="{min(size, 256)}"></td>' for c in columns) + "</tr>"
+            f'<td><img src="{_link(names[c])}" width="{min(size, 256)}"></td>' for c in columns) + "</tr>"
         for label, names in rows)
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(str(checkpoint))}</title></head>"
             f"<body><h3>{html.escape(name)} from {html.escape(str(checkpoint))}</h3>\n<table>\n<tr><th>image</th>"

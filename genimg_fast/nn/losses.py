@@ -17,6 +17,14 @@ Tensor = torch.Tensor
 
 
 class GANLoss(nn.Module):
+    """junyanz's GANLoss: lsgan, vanilla (BCE with logits), wgangp, or bce (BCE on probabilities,
+    the DCGAN example's BCELoss).
+
+    With 'bce', a prediction outside [0, 1] (or NaN) raises on the CPU, as torch's BCELoss does.
+    On a GPU no check runs (it would cost a host sync per step): the fused kernels give a
+    non-finite loss, which the trainer's non-finite stop reports; torch's own BCE (the fallback
+    on a GPU without the kernels) stops with its device-side assertion (docs/implementations.md)."""
+
     def __init__(self, gan_mode: str, target_real_label: float = 1.0, target_fake_label: float = 0.0) -> None:
         super().__init__()
         self.gan_mode = objectives.check_gan_mode(gan_mode)

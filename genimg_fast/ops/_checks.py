@@ -35,6 +35,19 @@ def check_loss_pair(input: torch.Tensor, target: torch.Tensor, op: str) -> None:
                          f"got {list(target.shape)}")
 
 
+def check_probabilities(tensor: torch.Tensor, name: str, op: str) -> None:
+    """torch's BCELoss check: every element in [0, 1] (NaN and Inf fail it), on CPU tensors only.
+
+    On a GPU the answer would have to be read back to the host, a sync on every loss call; there
+    an out-of-range probability gives a non-finite loss instead (NaN), which the trainer's
+    non-finite stop reports (docs/implementations.md)."""
+    if tensor.device.type != "cpu" or tensor.numel() == 0:
+        return
+    if not bool(((tensor >= 0) & (tensor <= 1)).all()):  # written so that NaN fails too
+        raise RuntimeError(f"{op}: all elements of {name} should be between 0 and 1 (probabilities, as for "
+                           "torch's BCELoss), got values outside [0, 1] or NaN")
+
+
 def is_mean_reduction(reduction: str, op: str) -> bool:
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{op}: reduction must be 'mean' or 'sum', got {reduction!r}")

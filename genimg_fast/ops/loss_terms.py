@@ -22,7 +22,7 @@ from genimg_fast import _backend
 from genimg_fast._implementation import FALLBACK, implementation
 from genimg_fast.ops import _loss_fallback
 from genimg_fast.ops import _loss_math as math
-from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor, is_real
+from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor, check_probabilities, is_real
 
 Tensor = torch.Tensor
 _OP = "genimg_fast.loss_terms"
@@ -89,8 +89,13 @@ def _grad_like(x: Tensor, compute_grad: bool) -> Tensor:
 def loss_terms_op(inputs: list[Tensor], targets: list[Tensor | None], target_values: list[float], spec: str,
                   weights: list[float], compute_grad: bool) -> tuple[Tensor, Tensor, list[Tensor]]:
     """Reference. Returns (per-term values [T], total, stored gradients weight * df/da per input
-    (empty tensors without compute_grad)); values in the inputs' dtype."""
+    (empty tensors without compute_grad)); values in the inputs' dtype. A 'bce' input outside
+    [0, 1] (or NaN) raises on CPU tensors, as torch's BCELoss does; on CUDA tensors, reference and
+    kernels alike, it gives a non-finite value instead (a check there would cost a host sync)."""
     parsed = _check(inputs, targets, target_values, spec, weights)
+    for i, (x, (kind, _)) in enumerate(zip(inputs, parsed)):
+        if kind == "bce":
+            check_probabilities(x, f"inputs[{i}]", _OP)
     if inputs[0].is_cuda:
         _backend.note_reference_on_cuda("loss_terms")
     acc = accumulation_dtype(inputs[0].dtype)

@@ -40,7 +40,8 @@ def gan_term(prediction: Tensor, mode: str, target_is_real: bool, weight: float 
              fake_label: float = 0.0) -> LossTerm:
     """The GAN loss of a discriminator output against a constant label, as junyanz's GANLoss:
     lsgan = MSE, vanilla = BCE with logits, bce = BCE on probabilities (means);
-    wgangp = -mean(prediction) for real, +mean for fake."""
+    wgangp = -mean(prediction) for real, +mean for fake. bce probabilities outside [0, 1] raise on
+    the CPU and give a non-finite loss on the GPU's kernels (see GANLoss)."""
     check_gan_mode(mode)
     target_is_real = bool(target_is_real)  # junyanz tests its truth value (bool, numpy bool, 0/1)
     if mode == "wgangp":
@@ -52,6 +53,7 @@ def gan_term(prediction: Tensor, mode: str, target_is_real: bool, weight: float 
 
 def gan_loss(prediction: Tensor, mode: str, target_is_real: bool, real_label: float = 1.0,
              fake_label: float = 0.0) -> Tensor:
+    """GANLoss's value: gan_term's loss, through torch's own loss where the kernels do not serve."""
     if implementation(prediction, "loss_terms") == FALLBACK:
         return gan_value(prediction, check_gan_mode(mode), bool(target_is_real), real_label, fake_label)
     total, _ = evaluate_terms([gan_term(prediction, mode, target_is_real, 1.0, real_label, fake_label)])
