@@ -270,9 +270,22 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         if os.environ.get("GENIMG_FAST_TRACEBACK") == "1":
             raise
-        command = " ".join(part for part in (args.command, getattr(args, "model_family", None)) if part)
-        print(f"genimg-fast {command}: error: {exc}", file=sys.stderr)
+        print(f"genimg-fast {_command(args)}: error: {exc}", file=sys.stderr)
         return 2
+    except _training_diverged() as exc:  # not a mistake in the command line: the run itself failed
+        print(f"genimg-fast {_command(args)}: stopped: {exc}", file=sys.stderr)
+        return 1
+
+
+def _training_diverged() -> type:
+    """Imported only once an error is in flight: the CLI starts without importing torch."""
+    from genimg_fast.train.divergence import TrainingDiverged
+
+    return TrainingDiverged
+
+
+def _command(args: argparse.Namespace) -> str:
+    return " ".join(part for part in (args.command, getattr(args, "model_family", None)) if part)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from genimg_fast.train.checkpoint import (atomic_save, load_training_state, remo
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
 from genimg_fast.train.cuda_graphs_choice import CUDAGraphsChoice, choose_cuda_graphs
 from genimg_fast.train.data_wait import InputWatch, device_batches
+from genimg_fast.train.divergence import TrainingDiverged, first_non_finite
 from genimg_fast._device import resolve_device
 from genimg_fast.train.distributed import Distributed, from_environment, seed_process_draws
 from genimg_fast.train.options import check_distributed, check_run_options
@@ -126,18 +127,28 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
                             watch=InputWatch(workers, device.type) if writes else None)
     last: dict = {}
 
-    def write(entries: list[dict]) -> None:
+    saved_step = step if config.resume else None  # the step the state on disk resumes from
+
+    def write(entries: list[dict], check: bool = True) -> None:
         nonlocal last
         for entry in entries:
             if log is not None:
                 log.write(entry)
             last = entry
+        bad = first_non_finite(entries, NOT_LOSSES) if check else None
+        if bad is not None:  # every process reads the same (averaged) values: all stop here
+            kept = (f"{out / STATE_FILE} still resumes from step {saved_step}" if saved_step is not None
+                    else "no resumable state had been saved yet")
+            raise TrainingDiverged(f"the run diverged: {bad[1]} is {bad[2]} at step {bad[0]}; stopped without "
+                                   f"saving: {kept}, the checkpoints written before stay as they were")
 
     def save_state() -> None:  # only at a step boundary: every finished step is in it, no half step
+        nonlocal saved_step
         processes = distributed.gather({"rng": rng_state(), "recipe": _process_state(recipe)})
         if writes:
             atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
                          "batch_in_epoch": batch_in_epoch, "step": step, "processes": processes}, out / STATE_FILE)
+        saved_step = step
 
     graphs = recipe.cuda_graphs
     if writes and config.progress:
@@ -179,7 +190,8 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
                 epoch, batch_in_epoch = epoch + 1, 0
                 save_state()
         except BaseException:
-            write(progress.flush(reduce=False))  # another process may be in a collective: no exchange now
+            # another process may be in a collective: no exchange now; the error in flight is the one to report
+            write(progress.flush(reduce=False), check=False)
             raise
         finally:
             write(progress.flush())
