@@ -114,10 +114,15 @@ def _train(args: argparse.Namespace) -> int:
 
     import genimg_fast
     from genimg_fast.train.cli_options import config_from_arguments
+    from genimg_fast.train.options import check_run_options
+    from genimg_fast.train.output_folder import check_output_folder
 
     module_name, config_name, train_name, _ = TRAINERS[args.model_family]
     module = importlib.import_module(module_name)
     config = config_from_arguments(getattr(module, config_name), args, _resumed_config(args))
+    # before the header: a run that cannot start says only why (the trainer checks again, for callers in Python)
+    check_run_options(config)
+    check_output_folder(config.out)
     backend = genimg_fast.backend_info()
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
     if speaks:
@@ -257,21 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Mistakes in what the user asked for (a missing folder, an option out of range, a run that cannot
-# resume as asked): one line naming the command and exit status 2, as argparse's own errors, not
-# a traceback. GENIMG_FAST_TRACEBACK=1 shows the traceback instead.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; the user's errors (user_errors.py: a mistake in what was asked for, a full
+    disk, a path the system refuses) are one line naming the command and exit status 2, as
+    argparse's own errors, not a traceback. GENIMG_FAST_TRACEBACK=1 shows the traceback instead."""
+    from genimg_fast.user_errors import is_user_error, one_line
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as exc:
-        if os.environ.get("GENIMG_FAST_TRACEBACK") == "1":
+    except Exception as exc:
+        if not is_user_error(exc) or os.environ.get("GENIMG_FAST_TRACEBACK") == "1":
             raise
         command = " ".join(part for part in (args.command, getattr(args, "model_family", None)) if part)
-        print(f"genimg-fast {command}: error: {exc}", file=sys.stderr)
+        print(f"genimg-fast {command}: error: {one_line(exc, getattr(args, 'out', None))}", file=sys.stderr)
         return 2
 
 
