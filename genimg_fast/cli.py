@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from genimg_fast.help_format import DefaultsHelpFormatter
+
 
 def _info(_args: argparse.Namespace) -> int:
     import genimg_fast
@@ -154,7 +156,7 @@ def _add_train_parser(sub) -> None:
     train = sub.add_parser("train", help="train a model of a reference recipe")
     families = train.add_subparsers(dest="model_family", required=True)
     for family, (module_name, config_name, _, help_text) in TRAINERS.items():
-        parser = families.add_parser(family, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = families.add_parser(family, help=help_text, formatter_class=DefaultsHelpFormatter)
         add_config_arguments(parser, getattr(importlib.import_module(module_name), config_name))
         parser.set_defaults(func=_train)
 
@@ -182,7 +184,7 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 def _add_inference_parsers(sub) -> None:
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = DefaultsHelpFormatter
     sample = sub.add_parser("sample", help="a grid of images from a DCGAN generator or VAE checkpoint",
                             formatter_class=defaults)
     sample.add_argument("model", choices=("dcgan", "vae"))

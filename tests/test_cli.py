@@ -114,6 +114,18 @@ def test_train_help_shows_the_workers_default_as_auto(capsys):
     assert "at most 8; on a CPU 0" in workers
 
 
+@pytest.mark.parametrize("command", [["train", "dcgan"], ["train", "vae"], ["train", "cyclegan"],
+                                     ["train", "pix2pix"], ["sample"], ["translate"]])
+def test_help_says_a_switch_s_default_in_words(capsys, command):
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: True)" not in text and "(default: False)" not in text
+    if command[0] == "train":
+        assert "--no-progress no progress bar (default: progress on)" in text
+        assert "--compile torch.compile the networks (default: off)" in text
+
+
 def test_the_train_header_names_the_data_workers(tmp_path, capsys):
     tiny = ["--out", str(tmp_path), "--image-size", "32", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size",
             "8", "--dataset-size", "8", "--device", "cpu", "--no-progress", "--max-steps", "0"]
