@@ -150,3 +150,17 @@ def test_an_out_on_a_read_only_file_system_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(output_folder.os, "statvfs", lambda path: ReadOnly())
     with pytest.raises(ValueError, match=f"--out {tmp_path}: cannot write in the folder: read-only file system$"):
         output_folder.check_output_folder(tmp_path)
+
+
+def test_a_sample_out_that_cannot_be_the_image_is_named(tmp_path, capsys):
+    from genimg_fast.models import DCGANGenerator
+
+    torch.save(DCGANGenerator(nz=16, ngf=8, image_size=32, fused=False).state_dict(), tmp_path / "netG.pth")
+    sample = ["sample", "dcgan", "--checkpoint", str(tmp_path / "netG.pth"), "--n", "2", "--device", "cpu"]
+    assert cli.main([*sample, "--out", str(tmp_path)]) == 2
+    assert _one_error_line(capsys, "sample").endswith(f"{tmp_path}: a folder; name the image file to write (e.g. "
+                                                      f"{tmp_path / 'samples.png'})")
+    assert cli.main([*sample, "--out", str(tmp_path / "grid.txt")]) == 2
+    assert "grid.txt: unknown image file extension '.txt'" in _one_error_line(capsys, "sample")
+    assert cli.main([*sample, "--out", str(tmp_path / "netG.pth" / "grid.png")]) == 2  # under a file
+    assert _one_error_line(capsys, "sample").endswith(f"{tmp_path / 'netG.pth'}: file exists")
