@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from genimg_fast.help_format import DefaultsHelpFormatter
+
 
 def _info(_args: argparse.Namespace) -> int:
     import genimg_fast
@@ -114,10 +116,15 @@ def _train(args: argparse.Namespace) -> int:
 
     import genimg_fast
     from genimg_fast.train.cli_options import config_from_arguments
+    from genimg_fast.train.options import check_run_options
+    from genimg_fast.train.output_folder import check_output_folder
 
     module_name, config_name, train_name, _ = TRAINERS[args.model_family]
     module = importlib.import_module(module_name)
     config = config_from_arguments(getattr(module, config_name), args, _resumed_config(args))
+    # before the header: a run that cannot start says only why (the trainer checks again, for callers in Python)
+    check_run_options(config)
+    check_output_folder(config.out)
     backend = genimg_fast.backend_info()
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
     if speaks:
@@ -149,7 +156,7 @@ def _add_train_parser(sub) -> None:
     train = sub.add_parser("train", help="train a model of a reference recipe")
     families = train.add_subparsers(dest="model_family", required=True)
     for family, (module_name, config_name, _, help_text) in TRAINERS.items():
-        parser = families.add_parser(family, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = families.add_parser(family, help=help_text, formatter_class=DefaultsHelpFormatter)
         add_config_arguments(parser, getattr(importlib.import_module(module_name), config_name))
         parser.set_defaults(func=_train)
 
@@ -177,7 +184,7 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 def _add_inference_parsers(sub) -> None:
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = DefaultsHelpFormatter
     sample = sub.add_parser("sample", help="a grid of images from a DCGAN generator or VAE checkpoint",
                             formatter_class=defaults)
     sample.add_argument("model", choices=("dcgan", "vae"))
@@ -257,31 +264,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Mistakes in what the user asked for (a missing folder, an option out of range, a run that cannot
-# resume as asked): one line naming the command and exit status 2, as argparse's own errors, not
-# a traceback. GENIMG_FAST_TRACEBACK=1 shows the traceback instead.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; the user's errors (user_errors.py: a mistake in what was asked for, a full
+    disk, a path the system refuses) are one line naming the command and exit status 2, as
+    argparse's own errors, not a traceback. GENIMG_FAST_TRACEBACK=1 shows the traceback instead."""
+    from genimg_fast.user_errors import is_user_error, one_line
+    from genimg_fast.train.divergence import TrainingDiverged
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as exc:
-        if os.environ.get("GENIMG_FAST_TRACEBACK") == "1":
-            raise
-        print(f"genimg-fast {_command(args)}: error: {exc}", file=sys.stderr)
-        return 2
-    except _training_diverged() as exc:  # not a mistake in the command line: the run itself failed
+    except TrainingDiverged as exc:  # not a mistake in the command line: the run itself failed
         print(f"genimg-fast {_command(args)}: stopped: {exc}", file=sys.stderr)
         return 1
-
-
-def _training_diverged() -> type:
-    """Imported only once an error is in flight: the CLI starts without importing torch."""
-    from genimg_fast.train.divergence import TrainingDiverged
-
-    return TrainingDiverged
+    except Exception as exc:
+        if not is_user_error(exc) or os.environ.get("GENIMG_FAST_TRACEBACK") == "1":
+            raise
+        print(f"genimg-fast {_command(args)}: error: {one_line(exc, getattr(args, 'out', None))}", file=sys.stderr)
+        return 2
 
 
 def _command(args: argparse.Namespace) -> str:

@@ -99,9 +99,10 @@ def test_a_mistake_in_the_request_is_one_line_naming_the_command(tmp_path, capsy
     assert "genimg-fast train vae: error: batch_size must be at least 1" in capsys.readouterr().err
 
 
-def test_a_device_that_is_not_one_is_named():
-    with pytest.raises(SystemExit, match="--device 'gpu' is not a device"):
-        cli.main(["train", "dcgan", "--device", "gpu", "--out", "unused"])
+def test_a_device_that_is_not_one_is_named(tmp_path, capsys):
+    assert cli.main(["train", "dcgan", "--device", "gpu", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("genimg-fast train dcgan: error: --device 'gpu' is not a device (auto, cpu, "
+                                       "cuda or cuda:N)\n")
 
 
 def test_train_help_shows_the_workers_default_as_auto(capsys):
@@ -113,6 +114,18 @@ def test_train_help_shows_the_workers_default_as_auto(capsys):
     assert "at most 8; on a CPU 0" in workers
 
 
+@pytest.mark.parametrize("command", [["train", "dcgan"], ["train", "vae"], ["train", "cyclegan"],
+                                     ["train", "pix2pix"], ["sample"], ["translate"]])
+def test_help_says_a_switch_s_default_in_words(capsys, command):
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: True)" not in text and "(default: False)" not in text
+    if command[0] == "train":
+        assert "--no-progress no progress bar (default: progress on)" in text
+        assert "--compile torch.compile the networks (default: off)" in text
+
+
 def test_the_train_header_names_the_data_workers(tmp_path, capsys):
     tiny = ["--out", str(tmp_path), "--image-size", "32", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size",
             "8", "--dataset-size", "8", "--device", "cpu", "--no-progress", "--max-steps", "0"]
@@ -120,3 +133,7 @@ def test_the_train_header_names_the_data_workers(tmp_path, capsys):
     assert ", data workers: 0 (auto)\n" in capsys.readouterr().out  # a CPU device's cores run the model
     assert cli.main(["train", "dcgan", *tiny, "--workers", "1"]) == 0
     assert ", data workers: 1\n" in capsys.readouterr().out
+    from genimg_fast.train.workers import cpus_per_process
+    assert cli.main(["train", "dcgan", *tiny, "--workers", "1000"]) == 0
+    assert (f", data workers: {cpus_per_process()} (--workers 1000 capped to the CPUs this process may use)\n"
+            in capsys.readouterr().out)

@@ -184,6 +184,10 @@ def test_logits_discriminator_trains_like_the_sigmoid_one(tmp_path):
     ("batch_size", 0, "batch_size must be at least 1"),
     ("epochs", -1, "epochs must not be negative"),
     ("dataset_size", 0, "dataset_size must be at least 1 for the built-in data"),
+    ("nz", 0, "nz must be at least 1, got 0"),
+    ("ndf", -1, "ndf must be at least 1, got -1"),
+    ("lr", -2e-4, "lr must not be negative"),
+    ("beta1", 1.0, "beta1 must be at least 0 and below 1"),
     ("seed", -1, r"seed must be between 0 and 2\*\*63 - 1"),
     ("seed", 2**63, r"seed must be between 0 and 2\*\*63 - 1"),
 ])

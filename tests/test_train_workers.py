@@ -29,10 +29,13 @@ def test_auto_on_a_cpu_device_is_no_workers(cpus):
     assert resolve_workers(None, "cpu", cpus=cpus, local_processes=1) == 0
 
 
-def test_an_explicit_count_wins():
+def test_an_explicit_count_wins_up_to_the_process_s_cpus():
     assert resolve_workers(0, "cuda", cpus=64, local_processes=1) == 0
-    assert resolve_workers(12, "cuda", cpus=4, local_processes=1) == 12
+    assert resolve_workers(12, "cuda", cpus=16, local_processes=1) == 12
     assert resolve_workers(3, "cpu", cpus=64, local_processes=1) == 3
+    assert resolve_workers(1000, "cuda", cpus=16, local_processes=1) == 16  # more would only take turns
+    assert resolve_workers(12, "cpu", cpus=4, local_processes=1) == 4
+    assert resolve_workers(12, "cuda", cpus=32, local_processes=4) == 8  # torchrun: this process's share
 
 
 def test_the_node_s_processes_come_from_torchrun_s_environment(monkeypatch):
@@ -51,3 +54,4 @@ def test_usable_cpus_follow_the_affinity_mask():
 def test_the_header_says_whether_the_count_was_chosen():
     assert describe_workers(None, 7) == "data workers: 7 (auto)"
     assert describe_workers(2, 2) == "data workers: 2"
+    assert describe_workers(1000, 16) == "data workers: 16 (--workers 1000 capped to the CPUs this process may use)"

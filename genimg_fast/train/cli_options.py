@@ -27,7 +27,8 @@ HELP = {
     "sample_every": "iterations between sample grids (each epoch's end has one too; 0: only there)",
     "log_every": "read the losses from the device this often (every iteration is logged)",
     "workers": "data-loading processes; auto: on a GPU, one fewer than the CPUs this process may use (split among "
-               "torchrun's processes on a node), at most 8; on a CPU 0 (its cores run the model)",
+               "torchrun's processes on a node), at most 8; on a CPU 0 (its cores run the model); a count "
+               "above those CPUs is capped to them",
     "resume": "continue the run in --out exactly where it stopped",
     "logits": "D without its final Sigmoid and BCE on logits (the same loss, numerically safer)",
     "no_progress": "no progress bar",

@@ -30,15 +30,28 @@ class RunOptions:
     progress: bool = True
 
 
+# Sizes and counts of the recipes' configs (each has some of them; None: the recipe's default).
+# Widths of 0 or below would only fail later, inside a convolution, with torch's words.
+AT_LEAST_ONE = ("batch_size", "log_every", "nz", "ngf", "ndf", "latent_dim", "image_size", "load_size", "crop_size")
+# 0 means none (no workers, no decay, no pool, only the epoch's sample, no such loss term); a learning
+# rate of 0 is allowed (torch's Adam takes it: a run that only measures), a negative one is not.
+NOT_NEGATIVE = ("epochs", "workers", "epochs_decay", "pool_size", "sample_every", "lr", "lambda_A", "lambda_B",
+                "lambda_identity", "lambda_L1")
+
+
 def check_run_options(options: RunOptions) -> None:
-    for name in ("batch_size", "log_every"):
-        value = getattr(options, name, 1)
+    """The options' ranges, checked before anything runs: a ValueError naming the option."""
+    for name in AT_LEAST_ONE:
+        value = getattr(options, name, None)
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
-    for name in ("epochs", "workers", "epochs_decay", "pool_size", "sample_every"):
-        value = getattr(options, name, 0)
+    for name in NOT_NEGATIVE:
+        value = getattr(options, name, None)
         if value is not None and value < 0:  # workers None: automatic
             raise ValueError(f"{name} must not be negative, got {value}")
+    beta1 = getattr(options, "beta1", None)
+    if beta1 is not None and not 0 <= beta1 < 1:  # Adam's first moment decay
+        raise ValueError(f"beta1 must be at least 0 and below 1, got {beta1}")
     if getattr(options, "save_epoch_freq", 1) < 1:
         raise ValueError(f"save_epoch_freq must be at least 1, got {options.save_epoch_freq}")
     if options.data == "shapes" and options.dataset_size < 1:

@@ -28,19 +28,24 @@ def cpus_per_process(cpus: int | None = None, local_processes: int | None = None
 
 def resolve_workers(requested: int | None, device_type: str, cpus: int | None = None,
                     local_processes: int | None = None) -> int:
-    """The worker count a run uses: `requested` when given (an explicit --workers N always wins),
-    else automatic:
+    """The worker count a run uses: `requested` when given, but at most this process's share of
+    the CPUs (more processes than cores only take turns: --workers 1000 on 16 cores ran 16x
+    slower), else automatic:
       - 0 on a device other than CUDA: the model's own threads already use every core there, and
         workers would take cores from them (the built-in data sets are generated in memory);
       - on CUDA, this process's share of the CPUs less one (the training process needs its own
         core to launch the GPU's work), at most MAX_AUTO_WORKERS."""
     if requested is not None:
-        return requested
+        return min(requested, cpus_per_process(cpus, local_processes))
     if device_type != "cuda":
         return 0
     return max(0, min(cpus_per_process(cpus, local_processes) - 1, MAX_AUTO_WORKERS))
 
 
 def describe_workers(requested: int | None, workers: int) -> str:
-    """For the run's header line: the count, and whether it was chosen automatically."""
-    return f"data workers: {workers}" + (" (auto)" if requested is None else "")
+    """For the run's header line: the count, and whether it was chosen automatically or capped."""
+    if requested is None:
+        return f"data workers: {workers} (auto)"
+    if workers < requested:
+        return f"data workers: {workers} (--workers {requested} capped to the CPUs this process may use)"
+    return f"data workers: {workers}"
