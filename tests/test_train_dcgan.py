@@ -76,7 +76,7 @@ def test_the_log_carries_each_window_s_data_wait_share_and_old_logs_still_resume
 
 def test_resume_refuses_another_recipe_and_a_missing_state(tmp_path):
     train_dcgan(DCGANConfig(out=str(tmp_path), epochs=1, max_steps=2, **TINY))
-    with pytest.raises(ValueError, match="--resume: lr was 0.0002 in the run being resumed, now 0.001"):
+    with pytest.raises(ValueError, match="--resume: --lr was 0.0002 in the run being resumed, now 0.001"):
         train_dcgan(DCGANConfig(out=str(tmp_path), epochs=1, resume=True, **{**TINY, "lr": 1e-3}))
     with pytest.raises(FileNotFoundError, match="no training state to resume from"):
         train_dcgan(DCGANConfig(out=str(tmp_path / "elsewhere"), resume=True, **TINY))
@@ -164,7 +164,7 @@ def test_cli_resume_takes_the_run_s_options_unless_given(tmp_path, capsys):
     assert main(["train", "dcgan", "--out", out, "--resume", "--epochs", "3", "--no-progress"]) == 0  # given: taken
     assert "dcgan done: 6 iterations, 3 epochs" in capsys.readouterr().out
     assert main(["train", "dcgan", "--out", out, "--resume", "--nz", "32", "--no-progress"]) == 2
-    assert "--resume: nz was 16 in the run being resumed, now 32" in capsys.readouterr().err
+    assert "--resume: --nz was 16 in the run being resumed, now 32" in capsys.readouterr().err
 
 
 def test_logits_discriminator_trains_like_the_sigmoid_one(tmp_path):

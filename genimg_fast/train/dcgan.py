@@ -32,7 +32,7 @@ from genimg_fast.train.samples import save_grid
 
 # What a resumed run must share with the run it continues (the rest, e.g. epochs, may change).
 SAME_ON_RESUME = ("data", "image_size", "channels", "dataset_size", "batch_size", "nz", "ngf", "ndf", "lr", "beta1",
-                  "impl", "seed", "logits")
+                  "impl", "seed", "logits", "amp")
 
 
 @dataclass

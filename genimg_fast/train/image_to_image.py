@@ -44,7 +44,7 @@ class ImageToImageOptions(RunOptions):
 
 # What a resumed run of either model must share with the run it continues.
 SAME_ON_RESUME = ("data", "phase", "dataset_size", "load_size", "crop_size", "batch_size", "netG", "netD", "ngf",
-                  "ndf", "norm", "gan_mode", "lr", "beta1", "impl", "seed")
+                  "ndf", "norm", "gan_mode", "lr", "beta1", "impl", "seed", "amp")
 
 
 def gpu_ids(device: torch.device) -> tuple[int, ...]:

@@ -73,7 +73,8 @@ def start_run(config: Any) -> tuple[Distributed, torch.device]:
 def _check_resumable(config: dict[str, Any], saved: dict[str, Any], same_on_resume: tuple[str, ...]) -> None:
     for name in same_on_resume:
         if saved.get(name) != config.get(name):
-            raise ValueError(f"--resume: {name} was {saved.get(name)!r} in the run being resumed, now {config.get(name)!r}")
+            raise ValueError(f"--resume: --{name.replace('_', '-')} was {saved.get(name)!r} in the run being resumed, "
+                             f"now {config.get(name)!r}")
 
 
 def _process_state(recipe: Recipe) -> dict:
@@ -142,13 +143,25 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
             raise TrainingDiverged(f"the run diverged: {bad[1]} is {bad[2]} at step {bad[0]}; stopped without "
                                    f"saving: {kept}, the checkpoints written before stay as they were")
 
+    saved_at = time.monotonic()
+
+    def save_due() -> bool:
+        """A periodic save is due (a kill loses at most save_every_minutes of training); every
+        process decides together, at the step boundaries where they already exchange."""
+        due = (config.save_every_minutes > 0 and step != saved_step
+               and time.monotonic() - saved_at >= 60 * config.save_every_minutes)
+        if not distributed.active:
+            return due
+        return step % config.log_every == 0 and distributed.any(due, device)
+
     def save_state() -> None:  # only at a step boundary: every finished step is in it, no half step
-        nonlocal saved_step
+        nonlocal saved_step, saved_at
+        write(progress.flush())  # the log first: a kill after the save leaves no logged step missing
         processes = distributed.gather({"rng": rng_state(), "recipe": _process_state(recipe)})
         if writes:
             atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
                          "batch_in_epoch": batch_in_epoch, "step": step, "processes": processes}, out / STATE_FILE)
-        saved_step = step
+        saved_step, saved_at = step, time.monotonic()
 
     graphs = recipe.cuda_graphs
     if writes and config.progress:
@@ -173,6 +186,8 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
                     if (stop.requested if not distributed.active else
                             step % config.log_every == 0 and distributed.any(stop.requested, device)):
                         break
+                    if save_due():
+                        save_state()
                     if step == 0 and writes:
                         recipe.first_batch(batch, out)
                     write(progress.add(step, epoch, train_step(batch), wait))

@@ -27,6 +27,7 @@ class RunOptions:
     log_every: int = 10               # losses are read from the device this often; every step is logged
     workers: int | None = None        # data-loading processes; None: as the machine allows (workers.py)
     resume: bool = False
+    save_every_minutes: float = 10.0  # the resumable state also every this many minutes (0: epoch ends only)
     progress: bool = True
 
 
@@ -36,7 +37,7 @@ AT_LEAST_ONE = ("batch_size", "log_every", "nz", "ngf", "ndf", "latent_dim", "im
 # 0 means none (no workers, no decay, no pool, only the epoch's sample, no such loss term); a learning
 # rate of 0 is allowed (torch's Adam takes it: a run that only measures), a negative one is not.
 NOT_NEGATIVE = ("epochs", "workers", "epochs_decay", "pool_size", "sample_every", "lr", "lambda_A", "lambda_B",
-                "lambda_identity", "lambda_L1")
+                "lambda_identity", "lambda_L1", "save_every_minutes")
 
 
 def check_run_options(options: RunOptions) -> None:

@@ -30,7 +30,7 @@ from genimg_fast.train.precision import Precision
 from genimg_fast.train.recipe_base import RecipeBase
 from genimg_fast.train.samples import save_grid
 
-SAME_ON_RESUME = ("model", "data", "dataset_size", "batch_size", "lr", "latent_dim", "impl", "seed")
+SAME_ON_RESUME = ("model", "data", "dataset_size", "batch_size", "lr", "latent_dim", "impl", "seed", "amp")
 # model -> (image size, channels, default lr, default latent size, default batch size)
 MODELS = {"mlp": (28, 1, 1e-3, 20, 128), "conv": (64, 3, 5e-3, 128, 64)}
 
