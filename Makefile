@@ -30,7 +30,7 @@ DEMO_TRAIN := --data shapes --image-size 32 --ngf 64 --ndf 64 --batch-size 64 --
 
 demo: $(BUILD_STAMP)
 	$(PY) -m genimg_fast.cli info
-	$(PY) -m genimg_fast.cli train dcgan $(DEMO_TRAIN) --out runs/demo
+	$(PY) -m genimg_fast.cli train dcgan $(DEMO_TRAIN) --out runs/demo --overwrite  # a fresh demo each time
 	$(PY) -m genimg_fast.cli bench --quick
 
 test: $(BUILD_STAMP)

@@ -117,6 +117,7 @@ def _train(args: argparse.Namespace) -> int:
     import genimg_fast
     from genimg_fast.train.cli_options import config_from_arguments
     from genimg_fast.train.options import check_run_options
+    from genimg_fast.train.folder_claim import check_output_folder_free
     from genimg_fast.train.output_folder import check_output_folder
 
     module_name, config_name, train_name, _ = TRAINERS[args.model_family]
@@ -125,8 +126,10 @@ def _train(args: argparse.Namespace) -> int:
     # before the header: a run that cannot start says only why (the trainer checks again, for callers in Python)
     check_run_options(config)
     check_output_folder(config.out)
+    speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all (and writes)
+    if speaks:
+        check_output_folder_free(config.out, config.resume, config.overwrite)
     backend = genimg_fast.backend_info()
-    speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
     if speaks:
         print(f"genimg-fast train {args.model_family}: impl={config.impl}, kernels: {backend['impl']}"
               + (f" ({backend['reason']})" if backend["reason"] else "") + f", output in {config.out}"

@@ -131,9 +131,9 @@ def test_the_train_header_names_the_data_workers(tmp_path, capsys):
             "8", "--dataset-size", "8", "--device", "cpu", "--no-progress", "--max-steps", "0"]
     assert cli.main(["train", "dcgan", *tiny]) == 0
     assert ", data workers: 0 (auto)\n" in capsys.readouterr().out  # a CPU device's cores run the model
-    assert cli.main(["train", "dcgan", *tiny, "--workers", "1"]) == 0
+    assert cli.main(["train", "dcgan", *tiny, "--overwrite", "--workers", "1"]) == 0
     assert ", data workers: 1\n" in capsys.readouterr().out
     from genimg_fast.train.workers import cpus_per_process
-    assert cli.main(["train", "dcgan", *tiny, "--workers", "1000"]) == 0
+    assert cli.main(["train", "dcgan", *tiny, "--overwrite", "--workers", "1000"]) == 0
     assert (f", data workers: {cpus_per_process()} (--workers 1000 capped to the CPUs this process may use)\n"
             in capsys.readouterr().out)

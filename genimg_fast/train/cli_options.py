@@ -30,6 +30,7 @@ HELP = {
                "torchrun's processes on a node), at most 8; on a CPU 0 (its cores run the model); a count "
                "above those CPUs is capped to them",
     "resume": "continue the run in --out exactly where it stopped",
+    "overwrite": "start afresh in an --out that holds a stopped or finished run (without it, that is refused)",
     "save_every_minutes": "also save the resumable state every this many minutes, so a kill loses at most that "
                           "much training (0: at epoch ends only)",
     "logits": "D without its final Sigmoid and BCE on logits (the same loss, numerically safer)",
@@ -55,7 +56,7 @@ CHOICES = {"impl": ("fused", "reference"), "amp": ("none", "bf16", "fp16"), "cud
 
 # Options that steer one invocation, not the run: a resumed run does not take them over. The speed
 # switches (the same numbers either way) are among them: a switch cannot be turned off again.
-NOT_RESUMED = ("out", "resume", "max_steps", "device", "workers", "progress", "save_every_minutes", "compile",
+NOT_RESUMED = ("out", "resume", "overwrite", "max_steps", "device", "workers", "progress", "save_every_minutes", "compile",
                "channels_last", "cuda_graphs")
 GIVEN = "given_options"  # the namespace attribute listing the options given on the command line
 

@@ -18,6 +18,7 @@ its own, and provides:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import time
@@ -34,6 +35,7 @@ from genimg_fast.train.cuda_graph_step import CUDAGraphStep
 from genimg_fast.train.cuda_graphs_choice import CUDAGraphsChoice, choose_cuda_graphs
 from genimg_fast.train.data_wait import InputWatch, device_batches
 from genimg_fast.train.divergence import TrainingDiverged, first_non_finite
+from genimg_fast.train.folder_claim import LOG_FILE, STATE_FILE, claim_output_folder
 from genimg_fast._device import resolve_device
 from genimg_fast.train.distributed import Distributed, from_environment, seed_process_draws
 from genimg_fast.train.options import check_distributed, check_run_options
@@ -41,8 +43,6 @@ from genimg_fast.train.interrupt import StopRequest
 from genimg_fast.train.progress import StepProgress
 from genimg_fast.train.run_log import NOT_LOSSES, LossLog, plot_losses
 from genimg_fast.train.workers import resolve_workers
-
-STATE_FILE = "training_state.pt"
 
 
 class Recipe(Protocol):
@@ -99,11 +99,20 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
     batch_size and seed; its run options steer the loop); returns a summary (steps, epochs done, whether it stopped
     early, images per second, the last logged losses and the recipe's headline loss_keys among
     them, the output folder). In a data-parallel
-    run each process trains on its slice of every batch and only rank 0 writes files."""
+    run each process trains on its slice of every batch and only rank 0 writes files; it holds
+    the output folder for the run's lifetime (folder_claim.py)."""
     distributed = distributed or Distributed()
     if config.batch_size % distributed.world:
         raise ValueError(f"batch_size {config.batch_size} does not split into {distributed.world} equal slices "
                          "(one per process)")
+    claim = (claim_output_folder(config.out, config.resume, config.overwrite) if distributed.writes
+             else contextlib.nullcontext())
+    with claim:
+        return _train(config, epochs, same_on_resume, recipe, dataset, device, distributed)
+
+
+def _train(config: Any, epochs: int, same_on_resume: tuple[str, ...], recipe: Recipe, dataset: Dataset,
+           device: torch.device, distributed: Distributed) -> dict:
     out = Path(config.out)
     writes = distributed.writes
     config_record = dataclasses.asdict(config)
@@ -122,7 +131,7 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     if writes:
         remove_stale_temporaries(out)
-    log = LossLog(out / "losses.jsonl", resume_from_step=step if config.resume else None) if writes else None
+    log = LossLog(out / LOG_FILE, resume_from_step=step if config.resume else None) if writes else None
     workers = resolve_workers(config.workers, device.type)  # None: as many as the machine allows
     progress = StepProgress(config.progress and writes, config.log_every, config.batch_size, distributed.mean,
                             watch=InputWatch(workers, device.type) if writes else None)

@@ -27,6 +27,7 @@ class RunOptions:
     log_every: int = 10               # losses are read from the device this often; every step is logged
     workers: int | None = None        # data-loading processes; None: as the machine allows (workers.py)
     resume: bool = False
+    overwrite: bool = False           # start afresh in an --out that holds a run (folder_claim.py)
     save_every_minutes: float = 10.0  # the resumable state also every this many minutes (0: epoch ends only)
     progress: bool = True
 
@@ -66,6 +67,8 @@ def check_run_options(options: RunOptions) -> None:
     if options.amp not in ("none", "bf16", "fp16"):
         raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {options.amp!r}")
     check_cuda_graphs_mode(options.cuda_graphs)
+    if options.resume and options.overwrite:
+        raise ValueError("resume continues the run in --out, overwrite starts afresh there: give one of them")
 
 
 def check_distributed(options: RunOptions, device: torch.device, distributed: Distributed) -> None:
