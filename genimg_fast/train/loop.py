@@ -34,7 +34,7 @@ from genimg_fast.train.checkpoint import (atomic_save, load_training_state, remo
 from genimg_fast.train.cuda_graph_step import CUDAGraphStep
 from genimg_fast.train.cuda_graphs_choice import CUDAGraphsChoice, choose_cuda_graphs
 from genimg_fast.train.data_wait import InputWatch, device_batches
-from genimg_fast.train.divergence import TrainingDiverged, first_non_finite
+from genimg_fast.train.divergence import TrainingDiverged, first_non_finite, is_nan_probability_error
 from genimg_fast.train.folder_claim import LOG_FILE, STATE_FILE, claim_output_folder
 from genimg_fast._device import resolve_device
 from genimg_fast.train.distributed import Distributed, from_environment, seed_process_draws
@@ -147,10 +147,21 @@ def _train(config: Any, epochs: int, same_on_resume: tuple[str, ...], recipe: Re
             last = entry
         bad = first_non_finite(entries, NOT_LOSSES) if check else None
         if bad is not None:  # every process reads the same (averaged) values: all stop here
-            kept = (f"{out / STATE_FILE} still resumes from step {saved_step}" if saved_step is not None
-                    else "no resumable state had been saved yet")
-            raise TrainingDiverged(f"the run diverged: {bad[1]} is {bad[2]} at step {bad[0]}; stopped without "
-                                   f"saving: {kept}, the checkpoints written before stay as they were")
+            diverged(f"{bad[1]} is {bad[2]} at step {bad[0]}")
+
+    def diverged(what: str) -> None:
+        kept = (f"{out / STATE_FILE} still resumes from step {saved_step}" if saved_step is not None
+                else "no resumable state had been saved yet")
+        raise TrainingDiverged(f"the run diverged: {what}; stopped without saving: {kept}, the checkpoints "
+                               "written before stay as they were")
+
+    def train(batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        try:
+            return train_step(batch)
+        except RuntimeError as exc:
+            if not is_nan_probability_error(exc):
+                raise
+            diverged(f"a probability given to a 'bce' loss is NaN at step {step}")
 
     saved_at = time.monotonic()
 
@@ -199,7 +210,7 @@ def _train(config: Any, epochs: int, same_on_resume: tuple[str, ...], recipe: Re
                         save_state()
                     if step == 0 and writes:
                         recipe.first_batch(batch, out)
-                    write(progress.add(step, epoch, train_step(batch), wait))
+                    write(progress.add(step, epoch, train(batch), wait))
                     if config.sample_every and batch_in_epoch % config.sample_every == 0:
                         recipe.sample(epoch, out, writes)  # every process runs it: synchronized norms
                     step += 1

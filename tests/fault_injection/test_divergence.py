@@ -1,5 +1,5 @@
-"""A run whose losses turn NaN or Inf stops at the first logged one, with one line, and leaves
-the state and checkpoints saved before as they were."""
+"""A run whose losses turn NaN or Inf stops at the first logged one (or where a 'bce' loss refuses
+a NaN probability), with one line, and leaves the state and checkpoints saved before as they were."""
 from __future__ import annotations
 
 import pytest
@@ -36,3 +36,15 @@ def test_a_diverged_run_stops_and_keeps_its_last_good_state(tmp_path, capsys, mo
     assert f"{out / 'training_state.pt'} still resumes from step 4" in lines[0]
     assert {name: (out / name).read_bytes() for name in saved} == saved
     assert not (out / "netG_epoch_1.pth").exists()
+
+
+@pytest.mark.parametrize("loss", [[], ["--logits"]], ids=["bce on probabilities", "bce on logits"])
+def test_an_infinite_learning_rate_stops_the_run_in_one_line(tmp_path, capsys, loss):
+    """--lr inf: the weights turn NaN at the first update. On probabilities 'bce' refuses the NaN
+    as torch's BCELoss does, inside the step; on logits the loss is NaN. Either is one line."""
+    out = tmp_path / "run"
+    assert cli.main(["train", "dcgan", "--out", str(out), *TINY, "--lr", "inf", *loss]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "the run diverged: " in lines[0], lines
+    assert "no resumable state had been saved yet" in lines[0]
+    assert not (out / "training_state.pt").exists() and not list(out.glob("net*.pth"))
