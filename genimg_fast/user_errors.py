@@ -1,13 +1,17 @@
 """Which exceptions are the user's to fix rather than genimg_fast's bugs, and the one line the CLI
 says for each: a mistake in what was asked for (a missing folder, an option out of range, a run
-that cannot resume as asked), or the machine refusing a file (a full disk, a read-only file
-system, no permission). Everything else is a bug and keeps its traceback."""
+that cannot resume as asked, a command whose optional dependencies are not installed), or the
+machine refusing a file (a full disk, a read-only file system, no permission). Everything else is
+a bug and keeps its traceback."""
 from __future__ import annotations
 
 import errno
 
-# Raised with a message meant for the user (ValueError), or by a path the user gave that is not there.
-MISTAKES = (ValueError, FileNotFoundError, NotADirectoryError)
+from genimg_fast.extras import MissingExtra
+
+# Raised with a message meant for the user (ValueError, MissingExtra), or by a path the user gave that
+# is not there. Not ImportError in general: one from inside genimg_fast is a bug.
+MISTAKES = (ValueError, FileNotFoundError, NotADirectoryError, MissingExtra)
 
 # OSErrors that say something about the machine or a path, not about the code writing to it.
 REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EEXIST,
