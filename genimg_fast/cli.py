@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from genimg_fast.extras import require
 from genimg_fast.help_format import DefaultsHelpFormatter
 
 
@@ -18,6 +19,8 @@ def _info(_args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.plot:
+        require("bench --plot")  # before the suite runs (and --json writes), not after
     if args.history:
         from genimg_fast.bench.history import history_table
 
@@ -112,6 +115,7 @@ def _data_workers(config) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    require("train")  # first: a run that cannot finish must not claim --out or write anything
     import importlib
 
     import genimg_fast
@@ -156,15 +160,17 @@ def _add_train_parser(sub) -> None:
 
     from genimg_fast.train.cli_options import add_config_arguments
 
-    train = sub.add_parser("train", help="train a model of a reference recipe")
+    train = sub.add_parser("train", help="train a model of a reference recipe (needs the [train] extra)")
     families = train.add_subparsers(dest="model_family", required=True)
     for family, (module_name, config_name, _, help_text) in TRAINERS.items():
-        parser = families.add_parser(family, help=help_text, formatter_class=DefaultsHelpFormatter)
+        parser = families.add_parser(family, help=help_text, description=f"{help_text} (needs the [train] extra)",
+                                     formatter_class=DefaultsHelpFormatter)
         add_config_arguments(parser, getattr(importlib.import_module(module_name), config_name))
         parser.set_defaults(func=_train)
 
 
 def _sample(args: argparse.Namespace) -> int:
+    require("sample")  # before the samples are computed: they are written with torchvision
     from genimg_fast.inference.sample import sample
 
     from genimg_fast._device import resolve_device
@@ -176,6 +182,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _translate(args: argparse.Namespace) -> int:
+    require("translate")  # before --out is made: the images are read and written with torchvision
     from genimg_fast.inference.translate import translate
 
     from genimg_fast._device import resolve_device
@@ -188,8 +195,8 @@ def _translate(args: argparse.Namespace) -> int:
 
 def _add_inference_parsers(sub) -> None:
     defaults = DefaultsHelpFormatter
-    sample = sub.add_parser("sample", help="a grid of images from a DCGAN generator or VAE checkpoint",
-                            formatter_class=defaults)
+    about = "a grid of images from a DCGAN generator or VAE checkpoint (needs the [images] extra)"
+    sample = sub.add_parser("sample", help=about, description=about, formatter_class=defaults)
     sample.add_argument("model", choices=("dcgan", "vae"))
     sample.add_argument("--checkpoint", required=True, help="netG_epoch_N.pth or vae_epoch_N.pth (plain state_dict)")
     sample.add_argument("--out", default="samples.png", help="the PNG grid to write")
@@ -203,8 +210,8 @@ def _add_inference_parsers(sub) -> None:
     sample.add_argument("--compile", action="store_true",
                         help="run the decoder through torch.compile (the first batch compiles: seconds to minutes)")
     sample.set_defaults(func=_sample)
-    translate = sub.add_parser("translate", help="a folder of images through a CycleGAN or pix2pix generator",
-                               formatter_class=defaults)
+    about = "a folder of images through a CycleGAN or pix2pix generator (needs the [images] extra)"
+    translate = sub.add_parser("translate", help=about, description=about, formatter_class=defaults)
     translate.add_argument("--checkpoint", required=True, help="e.g. latest_net_G_A.pth or latest_net_G.pth")
     translate.add_argument("--input", required=True, help="folder of images")
     translate.add_argument("--out", default="results", help="folder for images/ and index.html")
@@ -255,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--markdown", metavar="PATH", help="also write a markdown summary here")
     bench.add_argument("--history", metavar="FOLDER", help="instead of running, list the results kept under FOLDER "
                        "(e.g. benchmarks/results): genimg_fast's speed-up per op, run over run")
-    bench.add_argument("--plot", metavar="PATH", help="also draw the speed-ups as a bar chart PNG (matplotlib)")
+    bench.add_argument("--plot", metavar="PATH", help="also draw the speed-ups as a bar chart PNG (needs matplotlib)")
     kinds = bench.add_mutually_exclusive_group()
     kinds.add_argument("--ops", dest="kinds", action="store_const", const="ops",
                        help="only the fused ops (norms, losses, objectives)")
