@@ -8,6 +8,7 @@ the check stays cheap and imports nothing heavy.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from dataclasses import dataclass
 
 
@@ -38,6 +39,8 @@ class MissingExtra(ImportError):
 
 def is_installed(module: str) -> bool:
     """Whether the top-level `module` can be imported, found without importing it."""
+    if sys.modules.get(module) is not None:  # already imported (its __spec__ may be None: find_spec would fail)
+        return True
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a finder refusing it, or a module without a spec
