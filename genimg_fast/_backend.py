@@ -77,12 +77,27 @@ def load_kernels() -> None:
     _kernels, _load_failure = _import_kernels()
     if _kernels is not None:
         _kernel_paths.configure(_kernels)
+    else:
+        _warn_if_built_but_unloadable()
     _implementation.forget_choices()
     if requested_impl() == "cuda":
         if _kernels is None:
             raise RuntimeError(f"{IMPL_ENV}=cuda but the CUDA kernels are unavailable: {_load_failure}")
         if not torch.cuda.is_available():
             raise RuntimeError(f"{IMPL_ENV}=cuda but torch sees no CUDA GPU")
+
+
+def _warn_if_built_but_unloadable() -> None:
+    """One line at import when this install built kernels that do not load (another torch than
+    the one they were built with, a missing CUDA library): a silent fallback would look like a
+    slow package. The per-op fallback note then stays quiet: this line said it."""
+    global _warned_fallback
+    config = _build_config()
+    if config is None or not config.BUILT_CUDA or requested_impl() == "reference":
+        return
+    _warned_fallback = True
+    logger.warning("genimg_fast: the CUDA kernels of this install cannot load, torch's own ops run instead: %s",
+                   _load_failure)
 
 
 def kernels_loaded() -> bool:

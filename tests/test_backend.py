@@ -109,6 +109,41 @@ def test_fallback_on_cuda_is_logged_once(monkeypatch, caplog):
     assert "not built: test" in warnings[0].getMessage()
 
 
+@pytest.mark.parametrize("impl", ["auto", "reference"])
+def test_kernels_built_but_unloadable_say_so_once_at_import(monkeypatch, caplog, impl):
+    """A build that compiled kernels which then fail to load (e.g. beside another torch): one
+    warning line at import, with backend_info()'s reason; nothing more at the first fallback."""
+    import importlib
+    import types
+
+    built = types.SimpleNamespace(BUILT_CUDA=True, REASON=None, BUILT_WITH_TORCH="2.0.0+cu118")
+    monkeypatch.setattr(_backend, "_build_config", lambda: built)
+    real_import = importlib.import_module
+
+    def unloadable(name, *args):
+        if name == "genimg_fast._C":
+            raise ImportError("undefined symbol: _ZN3c10test")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", unloadable)
+    monkeypatch.setattr(_backend, "_warned_fallback", False)
+    monkeypatch.setenv("GENIMG_FAST_IMPL", impl)
+    try:
+        with caplog.at_level(logging.WARNING, logger="genimg_fast"):
+            _backend.load_kernels()
+            reason = genimg_fast.backend_info()["reason"]
+            _backend.note_reference_on_cuda("l1_loss")
+        lines = [r.getMessage() for r in caplog.records if r.name == "genimg_fast"]
+    finally:
+        monkeypatch.undo()
+        _backend.load_kernels()  # as this install loads them
+    if impl == "reference":  # asked for: nothing to warn of
+        assert lines == []
+        return
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert reason in lines[0] and "undefined symbol" in reason and "built with torch 2.0.0+cu118" in reason
+
+
 def test_forced_reference_does_not_warn(monkeypatch, caplog):
     monkeypatch.setattr(_backend, "_warned_fallback", False)
     monkeypatch.setenv("GENIMG_FAST_IMPL", "reference")
