@@ -8,19 +8,49 @@ import os
 import sys
 from pathlib import Path
 
+import setuptools
 from setuptools import setup
+
+# pyproject.toml's license fields (PEP 639) need setuptools 77; an older one (python -m venv
+# brings 65 with Python 3.11) fails on them with a schema error that does not say so. An isolated
+# build gets a new one by itself; --no-build-isolation uses the environment's.
+MIN_SETUPTOOLS = (77, 0)
+if tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isdigit()) < MIN_SETUPTOOLS:
+    sys.exit(f"genimg_fast: build stopped: it needs setuptools>={'.'.join(map(str, MIN_SETUPTOOLS))}, this environment "
+             f"has {setuptools.__version__}: pip install -U setuptools wheel, then build again")
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from buildtools.build_plan import NVCC_FLAGS, plan_build, write_build_config  # noqa: E402
+from buildtools.build_plan import (NVCC_FLAGS, TORCH_RANGE, BuildPlan, plan_build, torch_requirement,  # noqa: E402
+                                   write_build_config)
+from buildtools.cuda_toolkit import CudaToolkitError  # noqa: E402
+from buildtools.torch_beside import TorchMismatch, check_same_torch  # noqa: E402
 
 # Written beside the built extension: the fingerprints of its kernels' device code, which
 # genimg_fast compares with its record of verified kernels (docs/kernel-verification.md).
 FINGERPRINTS_FILE = "_kernel_fingerprints.json"
 
-plan = plan_build()
-write_build_config(plan, ROOT / "genimg_fast" / "_build_config.py")
+# An sdist only packs the sources (MANIFEST.in), after egg_info (also run alone, by the sdist's
+# requirements hook): they build nothing, so they plan nothing, need no torch, write nothing into
+# the tree, and come out the same from any machine. Every other command builds or reports the
+# wheel's metadata (dist_info), which depends on the plan.
+_WORDS = {arg for arg in sys.argv[1:] if not arg.startswith("-")}  # the commands, and option values
+PACKING_ONLY = bool(_WORDS & {"sdist", "egg_info"}) and not _WORDS & {
+    "build", "build_ext", "build_py", "bdist_wheel", "dist_info", "editable_wheel", "install", "develop"}
+
+if PACKING_ONLY:
+    plan = BuildPlan(False, "an sdist builds nothing")
+else:
+    try:
+        plan = plan_build()
+        if plan.build_cuda:
+            import torch
+
+            check_same_torch(True, plan.torch_version, torch.__file__)
+    except (CudaToolkitError, TorchMismatch) as exc:
+        sys.exit(f"genimg_fast: build stopped: {exc}")  # one paragraph where pip shows the build's output
+    write_build_config(plan, ROOT / "genimg_fast" / "_build_config.py")
 
 ext_modules = []
 cmdclass = {}
@@ -67,11 +97,12 @@ if plan.build_cuda:
     cmdclass["build_ext"] = BuildWithFingerprints
     print(f"genimg_fast: building CUDA kernels with CUDA {plan.toolkit.version} at {plan.toolkit.home} "
           f"(found by {plan.toolkit.found_by}) for TORCH_CUDA_ARCH_LIST={plan.arch_list}")
-else:
+elif not PACKING_ONLY:
     # A stale in-place build would otherwise keep loading; this build promises no kernels.
     for stale in [*glob.glob(str(ROOT / "genimg_fast" / "_C*.so")), str(ROOT / "genimg_fast" / FINGERPRINTS_FILE)]:
         if os.path.exists(stale):
             os.remove(stale)
     print(f"genimg_fast: no CUDA kernels built ({plan.reason}); the modules and losses will run torch's own ops")
 
-setup(ext_modules=ext_modules, cmdclass=cmdclass)
+setup(ext_modules=ext_modules, cmdclass=cmdclass,
+      install_requires=[TORCH_RANGE if PACKING_ONLY else torch_requirement(plan)])

@@ -64,6 +64,17 @@ def plan_build(environ: dict[str, str] | None = None) -> BuildPlan:
     return BuildPlan(True, None, toolkit, arch_list, torch.__version__)
 
 
+# The torch a pure-Python install works with (the modules use nothing newer).
+TORCH_RANGE = "torch>=2.6"
+
+
+def torch_requirement(plan: BuildPlan) -> str:
+    """The wheel's torch requirement: compiled kernels load only into the torch release (and CUDA
+    flavour: the local version, e.g. +cu130) they were built against, so such a wheel pins it and
+    pip refuses a mismatch; a pure-Python wheel keeps the range."""
+    return f"torch=={plan.torch_version}" if plan.build_cuda else TORCH_RANGE
+
+
 def write_build_config(plan: BuildPlan, path: Path) -> None:
     """Record the build decision as a tiny module that backend_info() reads at run time."""
     toolkit = plan.toolkit
