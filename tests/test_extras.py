@@ -156,3 +156,24 @@ def test_python_m_genimg_fast_passes_the_exit_status_through(blocker, places):
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["genimg-fast train dcgan: error: nz must be at least 1, got 0"]
     assert list(cwd.iterdir()) == []
+
+
+def test_python_callers_are_stopped_before_any_work_too(tmp_path, monkeypatch):
+    """The trainers and the inference functions check as the CLI does (tqdm taken away here)."""
+    from genimg_fast import extras
+    from genimg_fast.inference.sample import sample
+    from genimg_fast.inference.translate import translate
+    from genimg_fast.train.dcgan import DCGANConfig, train_dcgan
+
+    installed = extras.is_installed
+    monkeypatch.setattr(extras, "is_installed", lambda module: module != "tqdm" and installed(module))
+    out = tmp_path / "run"
+    with pytest.raises(extras.MissingExtra, match=r"needs tqdm \(not installed\): pip install 'genimg-fast\[train\]'"):
+        train_dcgan(DCGANConfig(out=str(out), device="cpu"))
+    assert not out.exists()
+    monkeypatch.setattr(extras, "is_installed", lambda module: module != "torchvision" and installed(module))
+    with pytest.raises(extras.MissingExtra, match="needs torchvision"):
+        sample("dcgan", tmp_path / "missing.pth", tmp_path / "s.png")
+    with pytest.raises(extras.MissingExtra, match="needs torchvision"):
+        translate(tmp_path / "missing.pth", tmp_path, tmp_path / "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

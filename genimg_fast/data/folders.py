@@ -15,8 +15,8 @@ def torchvision_module():
     try:
         import torchvision
     except ImportError as exc:  # an optional dependency: the ops and models work without it
-        raise ImportError("genimg_fast's image-folder data needs torchvision (pip install torchvision "
-                          "matching your torch)") from exc
+        raise ImportError("genimg_fast's image-folder data needs torchvision: pip install 'genimg-fast[images]' "
+                          "(or the torchvision release that matches your torch)") from exc
     return torchvision
 
 

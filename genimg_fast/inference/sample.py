@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from genimg_fast.convert import fold_batchnorm
+from genimg_fast.extras import require
 from genimg_fast.graph_capture import captured
 from genimg_fast.inference import checkpoints
 from genimg_fast.inference.optimize import optimize_for_inference
@@ -40,6 +41,7 @@ def _graphed(decode, batch_size: int, latent_shape: tuple[int, ...], device: tor
 def sample(model: str, checkpoint: str | Path, out: str | Path, n: int = 64, seed: int = 0,
            device: str | torch.device = "cpu", fold: bool = True, batch_size: int = 256,
            cuda_graph: bool = False, compile: bool = False) -> Path:
+    require("sample")  # before the work: saving the grid needs torchvision
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     device = torch.device(device)

@@ -19,6 +19,7 @@ import torch
 
 from genimg_fast.data.folders import image_files, load_image
 from genimg_fast.data.image_pairs import ResizeCropFlip, split_aligned
+from genimg_fast.extras import require
 from genimg_fast.inference import checkpoints
 from genimg_fast.inference.output_names import unique_stems
 from genimg_fast.inference.optimize import optimize_for_inference
@@ -44,6 +45,7 @@ def _link(name: str) -> str:
 def translate(checkpoint: str | Path, input_dir: str | Path, out: str | Path, size: int = 256, aligned: bool = False,
               eval_mode: bool = False, dropout: bool = True, device: str | torch.device = "cpu", seed: int = 0,
               optimize: bool = True, compile: bool = False) -> Path:
+    require("translate")  # before the work: reading and writing images needs torchvision
     torch.manual_seed(seed)  # dropout at test time, as the reference keeps it
     net, name = checkpoints.image_generator(checkpoint, dropout=dropout)
     net = net.to(device).train(not eval_mode)

@@ -37,6 +37,7 @@ from genimg_fast.train.data_wait import InputWatch, device_batches
 from genimg_fast.train.divergence import TrainingDiverged, first_non_finite, is_nan_probability_error
 from genimg_fast.train.folder_claim import LOG_FILE, STATE_FILE, claim_output_folder
 from genimg_fast._device import resolve_device
+from genimg_fast.extras import require
 from genimg_fast.train.distributed import Distributed, from_environment, seed_process_draws
 from genimg_fast.train.options import check_distributed, check_run_options
 from genimg_fast.train.interrupt import StopRequest
@@ -59,7 +60,9 @@ class Recipe(Protocol):
 
 
 def start_run(config: Any) -> tuple[Distributed, torch.device]:
-    """The process group (under torchrun) and device of a run, its options checked."""
+    """The process group (under torchrun) and device of a run, its options checked (and the train
+    extra installed: a missing module would otherwise fail after the first files are written)."""
+    require("train")
     check_run_options(config)
     distributed, device_name = from_environment(config.device)
     device = resolve_device(device_name, "train")
