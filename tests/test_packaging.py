@@ -75,7 +75,7 @@ def _members(archive: Path) -> set[str]:
 def test_the_sdist_holds_what_a_build_needs_from_any_machine(clean_tree, sdist, tmp_path):
     tree, files = clean_tree
     members = _members(sdist)
-    needed = {name for name in files if name.startswith(("csrc/", "buildtools/", "genimg_fast/"))}
+    needed = {name for name in files if name.startswith(("csrc/", "buildtools/", "genimg_fast/", "docs/"))}
     needed |= {"LICENSE", "README.md", "setup.py", "pyproject.toml", "MANIFEST.in"}
     assert needed <= members, sorted(needed - members)
     assert any(name.endswith(".h") for name in needed) and any(name.endswith(".cuh") for name in needed)
