@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import genimg_fast
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTER_SITE = sysconfig.get_paths()["purelib"]  # this environment's packages: torch, setuptools, ...
 NOT_SHIPPED = ("genimg_fast/_build_config.py", "genimg_fast/_kernel_fingerprints.json")
@@ -74,6 +76,7 @@ def _members(archive: Path) -> set[str]:
 
 def test_the_sdist_holds_what_a_build_needs_from_any_machine(clean_tree, sdist, tmp_path):
     tree, files = clean_tree
+    assert sdist.name == f"genimg_fast-{genimg_fast.__version__}.tar.gz"  # the version has one place
     members = _members(sdist)
     needed = {name for name in files if name.startswith(("csrc/", "buildtools/", "genimg_fast/", "docs/"))}
     needed |= {"LICENSE", "README.md", "setup.py", "pyproject.toml", "MANIFEST.in"}
