@@ -3,7 +3,7 @@
 The suite times each eager step between two CUDA events (the median of many steps). For the
 DCGAN-sized BN+ReLU steps, which are bound by host time, it reported 0.27-0.38 ms a step for
 torch's layers (H100 run 6, H200 run 10), while a plain loop of the same step took 0.20-0.25 ms
-of host time a step (run 6's profile_host.py, run 8's profiler_residue.py). A constant added to
+of host time a step (profile_host.py). A constant added to
 both variants pulls their ratio towards 1. This times torch's and genimg_fast's step at one shape
 in one process, several ways:
 

@@ -97,7 +97,7 @@ def main() -> None:
     cases = {(shape, name): step for shape in (SHAPES if device.type == "cuda" else [(8, 16, 8, 8)])
              for name, step in norm_act_steps(shape, device).items()}
     # Every step is timed before the first profiler session: a session leaves CUPTI attached,
-    # which slows every later eager step of the process (benchmarks/profiler_residue.py).
+    # which slows every later eager step of the process (genimg_fast/bench/launch_counts.py).
     times = {key: host_and_wall_us(step, device) for key, step in cases.items()}
     profiles = {key: _profile(step, device, args.steps) for key, step in cases.items()}
     print(f"{'shape':<18} {'variant':<12} {'host us/step':>12} {'wall us/step':>12} {'launches/step':>14} "

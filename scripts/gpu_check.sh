@@ -128,7 +128,6 @@ step "does the suite's per-step event timing add host time to an eager step? (ho
 GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/eager_timing_methods.py 2>&1 | grep -v "USDT" \
   | tee "$OUT/eager_timing_methods.log" | tee -a "$LOG" || failures+=("eager_timing_methods")
 
-# (benchmarks/profiler_residue.py, answered by runs 8-11, stays for a rerun by hand.)
 if [[ -z "${GENIMG_FAST_SINGLE_PASS_MAX:-}" ]]; then  # not after a failed cluster smoke test
   step "the norm training paths side by side: one launch (a block or a cluster a group) against the tile path"
   GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 120 "$PY" benchmarks/one_launch_sweep.py \

@@ -1,5 +1,5 @@
 """The benchmark's profiler hygiene: a torch.profiler session slows every eager step after it
-(benchmarks/profiler_residue.py), so launches are counted once every case has been timed."""
+(genimg_fast/bench/launch_counts.py), so launches are counted once every case has been timed."""
 from __future__ import annotations
 
 import types

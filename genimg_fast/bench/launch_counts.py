@@ -2,7 +2,7 @@
 
 A torch.profiler session leaves NVIDIA's CUPTI attached to the process, and every eager step
 after it takes more host time: 25-35% more for a BN+ReLU step on the H200 machine
-(benchmarks/profiler_residue.py, gpu-check-20261127-h200-run8). Counting a case's launches right
+(benchmarks/results/gpu-check-20261127-h200-run8). Counting a case's launches right
 after its timings would slow every case timed after it. Detaching CUPTI after each session
 (TEARDOWN_CUPTI=1) avoids that, but with it repeated counts in one process came out wrong and a
 child process that counted launches hung (gpu-check-20261127-h100-run9, -h200-run10). So the
