@@ -115,22 +115,22 @@ GENIMG_FAST_IMPL=cuda GENIMG_FAST_SINGLE_PASS_MAX=0 timeout 90 "$PY" -m genimg_f
   | tee -a "$LOG" || failures+=("bench_tile_path")
 
 step "profile: host time, launches and kernel time per norm training step"
-GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profile_norm_act.py 2>&1 | grep -v "USDT" > "$OUT/profile_norm_act.log" \
+GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profiling/profile_norm_act.py 2>&1 | grep -v "USDT" > "$OUT/profile_norm_act.log" \
   || failures+=("profile")
 cat "$OUT/profile_norm_act.log" | tee -a "$LOG"
 
 step "profile: where the host time of a small training step goes"
-GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profile_host.py 2>&1 | grep -v "USDT" > "$OUT/profile_host.log" \
+GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profiling/profile_host.py 2>&1 | grep -v "USDT" > "$OUT/profile_host.log" \
   || failures+=("profile_host")
 head -n 8 "$OUT/profile_host.log" | tee -a "$LOG"
 
 step "does the suite's per-step event timing add host time to an eager step? (host loop, per step, per block)"
-GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/eager_timing_methods.py 2>&1 | grep -v "USDT" \
+GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profiling/eager_timing_methods.py 2>&1 | grep -v "USDT" \
   | tee "$OUT/eager_timing_methods.log" | tee -a "$LOG" || failures+=("eager_timing_methods")
 
 if [[ -z "${GENIMG_FAST_SINGLE_PASS_MAX:-}" ]]; then  # not after a failed cluster smoke test
   step "the norm training paths side by side: one launch (a block or a cluster a group) against the tile path"
-  GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 120 "$PY" benchmarks/one_launch_sweep.py \
+  GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 120 "$PY" benchmarks/profiling/one_launch_sweep.py \
     --markdown "$OUT/one_launch_sweep.md" 2>&1 | grep -v "USDT" | tee -a "$LOG" || failures+=("one_launch_sweep")
 fi
 

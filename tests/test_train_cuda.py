@@ -48,7 +48,7 @@ def test_cuda_graphs_train_as_the_eager_loop(cuda_kernels, tmp_path, name):
     if name == "cyclegan":
         # This tiny CycleGAN is chaotic: two eager runs agree to 2e-6 for five steps (reflection
         # padding's backward adds atomically), then drift apart, 5e-3 by step 6 and percents
-        # later (H100, full fp32, benchmarks/compare_graph_training.py). A replay is told from
+        # later (H100, full fp32, benchmarks/profiling/compare_graph_training.py). A replay is told from
         # noise only early on: steps 1 and 2 are replays, within 1e-5 of eager there. The pool
         # (4 images) is full from step 1 on, so those replays draw its choices: the graph's
         # draws continue the generator state the warm-up restored, as the eager ones do.

@@ -1,7 +1,7 @@
 """Which memory layout a model runs faster in on a CPU, and moving a model to channels_last.
 
 The choice is per model family, measured side by side on a 2-core AMD EPYC CPU with torch 2.14
-(benchmarks/inference_layouts.py; docs/inference.md has the numbers), each model already
+(benchmarks/profiling/inference_layouts.py; docs/inference.md has the numbers), each model already
 optimized as optimize_for_inference does it. oneDNN's convolutions are faster channels_last, but
 norms computed over H x W (group norm, instance norm) are slower in it, so the answer depends on
 how much of a network is convolution."""
@@ -13,7 +13,7 @@ from torch import nn
 from genimg_fast.models import ConvVAE, DCGANGenerator, ResnetGenerator, UnetGenerator
 
 # model class -> channels_last measured faster (optimized eager, against the plain model; four
-# runs of benchmarks/inference_layouts.py, other load on the machine in some of them):
+# runs of benchmarks/profiling/inference_layouts.py, other load on the machine in some of them):
 # DCGAN b64 1.37-1.44x channels_last against 1.04-1.09x contiguous; ConvVAE decoder b64 2.5-2.7x
 # against 1.2-1.3x; ResNet-9 b1 1.05-1.20x against 0.97-1.07x; U-Net-256 b1 train mode
 # 1.08-1.19x against 1.16-1.21x (contiguous also draws dropout masks in the reference's order)

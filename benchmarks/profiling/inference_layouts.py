@@ -1,9 +1,11 @@
-"""The measurements behind optimize_for_inference's automatic layout (channels_last=None):
-each model family's optimized copy, contiguous against channels_last, timed side by side in
-alternating rounds on the CPU, with the plain reference model as the 1.00x baseline.
-genimg_fast/inference/layouts.py's MEASURED_CHANNELS_LAST records the faster layout.
+"""Times each model family's optimized copy on the CPU, contiguous against channels_last.
 
-    PYTHONPATH=. python benchmarks/inference_layouts.py [repeats]
+optimize_for_inference's automatic layout (channels_last=None) takes the faster of the two, as
+genimg_fast/inference/layouts.py's MEASURED_CHANNELS_LAST records it: rerun this when the models,
+torch or the CPU change. Timed side by side in alternating rounds, with the plain reference model
+as the 1.00x baseline.
+
+    PYTHONPATH=. python benchmarks/profiling/inference_layouts.py [repeats]
 """
 import sys
 

@@ -1,15 +1,16 @@
-"""Where the host time of a training step goes, when the GPU work is small: the host's cost of
-one plain torch op (the yardstick); the host time of each layer of a step measured alone, without
-the profiler (the op's C++ kernel, the same with autograd recording, the Python module or
-objective, the backward op, the whole step with torch.autograd.grad); then per step of eager torch
-and of genimg_fast, at one DCGAN batch-norm layer and one GAN objective, the profiler's top
-entries by self CPU time (the profiler inflates each op's own time: read them as proportions).
+"""Where a small training step's host time goes: each layer alone, then the profiler's top entries.
 
-    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/profile_host.py [--device cuda]
+The host's cost of one plain torch op (the yardstick); the host time of each layer of a step
+measured alone, without the profiler (the op's C++ kernel, the same with autograd recording, the
+Python module or objective, the backward op, the whole step with torch.autograd.grad); then per
+step of eager torch and of genimg_fast, at one DCGAN batch-norm layer and one GAN objective, the
+profiler's top entries by self CPU time (the profiler inflates each op's own time: read them as
+proportions).
 
-GPU run 6 found genimg_fast's DCGAN-sized steps bound by host time (0.2-0.5 ms per step for
-30-90 us of kernels); this shows whether that time is Python, dispatch, allocation or the CUDA
-launch calls themselves.
+    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/profiling/profile_host.py [--device cuda]
+
+For steps whose host time exceeds their GPU work: it shows whether that time is Python,
+dispatch, allocation or the CUDA launch calls themselves.
 """
 from __future__ import annotations
 

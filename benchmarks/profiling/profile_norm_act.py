@@ -1,7 +1,8 @@
-"""Where a norm + activation training step spends its time: host time per step, kernel
-launches per step and GPU kernel time per step, eager torch against genimg_fast's fused module.
+"""Host time, launches and GPU kernel time per BN+ReLU training step, torch against genimg_fast.
 
-    python benchmarks/profile_norm_act.py [--device cuda] [--steps 20]
+Also the helpers the other tools here import (the steps, host time per step).
+
+    PYTHONPATH=. python benchmarks/profiling/profile_norm_act.py [--device cuda] [--steps 20]
 
 When host time per step exceeds GPU kernel time, the step is launch/overhead-bound and fewer
 launches or less Python per call is what will make it faster, not faster kernels.

@@ -1,11 +1,8 @@
-"""Does the benchmark's way of timing an eager step add host time of its own?
+"""Times one eager BN+ReLU step several ways, to see whether the suite's timing adds host time.
 
-The suite times each eager step between two CUDA events (the median of many steps). For the
-DCGAN-sized BN+ReLU steps, which are bound by host time, it reported 0.27-0.38 ms a step for
-torch's layers (H100 run 6, H200 run 10), while a plain loop of the same step took 0.20-0.25 ms
-of host time a step (profile_host.py). A constant added to
-both variants pulls their ratio towards 1. This times torch's and genimg_fast's step at one shape
-in one process, several ways:
+The suite times each eager step between two CUDA events (the median of many steps). For steps
+bound by host time, a constant that timing adds to both variants would pull their ratio towards
+1. This times torch's and genimg_fast's step at one shape in one process, several ways:
 
 - host loop: perf_counter around 200 steps, no sync inside (what a training loop pays);
 - events per step: the suite's method (bench.timing.time_side_by_side), also in alternating rounds
@@ -14,7 +11,7 @@ in one process, several ways:
 - the same three after both steps were captured into CUDA graphs, as the suite does first;
 - events per step with Python's garbage collector off.
 
-    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/eager_timing_methods.py [--shape 128,256,8,8]
+    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/profiling/eager_timing_methods.py [--shape 128,256,8,8]
 """
 from __future__ import annotations
 

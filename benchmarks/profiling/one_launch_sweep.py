@@ -1,12 +1,14 @@
-"""The norm training kernels' paths side by side, at group sizes below, inside and above the
-one-launch range: a training forward + backward (norm_act_train, norm_act_train_backward; ReLU)
-timed as GPU work (a CUDA-graph replay) and as eager op calls, with the one-launch kernels as
-built (a block a group up to 2048 values, a cluster a group up to 32768 on Hopper), capped at
-2048 (GENIMG_FAST_SINGLE_PASS_MAX=2048: no clusters) and off (0: the tile path everywhere). The
-cap is read once a process, so each runs in a child process. Where a path loses at some size,
-the one-launch limits in csrc/norm_act/train_path.h are what to move.
+"""The norm training paths side by side (one launch, no clusters, tile path) across group sizes.
 
-    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/one_launch_sweep.py [--markdown out.md]
+Group sizes below, inside and above the one-launch range: a training forward + backward
+(norm_act_train, norm_act_train_backward; ReLU) timed as GPU work (a CUDA-graph replay) and as
+eager op calls, with the one-launch kernels as built (a block a group up to 2048 values, a
+cluster a group up to 32768 on Hopper), capped at 2048 (GENIMG_FAST_SINGLE_PASS_MAX=2048: no
+clusters) and off (0: the tile path everywhere). The cap is read once a process, so each runs in
+a child process. Where a path loses at some size, the one-launch limits in
+csrc/norm_act/train_path.h are what to move.
+
+    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/profiling/one_launch_sweep.py [--markdown out.md]
 """
 from __future__ import annotations
 

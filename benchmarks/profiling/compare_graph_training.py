@@ -1,10 +1,12 @@
-"""How far a --cuda-graphs run's logged losses drift from the eager loop's, against how far two
-eager runs drift from each other (the GPU's own run-to-run noise: atomic adds in reflection
-padding's and some convolutions' backward), per recipe and implementation, in full float32
-precision, with cuDNN's nondeterministic algorithms allowed and not. Small recipes of the
-trainer tests (tests/test_train_cuda.py); needs a GPU.
+"""Per-step drift of a --cuda-graphs run's losses from the eager loop's, beside two eager runs'.
 
-    PYTHONPATH=. python benchmarks/compare_graph_training.py [RECIPE ...] [--impl fused|reference]
+Two eager runs drift apart too (the GPU's own run-to-run noise: atomic adds in reflection
+padding's and some convolutions' backward), so a replay is judged against that noise: per recipe
+and implementation, in full float32 precision, with cuDNN's nondeterministic algorithms allowed
+and not. The recipes are the trainer tests' small ones (tests/test_train_cuda.py, whose graph
+tolerances this informs); needs a GPU.
+
+    PYTHONPATH=. python benchmarks/profiling/compare_graph_training.py [RECIPE ...] [--impl fused|reference]
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch
 
 from genimg_fast.bench.checks import exact_fp32
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from test_train_cuda import RUNS  # noqa: E402
 from train_logs import read_losses  # noqa: E402
 
