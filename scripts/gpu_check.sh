@@ -3,7 +3,9 @@
 # build the kernels in place for sm_90, run the CUDA tests with the kernels required
 # (GENIMG_FAST_IMPL=cuda: kernels, models, trainers), run the quick GPU benchmark (JSON, markdown,
 # chart), profile the norm step and a step's host time, and time torch.compile at the DCGAN norm
-# shapes and on the objectives. Logs and results go to $OUT (or benchmarks/results/gpu-check-<time>/).
+# shapes and on the objectives. The run's record goes to $OUT (or
+# benchmarks/results/gpu-check-<time>/); its build, step and test logs to $OUT/logs/, which git
+# ignores: commit the record, not the logs (benchmarks/results/README.md).
 # On an H100 (2026-11-27) the whole check took 5.7 minutes with GPU_CHECK_SECONDS=390 in run 1
 # (the full networks benchmark had 108 s and finished) and 6.9 minutes in run 4 (more steps; the
 # networks benchmark got no time): give the run a 440-second limit, leaving room for a short
@@ -21,21 +23,23 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 OUT="${OUT:-benchmarks/results/gpu-check-$(date -u +%Y%m%dT%H%M%SZ)}"
-mkdir -p "$OUT"
+# The logs and the tests' raw path outcomes: what a failure is read from, not the record.
+LOGS="$OUT/logs"
+mkdir -p "$LOGS"
 PY="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1
 export GENIMG_FAST_UNVERIFIED_KERNELS=1
 COMMIT="${GENIMG_FAST_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
-LOG="$OUT/gpu_check.log"
+LOG="$LOGS/gpu_check.log"
 failures=()
 
 step() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$LOG"; }
 
-# GPU_CHECK_BUNDLE=1: at exit, the logs and markdown summaries go into one gpu_check_logs.tar.gz
-# (a lent machine may hand back only a few files).
+# GPU_CHECK_BUNDLE=1: at exit, the logs, markdown summaries and profiles go into one
+# gpu_check_logs.tar.gz (a lent machine may hand back only a few files).
 bundle() {
   local files
-  files=$(cd "$OUT" && ls -- *.log *.md paths_*.json 2>/dev/null)
+  files=$(cd "$OUT" && ls -d -- logs *.md *.txt 2>/dev/null)
   [[ -n "$files" ]] && (cd "$OUT" && tar czf gpu_check_logs.tar.gz --remove-files $files)
 }
 [[ -n "${GPU_CHECK_BUNDLE:-}" ]] && trap bundle EXIT
@@ -49,8 +53,8 @@ step "machine"
 step "build (TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0})"
 start=$SECONDS
 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" GENIMG_FAST_BUILD_CUDA=1 MAX_JOBS="$(nproc)" \
-  timeout 180 "$PY" setup.py build_ext --inplace > "$OUT/build.log" 2>&1 || failures+=("build")
-grep -E "genimg_fast: |error" "$OUT/build.log" | head -n 40 | tee -a "$LOG"
+  timeout 180 "$PY" setup.py build_ext --inplace > "$LOGS/build.log" 2>&1 || failures+=("build")
+grep -E "genimg_fast: |error" "$LOGS/build.log" | head -n 40 | tee -a "$LOG"
 echo "build took $((SECONDS - start)) s" | tee -a "$LOG"
 
 step "backend_info"
@@ -79,11 +83,11 @@ STUCK=(-o faulthandler_timeout=100)
 run_tests() {  # name, timeout, files...
   local name=$1 limit=$2; shift 2
   step "tests: $name (kernels required)"
-  GENIMG_FAST_IMPL=cuda GENIMG_FAST_PATH_OUTCOMES="$OUT/paths_$name.json" \
+  GENIMG_FAST_IMPL=cuda GENIMG_FAST_PATH_OUTCOMES="$LOGS/paths_$name.json" \
     timeout "$limit" "$PY" -m pytest "$@" ${PARALLEL[@]+"${PARALLEL[@]}"} "${STUCK[@]}" \
     -p no:cacheprovider -q -rfEs \
-    > "$OUT/tests_$name.log" 2>&1 || failures+=("tests_$name")
-  tail -n 25 "$OUT/tests_$name.log" | tee -a "$LOG"
+    > "$LOGS/tests_$name.log" 2>&1 || failures+=("tests_$name")
+  tail -n 25 "$LOGS/tests_$name.log" | tee -a "$LOG"
 }
 run_tests losses 200 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test_stored_grad_cuda.py \
   tests/test_loss_terms_cuda.py
@@ -97,7 +101,7 @@ run_tests training 240 tests/test_train_cuda.py tests/test_inference.py tests/te
 step "kernel paths verified at $COMMIT"
 "$PY" -m buildtools.kernel_record gpu-report --out "$OUT/verified_paths.json" --commit "$COMMIT" \
   --gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)" \
-  "$OUT"/paths_losses.json "$OUT"/paths_norm_act.json "$OUT"/paths_training.json 2>&1 \
+  "$LOGS"/paths_losses.json "$LOGS"/paths_norm_act.json "$LOGS"/paths_training.json 2>&1 \
   | tee -a "$LOG" || failures+=("verified_paths")
 
 step "quick GPU benchmark"
@@ -115,18 +119,18 @@ GENIMG_FAST_IMPL=cuda GENIMG_FAST_SINGLE_PASS_MAX=0 timeout 90 "$PY" -m genimg_f
   | tee -a "$LOG" || failures+=("bench_tile_path")
 
 step "profile: host time, launches and kernel time per norm training step"
-GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profiling/profile_norm_act.py 2>&1 | grep -v "USDT" > "$OUT/profile_norm_act.log" \
+GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" benchmarks/profiling/profile_norm_act.py 2>&1 | grep -v "USDT" > "$OUT/profile_norm_act.txt" \
   || failures+=("profile")
-cat "$OUT/profile_norm_act.log" | tee -a "$LOG"
+cat "$OUT/profile_norm_act.txt" | tee -a "$LOG"
 
 step "profile: where the host time of a small training step goes"
-GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profiling/profile_host.py 2>&1 | grep -v "USDT" > "$OUT/profile_host.log" \
+GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profiling/profile_host.py 2>&1 | grep -v "USDT" > "$OUT/profile_host.txt" \
   || failures+=("profile_host")
-head -n 8 "$OUT/profile_host.log" | tee -a "$LOG"
+head -n 8 "$OUT/profile_host.txt" | tee -a "$LOG"
 
 step "does the suite's per-step event timing add host time to an eager step? (host loop, per step, per block)"
 GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profiling/eager_timing_methods.py 2>&1 | grep -v "USDT" \
-  | tee "$OUT/eager_timing_methods.log" | tee -a "$LOG" || failures+=("eager_timing_methods")
+  | tee "$OUT/eager_timing_methods.txt" | tee -a "$LOG" || failures+=("eager_timing_methods")
 
 if [[ -z "${GENIMG_FAST_SINGLE_PASS_MAX:-}" ]]; then  # not after a failed cluster smoke test
   step "the norm training paths side by side: one launch (a block or a cluster a group) against the tile path"
