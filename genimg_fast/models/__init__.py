@@ -8,7 +8,8 @@ counts: reference checkpoints load with strict=True and ours load into the refer
   and UnetSkipConnectionBlock, NLayerDiscriminator, PixelDiscriminator, and its define_G, define_D,
   get_norm_layer and init_weights.
 
-Every network takes fused=False to keep the plain torch layers (the reference itself).
+The networks with norm layers, define_G and define_D take fused=False to keep the plain torch layers (the
+reference itself).
 """
 from genimg_fast.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from genimg_fast.models.discriminators import NLayerDiscriminator, PixelDiscriminator
