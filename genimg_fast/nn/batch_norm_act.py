@@ -54,7 +54,7 @@ class BatchNormAct2d(NormActBase):
             state_dict key). Default: True.
 
     Shape:
-        Input (N, C, H, W), floating point; output of the same shape and dtype.
+        Input x: (N, C, H, W), floating point. Output: the same shape and dtype.
 
     Raises:
         ValueError: an unknown `activation` (construction); in forward, an input that is not

@@ -43,8 +43,8 @@ class InstanceNormAct2d(NormActBase):
             state_dict key). Default: True.
 
     Shape:
-        Input (N, C, H, W) or unbatched (C, H, W), floating point; output of the same shape and
-        dtype. An input with no elements gives an empty output.
+        Input x: (N, C, H, W) or unbatched (C, H, W), floating point. Output: the same shape and
+        dtype; an input with no elements gives an empty output.
 
     Raises:
         ValueError: an unknown `activation` (construction); in forward, an input that is not
