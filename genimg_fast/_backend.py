@@ -145,7 +145,20 @@ def unusable_reason() -> str | None:
 
 
 def backend_info() -> dict[str, Any]:
-    """Which implementation runs here and why, with the versions a bug report needs."""
+    """Which implementation runs here and why, with the versions a bug report needs.
+
+    Returns:
+        dict: among others 'impl' ('cuda' when the loaded kernels can run on this machine's GPU,
+        else 'reference' when GENIMG_FAST_IMPL=reference asks for it, else 'fallback'),
+        'kernels_loaded', 'reason' (why the kernels cannot run, or None), 'requested_impl',
+        the build's and this machine's torch / CUDA / cuDNN versions and GPU, 'kernel_paths',
+        and 'implementation': what serves each op family on CPU and CUDA tensors, and why (the
+        per-family answer: 'impl' does not account for GENIMG_FAST_IMPL=reference or kernel
+        paths still waiting when the kernels can run).
+
+    Raises:
+        ValueError: GENIMG_FAST_IMPL holds an unknown value.
+    """
     config = _build_config()
     reason = unusable_reason()
     cuda_available = torch.cuda.is_available()

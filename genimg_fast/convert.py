@@ -54,7 +54,20 @@ def _fuse_sequential(seq: nn.Sequential) -> None:
 def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     """In every nn.Sequential: BatchNorm2d / SyncBatchNorm / InstanceNorm2d [+ ReLU | LeakyReLU] ->
     BatchNormAct2d / InstanceNormAct2d [+ nn.Identity]; a SyncBatchNorm only right after a Conv2d or
-    ConvTranspose2d (elsewhere its input may be 2-D or 5-D). Returns a deep copy unless inplace."""
+    ConvTranspose2d (elsewhere its input may be 2-D or 5-D). Returns a deep copy unless inplace.
+
+    Only those exact classes are converted (a subclass may compute something else), and only
+    inside an nn.Sequential (elsewhere the activation's place is unknown). The fused modules
+    hold the norms' own parameter and buffer tensors, and nn.Identity has none, so the
+    state_dict keys, the numbers and the training flags stay the same.
+
+    Args:
+        model (nn.Module): the model.
+        inplace (bool, keyword-only): convert `model` itself instead of a deep copy. Default: False.
+
+    Returns:
+        nn.Module: the converted model (`model` itself when inplace).
+    """
     if not inplace:
         model = copy.deepcopy(model)
     for seq in _sequentials(model):
@@ -65,7 +78,22 @@ def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
 def sync_batchnorm(model: nn.Module, process_group=None, *, inplace: bool = False) -> nn.Module:
     """convert(), then synchronize the batch statistics of every BatchNormAct2d over process_group
     (the default group when None). BatchNorm2d layers outside any nn.Sequential are made
-    BatchNormAct2d (identity activation, same keys) so that none is left unsynchronized."""
+    BatchNormAct2d (identity activation, same keys) so that none is left unsynchronized.
+
+    The fused counterpart of nn.SyncBatchNorm.convert_sync_batchnorm. Synchronization takes
+    effect in training while torch.distributed is initialized with more than one process in
+    the group; otherwise the modules compute plain batch norm. InstanceNorm2d layers are
+    converted but not synchronized (their statistics are per sample).
+
+    Args:
+        model (nn.Module): the model.
+        process_group (ProcessGroup, optional): the group to share statistics with; None: the
+            default (world) group.
+        inplace (bool, keyword-only): change `model` itself instead of a deep copy. Default: False.
+
+    Returns:
+        nn.Module: the model, every BatchNormAct2d with sync=True.
+    """
     model = convert(model, inplace=inplace)
     for parent in list(model.modules()):
         for name, child in parent.named_children():
@@ -112,7 +140,24 @@ def _activation_after_fold(bn: nn.Module) -> nn.Module:
 def fold_batchnorm(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     """Inference: in every nn.Sequential, Conv2d/ConvTranspose2d directly followed by a batch norm with
     running statistics gets the norm folded into its weight and bias; the norm is replaced by its
-    activation. The model must be in eval mode (training uses batch statistics, which cannot be folded)."""
+    activation. The model must be in eval mode (training uses batch statistics, which cannot be folded).
+
+    The norms folded are nn.BatchNorm2d, nn.SyncBatchNorm and BatchNormAct2d (exact classes);
+    a fused module's ReLU / LeakyReLU becomes a torch activation in its place, anything else
+    nn.Identity, so the state_dict keys change: the norms' entries go and every folded
+    convolution gains a bias. The folding is computed in float32 (float64 for float64 weights),
+    so outputs agree with the original up to rounding.
+
+    Args:
+        model (nn.Module): the model, in eval mode.
+        inplace (bool, keyword-only): fold into `model` itself instead of a deep copy. Default: False.
+
+    Returns:
+        nn.Module: the folded model.
+
+    Raises:
+        RuntimeError: the model, or a norm to fold, is in training mode.
+    """
     if model.training:
         raise RuntimeError("fold_batchnorm: the model is in training mode; call model.eval() first "
                            "(batch norm uses batch statistics in training, which cannot be folded)")

@@ -37,7 +37,28 @@ def _activation(fused: nn.Module) -> nn.Module | None:
 
 
 def to_reference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
-    """Plain torch modules for every fused norm in `model` (a deep copy unless inplace)."""
+    """Plain torch modules for every fused norm in `model` (a deep copy unless inplace).
+
+    Each BatchNormAct2d becomes nn.BatchNorm2d (nn.SyncBatchNorm with its process group when
+    sync=True), each InstanceNormAct2d nn.InstanceNorm2d, sharing the fused module's parameter
+    and buffer tensors and its training flag; a ReLU / LeakyReLU (inplace=True) goes into the
+    nn.Identity slot that follows it in its nn.Sequential, or, in a UnetGenerator, back to the
+    head of the next level. The result has the same state_dict keys and computes the same
+    numbers, with no genimg_fast module or op in it: what torch.export, ONNX or TorchScript
+    take, and the inverse of convert().
+
+    Args:
+        model (nn.Module): the model; it may hold no fused module at all.
+        inplace (bool, keyword-only): change `model` itself instead of a deep copy. Default: False.
+
+    Returns:
+        nn.Module: the plain-torch model.
+
+    Raises:
+        ValueError: a fused module with an activation that is not followed by an nn.Identity in
+            its nn.Sequential (nor a U-Net level whose first slot is nn.Identity): the activation
+            has no slot to go to without changing the keys.
+    """
     if not inplace:
         model = copy.deepcopy(model)
     for parent in list(model.modules()):

@@ -231,8 +231,14 @@ def capture_training_step(step: Callable[..., object], *, modules: Sequence[nn.M
         A callable with the step's signature, returning copies of the step's outputs.
 
     Raises:
-        ValueError: mode 'on' where the step cannot be captured (not on one CUDA device, several
-            processes, a torch.compile'd module, an optimizer without a capturable form).
+        ValueError: an unknown mode, warmup < 1, or mode 'on' where the step cannot be captured
+            (not on one CUDA device, several processes, a torch.compile'd module, an optimizer
+            without a capturable form).
+
+    The returned callable raises TypeError for an argument that is not a tensor or (when it
+    captures) a step that returns anything but tensors, and RuntimeError when an optimizer's
+    learning rate was replaced by a new value instead of filled in place; with mode 'on' a
+    failed capture's error propagates.
     """
     return CapturedTrainingStep(step, modules=modules, optimizers=optimizers, extra_state=extra_state, mode=mode,
                                 warmup=warmup)

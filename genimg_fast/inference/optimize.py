@@ -58,6 +58,21 @@ def optimize_for_inference(model: nn.Module, *, train_mode: bool = False, channe
     2.1e-5 (ResNet-9 at 256x256, channels_last) on the DCGAN generator, the convolutional VAE
     decoder and the ResNet and U-Net generators, eval and training mode (dropout off), both
     layouts. Folding rounds differently; nothing else changes beyond the order of summation.
+
+    Args:
+        model (nn.Module): the model to copy; any model, fused or plain.
+        train_mode (bool, keyword-only): keep training mode, as above. Default: False.
+        channels_last (bool or None, keyword-only): the layout, as above. Default: None.
+        compile (bool, keyword-only): wrap the copy in torch.compile. Default: False.
+
+    Returns:
+        nn.Module: the optimized copy (the torch.compile wrapper when compile=True).
+
+    Raises:
+        TypeError: model is not an nn.Module, or train_mode / compile not a bool, or
+            channels_last not a bool or None.
+        ValueError: what genimg_fast.to_reference raises for a fused module whose activation
+            has no slot to go back to.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"optimize_for_inference: model must be a torch.nn.Module, got {type(model).__name__}")

@@ -37,9 +37,35 @@ def _place_and_init(model: nn.Module, device, init: bool) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    """The example's Generator with its weights_init already applied, after moving to `device`
-    as the example does (`Generator().to(device)`, then `apply(weights_init)`): the same seed
-    gives the example's weights. init=False skips weights_init (for code that applies it itself)."""
+    """pytorch/examples dcgan's Generator: the same layers and `main.<i>` state_dict keys.
+
+    Its weights_init is already applied, after moving to `device` as the example does
+    (`Generator().to(device)`, then `apply(weights_init)`): the same seed gives the example's
+    weights. fused=True swaps each BatchNorm2d + ReLU pair for BatchNormAct2d + nn.Identity
+    (same keys and numbers).
+
+    Args:
+        nz (int): the noise's length. Default: 100.
+        ngf (int): the width of the last hidden layer (the example's ngf). Default: 64.
+        nc (int): the image's channels. Default: 3.
+        image_size (int): 64 (the example's network), or 32, 128 or 256 (a stride-2 stage fewer
+            or more per halving or doubling; the first layer is then ngf * image_size / 8 wide).
+            Default: 64.
+        fused (bool, keyword-only): use the fused norm modules; False keeps the plain torch
+            layers. Default: True.
+        device (torch.device, optional, keyword-only): where to move the model before the
+            weights are drawn.
+        init (bool, keyword-only): apply weights_init; False keeps torch's default
+            initialization (for code that applies weights_init itself). Default: True.
+
+    Shape:
+        Input z: (N, nz, 1, 1) or (N, nz). Output: (N, nc, image_size, image_size), in [-1, 1]
+        (Tanh).
+
+    Raises:
+        ValueError: image_size not 32, 64, 128 or 256 (construction); noise of another shape
+            (forward).
+    """
 
     def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64, *, fused: bool = True,
                  device=None, init: bool = True) -> None:
@@ -67,10 +93,32 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """The example's Discriminator, initialized like DCGANGenerator (device, init). logits=True
-    leaves out the final Sigmoid (no parameters: the keys do not change), for the numerically safe
-    BCE-with-logits loss (gan_mode 'vanilla'); the default is the reference's probabilities
-    (gan_mode 'bce'). The output is (N,), as the example's view(-1, 1).squeeze(1)."""
+    """pytorch/examples dcgan's Discriminator: the same layers and `main.<i>` state_dict keys.
+
+    Initialized like DCGANGenerator (device, init); fused=True swaps each BatchNorm2d +
+    LeakyReLU(0.2) pair for BatchNormAct2d + nn.Identity (same keys and numbers).
+
+    Args:
+        nc (int): the image's channels. Default: 3.
+        ndf (int): the width of the first layer (the example's ndf). Default: 64.
+        image_size (int): 64 (the example's network), 32, 128 or 256, as for DCGANGenerator.
+            Default: 64.
+        logits (bool, keyword-only): leave out the final Sigmoid (it has no parameters: the keys
+            do not change) and return logits, for the numerically safe BCE with logits (gan_mode
+            'vanilla'); False returns the example's probabilities (gan_mode 'bce'). Default: False.
+        fused (bool, keyword-only): use the fused norm modules. Default: True.
+        device (torch.device, optional, keyword-only): where to move the model before the
+            weights are drawn.
+        init (bool, keyword-only): apply the example's weights_init. Default: True.
+
+    Shape:
+        Input x: (N, nc, image_size, image_size). Output: (N,), as the example's
+        view(-1, 1).squeeze(1).
+
+    Raises:
+        ValueError: image_size not 32, 64, 128 or 256 (construction); an input that is not 4-D,
+            has not nc channels or is not image_size x image_size (forward).
+    """
 
     def __init__(self, nc: int = 3, ndf: int = 64, image_size: int = 64, *, logits: bool = False,
                  fused: bool = True, device=None, init: bool = True) -> None:

@@ -10,6 +10,33 @@ from genimg_fast.models.norm_layers import uses_bias
 
 
 class NLayerDiscriminator(nn.Module):
+    """junyanz's networks.NLayerDiscriminator, the PatchGAN (netD 'basic' is n_layers=3, the
+    70x70 PatchGAN): the same layers, `model.<i>` state_dict keys and parameter count.
+
+    fused=True swaps each torch norm + LeakyReLU(0.2) pair for the fused module and an
+    nn.Identity: same keys and numbers.
+
+    Args:
+        input_nc (int): the input's channels (pix2pix: input and output images concatenated).
+        ndf (int): the width of the first layer; later ones double, up to ndf * 8. Default: 64.
+        n_layers (int): the depth, >= 0: after the first stride-2 convolution, n_layers - 1
+            stride-2 conv-norm-LeakyReLU blocks, then one at stride 1 and the output
+            convolution. Default: 3.
+        norm_layer: a norm constructor called with a channel count: nn.BatchNorm2d, or what
+            get_norm_layer returns; the convolutions carry a bias exactly when it is
+            nn.InstanceNorm2d (as a functools.partial or itself), as in junyanz's.
+            Default: nn.BatchNorm2d.
+        fused (bool, keyword-only): use the fused norm modules. Default: True.
+
+    Shape:
+        Input x: (N, input_nc, H, W), H and W at least 3 * 2 ** max(n_layers, 1). Output:
+        (N, 1, H', W'), one logit per patch (no Sigmoid).
+
+    Raises:
+        ValueError: n_layers < 0 (construction); an input that is not 4-D, has not input_nc
+            channels, or is too small (forward).
+    """
+
     def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm_layer=nn.BatchNorm2d, *,
                  fused: bool = True) -> None:
         super().__init__()
@@ -43,6 +70,28 @@ class NLayerDiscriminator(nn.Module):
 
 
 class PixelDiscriminator(nn.Module):
+    """junyanz's networks.PixelDiscriminator (netD 'pixel', a 1x1 PatchGAN): the same layers and
+    `net.<i>` state_dict keys.
+
+    fused=True swaps the torch norm + LeakyReLU(0.2) pair for the fused module and an
+    nn.Identity: same keys and numbers.
+
+    Args:
+        input_nc (int): the input's channels.
+        ndf (int): the width of the first layer (the second is ndf * 2). Default: 64.
+        norm_layer: a norm constructor called with a channel count: nn.BatchNorm2d, or what
+            get_norm_layer returns; the convolutions carry a bias exactly when it is
+            nn.InstanceNorm2d (as a functools.partial or itself), as in junyanz's.
+            Default: nn.BatchNorm2d.
+        fused (bool, keyword-only): use the fused norm modules. Default: True.
+
+    Shape:
+        Input x: (N, input_nc, H, W). Output: (N, 1, H, W), one logit per pixel (no Sigmoid).
+
+    Raises:
+        ValueError: an input that is not 4-D or has not input_nc channels (forward).
+    """
+
     def __init__(self, input_nc: int, ndf: int = 64, norm_layer=nn.BatchNorm2d, *, fused: bool = True) -> None:
         super().__init__()
         self.input_nc = input_nc

@@ -25,6 +25,34 @@ def _place(net: nn.Module, gpu_ids) -> nn.Module:
 
 def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "batch", use_dropout: bool = False,
              init_type: str = "normal", init_gain: float = 0.02, gpu_ids=(), *, fused: bool = True) -> nn.Module:
+    """junyanz's networks.define_G: a generator by name, placed and initialized as init_net does.
+
+    Same arguments and defaults as junyanz's (plus `fused`); the network is moved to the GPU
+    first, then its weights are drawn there by init_weights, so a seed gives the reference's
+    weights.
+
+    Args:
+        input_nc (int): the input images' channels.
+        output_nc (int): the output images' channels.
+        ngf (int): the width of the first layer.
+        netG (str): 'resnet_9blocks', 'resnet_6blocks' (ResnetGenerator), 'unet_128' or
+            'unet_256' (UnetGenerator with 7 or 8 downsamplings).
+        norm (str): 'batch', 'instance' or 'none' (see get_norm_layer). Default: 'batch'.
+        use_dropout (bool): the generators' Dropout(0.5). Default: False.
+        init_type (str): 'normal', 'xavier', 'kaiming' or 'orthogonal'. Default: 'normal'.
+        init_gain (float): the scale of normal, xavier and orthogonal. Default: 0.02.
+        gpu_ids (sequence of int): empty (stay on the CPU) or one CUDA device index. Default: ().
+        fused (bool, keyword-only): use the fused norm modules; False builds the plain
+            reference layers. Default: True.
+
+    Returns:
+        nn.Module: the ResnetGenerator or UnetGenerator (not wrapped in DataParallel, so the
+        state_dict keys have no 'module.' prefix).
+
+    Raises:
+        ValueError: an unknown netG, norm or init_type, or more than one GPU id (use DDP, one
+            process per GPU); junyanz's raises NotImplementedError for unknown names.
+    """
     norm_layer = get_norm_layer(norm)
     if netG.startswith("resnet_") and netG in GENERATORS:
         blocks = 9 if netG == "resnet_9blocks" else 6
@@ -41,6 +69,27 @@ def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "ba
 
 def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str = "batch",
              init_type: str = "normal", init_gain: float = 0.02, gpu_ids=(), *, fused: bool = True) -> nn.Module:
+    """junyanz's networks.define_D: a discriminator by name, placed and initialized as
+    define_G's.
+
+    Args:
+        input_nc (int): the input's channels (pix2pix: input_nc + output_nc of the generator).
+        ndf (int): the width of the first layer.
+        netD (str): 'basic' (NLayerDiscriminator, n_layers 3), 'n_layers' (NLayerDiscriminator,
+            n_layers_D) or 'pixel' (PixelDiscriminator).
+        n_layers_D (int): the depth for 'n_layers' (unused otherwise). Default: 3.
+        norm (str): 'batch', 'instance' or 'none'. Default: 'batch'.
+        init_type (str): 'normal', 'xavier', 'kaiming' or 'orthogonal'. Default: 'normal'.
+        init_gain (float): the scale of normal, xavier and orthogonal. Default: 0.02.
+        gpu_ids (sequence of int): empty (stay on the CPU) or one CUDA device index. Default: ().
+        fused (bool, keyword-only): use the fused norm modules. Default: True.
+
+    Returns:
+        nn.Module: the NLayerDiscriminator or PixelDiscriminator, which output logits.
+
+    Raises:
+        ValueError: an unknown netD, norm or init_type, or more than one GPU id.
+    """
     norm_layer = get_norm_layer(norm)
     if netD == "basic":
         net = NLayerDiscriminator(input_nc, ndf, n_layers=3, norm_layer=norm_layer, fused=fused)

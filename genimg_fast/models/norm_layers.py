@@ -12,8 +12,20 @@ INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
 
 def get_norm_layer(norm_type: str = "instance"):
-    """batch: affine BN with running stats; instance: InstanceNorm2d without affine or running
-    stats (no state_dict keys); none: Identity."""
+    """junyanz's networks.get_norm_layer: a norm constructor by name.
+
+    Args:
+        norm_type (str): 'batch' (affine nn.BatchNorm2d with running statistics), 'instance'
+            (nn.InstanceNorm2d without affine parameters or running statistics: no state_dict
+            keys) or 'none' (nn.Identity). Default: 'instance'.
+
+    Returns:
+        A callable taking the channel count and returning the norm module: a functools.partial
+        of the torch class, or, for 'none', a function returning nn.Identity().
+
+    Raises:
+        ValueError: an unknown norm_type (junyanz's raises NotImplementedError).
+    """
     if norm_type == "batch":
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if norm_type == "instance":
@@ -31,9 +43,25 @@ def uses_bias(norm_layer) -> bool:
 
 
 def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
-    """Conv/Linear weights by init_type, biases 0; BatchNorm weights N(1, init_gain), biases 0
-    (fused BatchNormAct2d included, so it works on our models as on the reference's), drawn in
-    module order like the reference's."""
+    """junyanz's networks.init_weights, in place: Conv/Linear weights by init_type, biases 0;
+    BatchNorm weights N(1, init_gain), biases 0 (fused BatchNormAct2d included, so it works on
+    our models as on the reference's), drawn in module order like the reference's.
+
+    Args:
+        net (nn.Module): the network; its submodules whose class name contains 'Conv' or
+            'Linear' and that have a weight, or contains 'BatchNorm2d', and its BatchNormAct2d
+            modules are initialized.
+        init_type (str): 'normal' (N(0, init_gain)), 'xavier' (xavier_normal_, gain init_gain),
+            'kaiming' (kaiming_normal_, fan_in, init_gain unused) or 'orthogonal' (gain
+            init_gain). Default: 'normal'.
+        init_gain (float): see init_type. Default: 0.02.
+
+    Returns:
+        nn.Module: net itself (junyanz's returns None).
+
+    Raises:
+        ValueError: an unknown init_type, before anything is drawn.
+    """
     if init_type not in INIT_TYPES:
         raise ValueError(f"init_type must be one of {', '.join(INIT_TYPES)}, got {init_type!r}")
 

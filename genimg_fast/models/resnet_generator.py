@@ -12,6 +12,25 @@ PADDINGS = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d}
 
 
 class ResnetBlock(nn.Module):
+    """junyanz's networks.ResnetBlock: x + conv_block(x), conv_block =
+    [pad, conv3x3, norm, ReLU, (Dropout(0.5)), pad, conv3x3, norm], keys `conv_block.<i>`.
+
+    Built from plain torch layers; a ResnetGenerator with fused=True converts them.
+
+    Args:
+        dim (int): the channel count, in and out.
+        padding_type (str): 'reflect', 'replicate' or 'zero' (the convolution pads by 1 itself).
+        norm_layer: a norm constructor called with the channel count.
+        use_dropout (bool): insert Dropout(0.5) between the two convolutions.
+        use_bias (bool): give the convolutions a bias.
+
+    Shape:
+        Input x: (N, dim, H, W). Output: the same shape.
+
+    Raises:
+        ValueError: an unknown padding_type (junyanz's raises NotImplementedError).
+    """
+
     def __init__(self, dim: int, padding_type: str, norm_layer, use_dropout: bool, use_bias: bool) -> None:
         super().__init__()
         if padding_type not in (*PADDINGS, "zero"):
@@ -32,6 +51,37 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
+    """junyanz's networks.ResnetGenerator (netG 'resnet_9blocks' / 'resnet_6blocks'): the same
+    layers, `model.<i>` state_dict keys (blocks: `model.<i>.conv_block.<j>`) and parameter count.
+
+    Reflection-padded 7x7 convolution, two stride-2 downsamplings, n_blocks ResnetBlocks at
+    ngf * 4 channels, two transposed-convolution upsamplings, 7x7 convolution, Tanh.
+    fused=True swaps each torch norm (+ the ReLU after it) for the fused module and an
+    nn.Identity: same keys and numbers.
+
+    Args:
+        input_nc (int): the input images' channels.
+        output_nc (int): the output images' channels.
+        ngf (int): the width of the first layer. Default: 64.
+        norm_layer: a norm constructor called with a channel count: nn.BatchNorm2d, or what
+            get_norm_layer returns; the convolutions carry a bias exactly when it is
+            nn.InstanceNorm2d (as a functools.partial or itself), as in junyanz's.
+            Default: nn.BatchNorm2d.
+        use_dropout (bool): Dropout(0.5) inside each block. Default: False.
+        n_blocks (int): the number of ResnetBlocks, >= 0. Default: 6.
+        padding_type (str): the blocks' padding, 'reflect', 'replicate' or 'zero'. Default: 'reflect'.
+        fused (bool, keyword-only): use the fused norm modules. Default: True.
+
+    Shape:
+        Input x: (N, input_nc, H, W), H and W multiples of 4. Output: (N, output_nc, H, W), in
+        [-1, 1].
+
+    Raises:
+        ValueError: n_blocks < 0 or (with n_blocks > 0) an unknown padding_type (construction);
+            an input that is not 4-D, has not input_nc channels, or H or W not a multiple of 4
+            (forward).
+    """
+
     def __init__(self, input_nc: int, output_nc: int, ngf: int = 64, norm_layer=nn.BatchNorm2d,
                  use_dropout: bool = False, n_blocks: int = 6, padding_type: str = "reflect", *,
                  fused: bool = True) -> None:

@@ -12,6 +12,28 @@ from genimg_fast.nn import BatchNormAct2d, InstanceNormAct2d
 
 
 class UnetSkipConnectionBlock(nn.Module):
+    """junyanz's networks.UnetSkipConnectionBlock: one U-Net level around `submodule`, keys
+    `model.<i>`; every level but the outermost returns cat([x, model(x)], 1).
+
+    Built from plain torch layers, as junyanz's: a UnetGenerator with fused=True converts them.
+
+    Args:
+        outer_nc (int): the channels this level outputs (its input's, unless input_nc is given).
+        inner_nc (int): the channels of the down convolution's output.
+        input_nc (int, optional): the input's channels; None: outer_nc.
+        submodule (nn.Module, optional): the inner levels (None for the innermost).
+        outermost (bool): the outer level: no norm, ReLU + transposed conv + Tanh on the way up,
+            and no concatenation. Default: False.
+        innermost (bool): the bottom level, without a submodule. Default: False.
+        norm_layer: a norm constructor called with a channel count; the convolutions carry a bias
+            exactly when it is nn.InstanceNorm2d. Default: nn.BatchNorm2d.
+        use_dropout (bool): Dropout(0.5) at the end of a middle level. Default: False.
+
+    Shape:
+        Input x: (N, input_nc, H, W). Output: (N, outer_nc, H, W) for the outermost level,
+        else (N, input_nc + outer_nc, H, W).
+    """
+
     def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None,
                  submodule: nn.Module | None = None, outermost: bool = False, innermost: bool = False,
                  norm_layer=nn.BatchNorm2d, use_dropout: bool = False) -> None:
@@ -58,6 +80,37 @@ def fold_down_activations(outermost: UnetSkipConnectionBlock) -> None:
 
 
 class UnetGenerator(nn.Module):
+    """junyanz's networks.UnetGenerator (netG 'unet_128': num_downs 7, 'unet_256': 8): the same
+    nested UnetSkipConnectionBlocks, `model.model.<i>` state_dict keys and parameter count.
+
+    fused=True swaps each torch norm (+ the ReLU after it) for the fused module and an
+    nn.Identity, and each middle level's down norm also applies the LeakyReLU(0.2) the next
+    level starts with (that level's first slot becoming nn.Identity): same keys and numbers,
+    and genimg_fast.to_reference puts the LeakyReLU back.
+
+    Args:
+        input_nc (int): the input images' channels.
+        output_nc (int): the output images' channels.
+        num_downs (int): the number of stride-2 levels, >= 5; the innermost ones are ngf * 8 wide.
+        ngf (int): the width of the outermost level. Default: 64.
+        norm_layer: a norm constructor called with a channel count: nn.BatchNorm2d, or what
+            get_norm_layer returns; the convolutions carry a bias exactly when it is
+            nn.InstanceNorm2d (as a functools.partial or itself), as in junyanz's.
+            Default: nn.BatchNorm2d.
+        use_dropout (bool): Dropout(0.5) in the num_downs - 5 innermost middle levels, as
+            junyanz's. Default: False.
+        fused (bool, keyword-only): use the fused norm modules. Default: True.
+
+    Shape:
+        Input x: (N, input_nc, H, W), H and W multiples of 2 ** num_downs. Output:
+        (N, output_nc, H, W), in [-1, 1].
+
+    Raises:
+        ValueError: num_downs < 5 (construction; junyanz's builds 5 levels then); an input that
+            is not 4-D, has not input_nc channels, or H or W not a multiple of 2 ** num_downs
+            (forward).
+    """
+
     def __init__(self, input_nc: int, output_nc: int, num_downs: int, ngf: int = 64, norm_layer=nn.BatchNorm2d,
                  use_dropout: bool = False, *, fused: bool = True) -> None:
         super().__init__()

@@ -49,12 +49,14 @@ class NormActBase(nn.Module):
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, num_batches_tracked 0 (when they are tracked), as torch's."""
         if self.track_running_stats:
             self.running_mean.zero_()
             self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
 
     def reset_parameters(self) -> None:
+        """reset_running_stats(), then weight 1 and bias 0 (when affine), as torch's."""
         self.reset_running_stats()
         if self.affine:
             nn.init.ones_(self.weight)

@@ -21,6 +21,47 @@ from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_tra
 
 
 class BatchNormAct2d(NormActBase):
+    """nn.BatchNorm2d followed by ReLU, LeakyReLU or no activation, as one module.
+
+    A drop-in for ``nn.Sequential(nn.BatchNorm2d(num_features, ...), activation)``: the same
+    parameters and buffers (weight, bias, running_mean, running_var, num_batches_tracked), the
+    same state_dict keys and version (checkpoints load both ways, old ones without
+    num_batches_tracked too) and the same semantics: batch statistics in training, and in eval
+    mode when there are no running statistics; running statistics updated with `momentum`, or
+    averaged over all batches for momentum=None. Where genimg_fast's CUDA kernels serve, norm and
+    activation run as one fused op; elsewhere (CPU, a GPU without the kernels) torch's own
+    F.batch_norm runs, then the activation in place.
+
+    Args:
+        num_features (int): C, the channel count of the (N, C, H, W) input.
+        eps (float): added to the variance before its square root. Default: 1e-5.
+        momentum (float or None): the weight of each new batch in the running statistics; None
+            makes them the cumulative average of every batch. Default: 0.1.
+        affine (bool): learn a per-channel weight (initialized to 1) and bias (0). Default: True.
+        track_running_stats (bool): keep running statistics and normalize with them in eval
+            mode; False registers the three buffers as None and always uses batch statistics.
+            Default: True.
+        activation (str): 'relu', 'leaky_relu' or 'identity' (none). Default: 'relu'.
+        negative_slope (float): the LeakyReLU slope, used with 'leaky_relu' only. Default: 0.01.
+        sync (bool): in training, compute the batch statistics over every process of
+            `process_group`, as nn.SyncBatchNorm does; it takes effect only while torch.distributed
+            is initialized and the group has more than one process. Default: False.
+        process_group (ProcessGroup, optional): the group `sync` uses; None is the default
+            (world) group.
+        device (torch.device, optional): where to create the parameters and buffers.
+        dtype (torch.dtype, optional): the dtype of weight, bias, running_mean and running_var.
+        bias (bool, keyword-only): with affine=True, False leaves out the bias parameter (and its
+            state_dict key). Default: True.
+
+    Shape:
+        Input x: (N, C, H, W), floating point. Output: the same shape and dtype.
+
+    Raises:
+        ValueError: an unknown `activation` (construction); in forward, an input that is not
+            4-D or whose dim 1 is not num_features, or a training batch with a single value per
+            channel.
+    """
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, activation: str = "relu", negative_slope: float = 0.01,
                  sync: bool = False, process_group=None, device=None, dtype=None, *, bias: bool = True) -> None:
@@ -32,7 +73,23 @@ class BatchNormAct2d(NormActBase):
     @classmethod
     def from_norm(cls, norm: nn.BatchNorm2d | nn.SyncBatchNorm, activation: str = "identity",
                   negative_slope: float = 0.01) -> BatchNormAct2d:
-        """The fused module for `norm` followed by `activation`, sharing norm's parameters and buffers."""
+        """The fused module equal to ``norm`` followed by ``activation``.
+
+        The result shares `norm`'s parameter and buffer tensors (nothing is copied) and its
+        training flag; from an nn.SyncBatchNorm it gets sync=True and its process group.
+
+        Args:
+            norm (nn.BatchNorm2d or nn.SyncBatchNorm): the norm to take over.
+            activation (str): 'relu', 'leaky_relu' or 'identity'. Default: 'identity'.
+            negative_slope (float): the LeakyReLU slope, for 'leaky_relu'. Default: 0.01.
+
+        Returns:
+            BatchNormAct2d: the new module.
+
+        Raises:
+            TypeError: `norm` is not an nn.BatchNorm2d or nn.SyncBatchNorm instance.
+            ValueError: an unknown `activation`.
+        """
         if not isinstance(norm, (nn.BatchNorm2d, nn.SyncBatchNorm)):
             raise TypeError(f"BatchNormAct2d.from_norm expects nn.BatchNorm2d or nn.SyncBatchNorm, "
                             f"got {type(norm).__name__}")

@@ -18,6 +18,40 @@ from genimg_fast.ops import norm_act_apply, norm_act_train, update_running_stats
 
 
 class InstanceNormAct2d(NormActBase):
+    """nn.InstanceNorm2d followed by ReLU, LeakyReLU or no activation, as one module.
+
+    A drop-in for ``nn.Sequential(nn.InstanceNorm2d(num_features, ...), activation)``, with
+    torch's defaults (affine=False, track_running_stats=False: no state_dict keys, the
+    CycleGAN / pix2pix 'instance' norm): the same parameters, buffers, state_dict keys and
+    semantics (per-sample statistics in training, and in eval mode unless running statistics
+    are tracked). Where genimg_fast's CUDA kernels serve, norm and activation run as one fused
+    op; elsewhere torch's own F.instance_norm runs, then the activation.
+
+    Args:
+        num_features (int): C, the channel count of the input.
+        eps (float): added to the variance before its square root. Default: 1e-5.
+        momentum (float or None): the weight of each batch in the running statistics (when
+            they exist); None leaves them unchanged, as torch does. Default: 0.1.
+        affine (bool): learn a per-channel weight (initialized to 1) and bias (0). Default: False.
+        track_running_stats (bool): keep running_mean, running_var and num_batches_tracked and
+            normalize with them in eval mode. Default: False.
+        activation (str): 'relu', 'leaky_relu' or 'identity' (none). Default: 'relu'.
+        negative_slope (float): the LeakyReLU slope, used with 'leaky_relu' only. Default: 0.01.
+        device (torch.device, optional): where to create the parameters and buffers.
+        dtype (torch.dtype, optional): the dtype of weight, bias, running_mean and running_var.
+        bias (bool, keyword-only): with affine=True, False leaves out the bias parameter (and its
+            state_dict key). Default: True.
+
+    Shape:
+        Input x: (N, C, H, W) or unbatched (C, H, W), floating point. Output: the same shape and
+        dtype; an input with no elements gives an empty output.
+
+    Raises:
+        ValueError: an unknown `activation` (construction); in forward, an input that is not
+            3-D or 4-D, a channel count other than num_features with affine=True (without it,
+            a UserWarning, as torch gives), or a training input with a single spatial element.
+    """
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = False,
                  track_running_stats: bool = False, activation: str = "relu", negative_slope: float = 0.01,
                  device=None, dtype=None, *, bias: bool = True) -> None:
@@ -27,7 +61,23 @@ class InstanceNormAct2d(NormActBase):
     @classmethod
     def from_norm(cls, norm: nn.InstanceNorm2d, activation: str = "identity",
                   negative_slope: float = 0.01) -> InstanceNormAct2d:
-        """The fused module for `norm` followed by `activation`, sharing norm's parameters and buffers."""
+        """The fused module equal to ``norm`` followed by ``activation``.
+
+        The result shares `norm`'s parameter and buffer tensors (nothing is copied) and its
+        training flag.
+
+        Args:
+            norm (nn.InstanceNorm2d): the norm to take over.
+            activation (str): 'relu', 'leaky_relu' or 'identity'. Default: 'identity'.
+            negative_slope (float): the LeakyReLU slope, for 'leaky_relu'. Default: 0.01.
+
+        Returns:
+            InstanceNormAct2d: the new module.
+
+        Raises:
+            TypeError: `norm` is not an nn.InstanceNorm2d instance.
+            ValueError: an unknown `activation`.
+        """
         if not isinstance(norm, nn.InstanceNorm2d):
             raise TypeError(f"InstanceNormAct2d.from_norm expects nn.InstanceNorm2d, got {type(norm).__name__}")
         return cls._share(norm, activation, negative_slope)

@@ -17,13 +17,37 @@ Tensor = torch.Tensor
 
 
 class GANLoss(nn.Module):
-    """junyanz's GANLoss: lsgan, vanilla (BCE with logits), wgangp, or bce (BCE on probabilities,
-    the DCGAN example's BCELoss).
+    """The GAN loss of a discriminator's output against a constant real or fake label.
 
-    With 'bce', a prediction outside [0, 1] (or NaN) raises on the CPU, as torch's BCELoss does.
-    On a GPU no check runs (it would cost a host sync per step): the fused kernels give a
-    non-finite loss, which the trainer's non-finite stop reports; torch's own BCE (the fallback
-    on a GPU without the kernels) stops with its device-side assertion (docs/implementations.md)."""
+    Called like junyanz's networks.GANLoss, ``GANLoss(gan_mode)(prediction, target_is_real)``,
+    and computing the same value and gradient for its three modes, plus 'bce' for the DCGAN
+    example's nn.BCELoss. Unlike junyanz's, the labels are plain floats, not buffers: the module
+    has no state_dict entries. One fused op where genimg_fast's kernels serve, torch's own loss
+    functions elsewhere.
+
+    Args:
+        gan_mode (str): 'lsgan' (mean squared error), 'vanilla' (BCE with logits), 'wgangp'
+            (-mean(prediction) for real, +mean(prediction) for fake; the labels are unused) or
+            'bce' (BCE on probabilities).
+        target_real_label (float): the label real samples are compared with. Default: 1.0.
+        target_fake_label (float): the label fake samples are compared with. Default: 0.0.
+
+    Inputs:
+        prediction (Tensor): the discriminator's output, any shape, floating point.
+        target_is_real (bool): compare with the real label (True) or the fake one (its truth
+            value is used, as junyanz's does).
+
+    Returns:
+        Tensor: the loss, 0-d; a mean over prediction's elements, in prediction's dtype outside
+        autocast.
+
+    Raises:
+        ValueError: an unknown `gan_mode` (construction).
+        RuntimeError: with 'bce', a CPU prediction outside [0, 1] or NaN, as nn.BCELoss raises.
+            On a GPU nothing is checked (it would cost a host sync per step): the fused kernels
+            give a non-finite loss, and torch's BCE, where they do not serve, fails its
+            device-side assertion.
+    """
 
     def __init__(self, gan_mode: str, target_real_label: float = 1.0, target_fake_label: float = 0.0) -> None:
         super().__init__()
@@ -38,8 +62,30 @@ class GANLoss(nn.Module):
 
 
 class DiscriminatorLoss(nn.Module):
-    """weight * (GAN(D(real), real) + GAN(D(fake), fake)): CycleGAN's D_A / D_B step and pix2pix's
-    D step with weight 0.5, the DCGAN example's errD with weight 1.0 and gan_mode 'bce'."""
+    """A discriminator's objective: weight * (GAN(pred_real, real) + GAN(pred_fake, fake)).
+
+    With weight 0.5 junyanz's backward_D (each of CycleGAN's D_A / D_B, pix2pix's D); with
+    weight 1.0 and gan_mode 'bce' the DCGAN example's errD = errD_real + errD_fake. GAN is
+    GANLoss's loss with the default labels 1 and 0. One fused op where genimg_fast's kernels
+    serve, torch's own loss functions elsewhere.
+
+    Args:
+        gan_mode (str): 'lsgan', 'vanilla', 'wgangp' or 'bce', as for GANLoss.
+        weight (float): the factor on the sum, which must be positive (checked when called).
+            Default: 0.5.
+
+    Inputs:
+        pred_real (Tensor): D's output on real samples, any shape, floating point.
+        pred_fake (Tensor): D's output on fake samples, any shape.
+
+    Returns:
+        (Tensor, Mapping[str, Tensor]): the 0-d total, and the logged terms 'D_real' and 'D_fake'
+        (0-d, without the weight, as pix2pix and the DCGAN example log them), built when read.
+
+    Raises:
+        ValueError: an unknown `gan_mode` (construction); a weight that is not positive (call).
+        RuntimeError: with 'bce', CPU predictions outside [0, 1] or NaN (see GANLoss).
+    """
 
     def __init__(self, gan_mode: str, weight: float = 0.5) -> None:
         super().__init__()
@@ -51,8 +97,40 @@ class DiscriminatorLoss(nn.Module):
 
 
 class CycleGANGeneratorLoss(nn.Module):
-    """forward(D_A(fake_B), D_B(fake_A), rec_A, real_A, rec_B, real_B, idt_A, idt_B) -> (total, terms);
-    see objectives.cyclegan_generator_loss."""
+    """CycleGAN's generator objective (junyanz's CycleGANModel.backward_G), six terms in one.
+
+    total = GAN(pred_fake_B, real) + GAN(pred_fake_A, real) + lambda_A * L1(rec_A, real_A)
+    + lambda_B * L1(rec_B, real_B) + lambda_B * lambda_identity * L1(idt_A, real_B)
+    + lambda_A * lambda_identity * L1(idt_B, real_A), with GAN as GANLoss's and L1 a mean.
+    The defaults are junyanz's CycleGAN options. One fused op where genimg_fast's kernels serve,
+    torch's own loss functions elsewhere.
+
+    Args:
+        gan_mode (str): 'lsgan', 'vanilla', 'wgangp' or 'bce', as for GANLoss. Default: 'lsgan'.
+        lambda_A (float): weight of the A -> B -> A cycle loss. Default: 10.0.
+        lambda_B (float): weight of the B -> A -> B cycle loss. Default: 10.0.
+        lambda_identity (float): the identity losses' weight relative to lambda_B / lambda_A;
+            0 leaves them out. Default: 0.5.
+
+    Inputs:
+        pred_fake_B (Tensor): D_A(G_A(real_A)).
+        pred_fake_A (Tensor): D_B(G_B(real_B)).
+        rec_A (Tensor): G_B(G_A(real_A)), the shape of real_A.
+        real_A (Tensor): the domain-A images.
+        rec_B (Tensor): G_A(G_B(real_B)), the shape of real_B.
+        real_B (Tensor): the domain-B images.
+        idt_A (Tensor, optional): G_A(real_B); needed when lambda_identity > 0.
+        idt_B (Tensor, optional): G_B(real_A); needed when lambda_identity > 0.
+
+    Returns:
+        (Tensor, Mapping[str, Tensor]): the 0-d total, and the logged terms 'G_A', 'G_B',
+        'cycle_A', 'cycle_B', 'idt_A', 'idt_B' (each 0-d and weighted, as junyanz logs them;
+        the identity terms 0 when lambda_identity is 0), built when read.
+
+    Raises:
+        ValueError: an unknown `gan_mode` (construction); when called, lambda_identity > 0
+            without idt_A and idt_B, or an image whose shape differs from its target's.
+    """
 
     def __init__(self, gan_mode: str = "lsgan", lambda_A: float = 10.0, lambda_B: float = 10.0,
                  lambda_identity: float = 0.5) -> None:
@@ -69,7 +147,29 @@ class CycleGANGeneratorLoss(nn.Module):
 
 
 class Pix2PixGeneratorLoss(nn.Module):
-    """forward(D(cat(A, fake_B)), fake_B, real_B) -> (total, {G_GAN, G_L1})."""
+    """pix2pix's generator objective (junyanz's Pix2PixModel.backward_G):
+    GAN(pred_fake, real) + lambda_L1 * L1(fake_B, real_B), with GAN as GANLoss's and L1 a mean.
+
+    The defaults are junyanz's pix2pix options. One fused op where genimg_fast's kernels serve,
+    torch's own loss functions elsewhere.
+
+    Args:
+        gan_mode (str): 'lsgan', 'vanilla', 'wgangp' or 'bce', as for GANLoss. Default: 'vanilla'.
+        lambda_L1 (float): weight of the L1 term. Default: 100.0.
+
+    Inputs:
+        pred_fake (Tensor): D(cat([real_A, fake_B], 1)), the conditional discriminator's output.
+        fake_B (Tensor): G(real_A).
+        real_B (Tensor): the target images, the shape of fake_B.
+
+    Returns:
+        (Tensor, Mapping[str, Tensor]): the 0-d total, and the logged terms 'G_GAN' and 'G_L1'
+        (0-d; G_L1 includes lambda_L1, as junyanz logs it), built when read.
+
+    Raises:
+        ValueError: an unknown `gan_mode` (construction); real_B's shape differs from fake_B's
+            (call).
+    """
 
     def __init__(self, gan_mode: str = "vanilla", lambda_L1: float = 100.0) -> None:
         super().__init__()
@@ -82,8 +182,36 @@ class Pix2PixGeneratorLoss(nn.Module):
 
 
 class VAELoss(nn.Module):
-    """forward(recon, x, mu, logvar) -> (total, {recon, kld}); see objectives.vae_loss. The
-    defaults are pytorch/examples' VAE (BCE sum + KL sum)."""
+    """A VAE's objective: reconstruction + kld_weight * KL(N(mu, exp(logvar)) || N(0, I)).
+
+    The defaults are pytorch/examples' VAE loss_function (BCE summed + KL summed);
+    recon_loss='mse', recon_reduction='mean', kld_reduction='batchmean' is AntixK's VanillaVAE
+    loss_function, with kld_weight its M_N. One fused op where genimg_fast's kernels serve,
+    torch's own functions elsewhere. The options are checked when the loss is called.
+
+    Args:
+        recon_loss (str): 'bce' (recon holds probabilities) or 'mse'. Default: 'bce'.
+        recon_reduction (str): 'sum' or 'mean' over the reconstruction's elements. Default: 'sum'.
+        kld_weight (float): the KL term's weight. Default: 1.0.
+        kld_reduction (str): 'sum' over all elements, or 'batchmean' (that sum divided by the
+            batch size, mu.shape[0]). Default: 'sum'.
+
+    Inputs:
+        recon (Tensor): the decoder's output.
+        x (Tensor): the input, the shape of recon or just as many elements (an (N, 1, 28, 28)
+            batch against an (N, 784) reconstruction).
+        mu (Tensor): the encoder's means, (N, latent_dim).
+        logvar (Tensor): the encoder's log-variances, the shape of mu.
+
+    Returns:
+        (Tensor, Mapping[str, Tensor]): the 0-d total, and the logged terms 'recon' and 'kld'
+        (0-d, the two parts of the total: 'kld' includes kld_weight), built when read.
+
+    Raises:
+        ValueError: when called, an unknown recon_loss, recon_reduction or kld_reduction, mu
+            and logvar of different shapes, or x with another number of elements than recon.
+        RuntimeError: with 'bce', CPU values of recon outside [0, 1] or NaN (see GANLoss).
+    """
 
     def __init__(self, recon_loss: str = "bce", recon_reduction: str = "sum", kld_weight: float = 1.0,
                  kld_reduction: str = "sum") -> None:

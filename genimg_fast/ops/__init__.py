@@ -2,6 +2,22 @@
 
 Each module defines one op family: schema, PyTorch reference (every device without a
 kernel), fake impl (torch.compile), autograd; the CUDA kernels register from csrc/.
+
+What is here:
+
+- norm + activation: norm_act_train (training forward: statistics and output in one op),
+  norm_act_apply (given statistics), their pieces norm_act_stats, norm_act_backward_reduce,
+  norm_act_backward_apply and norm_act_train_backward, the running-statistics updates
+  update_running_stats_ / update_tracked_running_stats_, and batch_norm_act_train_
+  (BatchNorm2d's whole training forward).
+- losses whose forward also computes the gradient: l1_loss; loss_terms with LossTerm (a
+  weighted sum of several loss terms in one op); scale_stored_grad and scale_stored_grads,
+  their backward.
+- genimg_fast.ops.objectives (not re-exported here): the recipes' objectives (GAN, CycleGAN,
+  pix2pix, VAE) built on loss_terms, behind genimg_fast.nn's loss modules.
+
+The ops defined with torch.library.custom_op keep their docstrings on the decorated function,
+which help() does not show; read them in the source.
 """
 from genimg_fast.ops.l1_loss import l1_loss
 from genimg_fast.ops.loss_terms import LossTerm, loss_terms, scale_stored_grads

@@ -88,6 +88,21 @@ def l1_loss(input: torch.Tensor, target: torch.Tensor, weight: float = 1.0, redu
     Same value and gradients as `weight * torch.nn.functional.l1_loss(input, target, reduction=...)`,
     which is what runs where the kernels do not serve, for 'mean' and 'sum' ('none' gains nothing
     from fusion: use torch's). input and target must share shape, dtype (float32/float16/bfloat16/float64) and device; any strides are fine.
+
+    Args:
+        input (Tensor): any shape.
+        target (Tensor): input's shape, dtype and device (no broadcasting); differentiable too.
+        weight (float): a real number multiplying the loss. Default: 1.0.
+        reduction (str): 'mean' or 'sum'. Default: 'mean'.
+
+    Returns:
+        Tensor: the 0-d loss in input's dtype outside autocast (float32 under autocast); the
+        mean of no elements is NaN, their sum 0.
+
+    Raises:
+        ValueError: another reduction, or target's shape or device differs from input's.
+        TypeError: weight is not a real number (a bool is refused), input or target is not a
+            tensor, input's dtype is not one of the four, or target's differs.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{_OP}: reduction must be 'mean' or 'sum', got {reduction!r}"

@@ -187,7 +187,22 @@ def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Ten
     """out[i] = stored[i] * (grad_total + grad_terms[i]) (no grad_terms: grad_total alone), divided
     by stored[i].numel() for the 'mean' terms of the loss spec; in fp32 (fp64 for fp64), rounded
     once: a tiny 1/n never has to survive fp16/bf16 storage. (The count is taken here, not passed
-    in, so that the op also traces with symbolic shapes.)"""
+    in, so that the op also traces with symbolic shapes.) The backward of loss_terms.
+
+    Args:
+        stored (list[Tensor]): the gradients the loss_terms op stored, one per term.
+        grad_total (Tensor): the incoming gradient of the total, one element.
+        grad_terms (Tensor, optional): the incoming gradients of the per-term values, shape [T].
+        spec (str): the loss's "kind:reduction,..." spec, one entry per stored gradient.
+
+    Returns:
+        list[Tensor]: one gradient per stored tensor, of its shape and dtype.
+
+    Raises:
+        ValueError: a spec entry that is malformed or does not match stored in number,
+            grad_terms not of shape [T], grad_total not one element, or tensors on different devices.
+        TypeError: a stored gradient that is not a tensor of a supported float dtype.
+    """
     parsed = _check_scale(stored, grad_total, grad_terms, spec)
     outs = []
     for i, (s, (_, mean)) in enumerate(zip(stored, parsed)):
@@ -210,9 +225,22 @@ def _(stored, grad_total, grad_terms, spec):
 # ---- the Python API ----
 
 class LossTerm(NamedTuple):
-    """weight * reduction(f(input, target)); target a tensor, a number, or None for the kinds
-    without one (linear, half_square, kl_logvar). (A NamedTuple: objectives build several per
-    training step, and a tuple costs a fraction of a frozen dataclass.)"""
+    """One loss term, weight * reduction(f(input, target)), for loss_terms.
+
+    (A NamedTuple: objectives build several per training step, and a tuple costs a fraction of a
+    frozen dataclass.)
+
+    Fields:
+        input (Tensor): the term's input, any shape, floating point.
+        kind (str): f: 'l1' |a - b|, 'mse' (a - b)^2, 'bce' (BCE on probabilities, as
+            nn.BCELoss), 'bce_logits' (BCE with logits), or, without a target, 'linear' a,
+            'half_square' a^2 / 2, 'kl_logvar' (exp(a) - 1 - a) / 2.
+        target (Tensor, float or None): a tensor of input's shape, dtype and device, or a
+            constant; None for the kinds without one (loss_terms says what each implementation
+            does otherwise). Default: None.
+        weight (float): the term's weight. Default: 1.0.
+        reduction (str): 'mean' or 'sum' over input's elements. Default: 'mean'.
+    """
     input: Tensor
     kind: str
     target: Tensor | float | None = None
@@ -221,9 +249,33 @@ class LossTerm(NamedTuple):
 
 
 def loss_terms(terms: list[LossTerm]) -> tuple[Tensor, Tensor]:
-    """(total, per-term values [T]) of up to 8 terms, in one fused op where the kernels serve
+    """(total, per-term values [T]) of a list of LossTerms, in one fused op where the kernels serve
     (torch's own loss functions elsewhere). The per-term values are for logging; gradients flow
-    through both."""
+    through both.
+
+    Args:
+        terms (list[LossTerm]): the terms, at least one.
+
+    Returns:
+        (Tensor, Tensor): the 0-d total and the weighted per-term values, shape [T], in the
+        inputs' dtype outside autocast (float32 under autocast).
+
+    Raises:
+        ValueError: no terms, an unknown kind or reduction, a target tensor of another shape
+            than its input, or a target tensor for a kind without one.
+        TypeError: an input that is not a tensor, or a weight that is not a real number.
+        RuntimeError: 'bce' with CPU inputs outside [0, 1] or NaN.
+
+    Beyond these the two implementations check differently. The fused op also raises
+    ValueError for more than 8 terms (MAX_TERMS) or a target of another dtype or device,
+    TypeError for a non-float input, inputs of different dtypes or a target that is not a
+    tensor, number or None, and RuntimeError for a target that requires grad or a double
+    backward through a term whose gradient depends on its input (any kind but 'l1' and
+    'linear'); it ignores a number given to a kind without a target and compares a target
+    kind given None with 0. torch's path takes any number of terms, promotes mixed dtypes and
+    differentiates targets; it raises ValueError for None as a needed target or any target of
+    a kind without one, and torch's own errors otherwise.
+    """
     total, values = evaluate_terms(terms)
     return total, values if isinstance(values, Tensor) else torch.stack(list(values))
 

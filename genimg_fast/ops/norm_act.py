@@ -95,7 +95,20 @@ def _stat_shape(x: Tensor, per_sample: bool) -> tuple[int, ...]:
 
 @torch.library.custom_op("genimg_fast::norm_act_stats", mutates_args=())
 def norm_act_stats(x: Tensor, per_sample: bool) -> tuple[Tensor, Tensor]:
-    """(mean, biased var) per channel, or per sample and channel; fp32 (fp64 for fp64 x)."""
+    """(mean, biased var) per channel, or per sample and channel; fp32 (fp64 for fp64 x).
+
+    Args:
+        x (Tensor): (N, C, H, W); float32, float16, bfloat16 or float64.
+        per_sample (bool): statistics per (sample, channel), shape (N, C), as instance norm
+            takes them, instead of per channel, shape (C,), as batch norm does.
+
+    Returns:
+        (Tensor, Tensor): mean and biased variance; NaN for an x with no elements.
+
+    Raises:
+        TypeError: x is not float32, float16, bfloat16 or float64.
+        ValueError: x is not 4-D.
+    """
     _check_input(x, "genimg_fast.norm_act_stats")
     _note_cuda(x, "norm_act_stats")
     return math.stats(x, per_sample)
@@ -112,6 +125,28 @@ def _(x, per_sample):
 @torch.library.custom_op("genimg_fast::norm_act_apply", mutates_args=())
 def norm_act_apply(x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float,
                    activation: str, slope: float) -> Tensor:
+    """y = act((x - mean) * rsqrt(var + eps) * weight + bias) with given statistics (eval mode).
+
+    Differentiable in x, weight and bias; the statistics are constants (a gradient with respect
+    to them raises RuntimeError in backward).
+
+    Args:
+        x (Tensor): (N, C, H, W); float32, float16, bfloat16 or float64.
+        mean, var (Tensor): (C,) or (N, C), one shape, on x's device (running statistics, say).
+        weight, bias (Tensor or None): (C,) per-channel scale and shift on x's device; None
+            means 1 and 0.
+        eps (float): added to the variance before its square root.
+        activation (str): 'identity', 'relu' or 'leaky_relu'.
+        slope (float): the leaky_relu negative slope (unused by the others).
+
+    Returns:
+        Tensor: y, x's shape and dtype, laid out like torch.empty_like(x).
+
+    Raises:
+        TypeError: a tensor argument that is not float32, float16, bfloat16 or float64.
+        ValueError: x not 4-D, a tensor argument of the wrong shape or on another device, or an
+            unknown activation.
+    """
     op = "genimg_fast.norm_act_apply"
     _check_common(x, weight, bias, activation, op)
     _check_stats(mean, var, x, op)
@@ -130,7 +165,31 @@ def _(x, mean, var, weight, bias, eps, activation, slope):
 @torch.library.custom_op("genimg_fast::norm_act_backward_reduce", mutates_args=())
 def norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
                              bias: Tensor | None, eps: float, activation: str, slope: float) -> tuple[Tensor, Tensor]:
-    """Per-group (sum(dz), sum(dz * xhat)) with dz = grad_y * act'(z); shape of mean."""
+    """Per-group (sum(dz), sum(dz * xhat)) with dz = grad_y * act'(z); shape of mean.
+
+    The first half of the norm's backward, exposed so that synchronized batch norm can
+    all-reduce the sums before norm_act_backward_apply. Not differentiable (double backward
+    raises RuntimeError).
+
+    Args:
+        grad_y (Tensor): the gradient of y, x's shape, dtype and device.
+        x (Tensor): (N, C, H, W); float32, float16, bfloat16 or float64.
+        mean, var (Tensor): the statistics used, (C,) or (N, C), on x's device.
+        weight, bias (Tensor or None): (C,) per-channel scale and shift on x's device; None
+            means 1 and 0.
+        eps (float): added to the variance before its square root.
+        activation (str): 'identity', 'relu' or 'leaky_relu'.
+        slope (float): the leaky_relu negative slope (unused by the others).
+
+    Returns:
+        (Tensor, Tensor): sum_dz and sum_dz_xhat, mean's shape, float32 (float64 for float64 x).
+
+    Raises:
+        TypeError: a tensor argument that is not float32, float16, bfloat16 or float64, or
+            grad_y of another dtype than x.
+        ValueError: x not 4-D, a tensor argument of the wrong shape or on another device, or an
+            unknown activation.
+    """
     op = "genimg_fast.norm_act_backward_reduce"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _note_cuda(x, "norm_act_backward_reduce")
@@ -150,7 +209,33 @@ def norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor
                             bias: Tensor | None, sum_dz: Tensor | None, sum_dz_xhat: Tensor | None, count: float,
                             eps: float, activation: str, slope: float) -> Tensor:
     """dx, with the per-group sums of batch statistics (over `count` values per group, all
-    processes together for synchronized batch norm), or without them for fixed statistics."""
+    processes together for synchronized batch norm), or without them for fixed statistics.
+
+    The second half of the norm's backward. Not differentiable (double backward raises
+    RuntimeError).
+
+    Args:
+        grad_y (Tensor): the gradient of y, x's shape, dtype and device.
+        x (Tensor): (N, C, H, W); float32, float16, bfloat16 or float64.
+        mean, var (Tensor): the statistics used, (C,) or (N, C), on x's device.
+        weight, bias (Tensor or None): (C,) per-channel scale and shift on x's device; None
+            means 1 and 0.
+        sum_dz, sum_dz_xhat (Tensor or None): norm_act_backward_reduce's sums, mean's shape
+            (batch statistics), or both None (fixed statistics).
+        count (float): the number of values each group's statistics were taken over.
+        eps (float): added to the variance before its square root.
+        activation (str): 'identity', 'relu' or 'leaky_relu'.
+        slope (float): the leaky_relu negative slope (unused by the others).
+
+    Returns:
+        Tensor: dx, x's shape and dtype.
+
+    Raises:
+        TypeError: a tensor argument that is not float32, float16, bfloat16 or float64, or
+            grad_y of another dtype than x.
+        ValueError: x not 4-D, a tensor argument of the wrong shape or on another device, an
+            unknown activation, or only one of sum_dz and sum_dz_xhat given.
+    """
     op = "genimg_fast.norm_act_backward_apply"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _check_sums(sum_dz, sum_dz_xhat, mean, op)
@@ -201,6 +286,32 @@ def _check_sums(sum_dz: Tensor | None, sum_dz_xhat: Tensor | None, mean: Tensor,
 @torch.library.custom_op("genimg_fast::norm_act_train", mutates_args=())
 def norm_act_train(x: Tensor, weight: Tensor | None, bias: Tensor | None, per_sample: bool, eps: float,
                    activation: str, slope: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch (or instance) statistics and y = act((x - mean) * rsqrt(var + eps) * weight + bias)
+    in one op: a training-mode norm + activation forward.
+
+    Differentiable in x, weight and bias; backward recomputes the activation's mask from x and
+    the statistics instead of saving y.
+
+    Args:
+        x (Tensor): (N, C, H, W); float32, float16, bfloat16 or float64.
+        weight, bias (Tensor or None): (C,) per-channel scale and shift on x's device; None
+            means 1 and 0.
+        per_sample (bool): statistics per (sample, channel) (instance norm) instead of per
+            channel (batch norm).
+        eps (float): added to the variance before its square root.
+        activation (str): 'identity', 'relu' or 'leaky_relu'.
+        slope (float): the leaky_relu negative slope (unused by the others).
+
+    Returns:
+        (Tensor, Tensor, Tensor): y (x's shape and dtype, laid out like torch.empty_like(x)),
+        and the mean and biased variance, (C,) or (N, C) for per_sample, float32 (float64 for
+        float64 x); not differentiable.
+
+    Raises:
+        TypeError: a tensor argument that is not float32, float16, bfloat16 or float64.
+        ValueError: x not 4-D, a tensor argument of the wrong shape or on another device, an
+            unknown activation, or a single value per group (torch's error for training on one value).
+    """
     op = "genimg_fast.norm_act_train"
     _check_common(x, weight, bias, activation, op)
     check_training_count(x, per_sample)
@@ -222,7 +333,30 @@ def _(x, weight, bias, per_sample, eps, activation, slope):
 def norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
                             bias: Tensor | None, eps: float, activation: str,
                             slope: float) -> tuple[Tensor, Tensor, Tensor]:
-    """(dx, dweight, dbias) of norm_act_train; dweight/dbias per channel in the accumulation dtype."""
+    """(dx, dweight, dbias) of norm_act_train; dweight/dbias per channel in the accumulation dtype.
+
+    Not differentiable (double backward raises RuntimeError).
+
+    Args:
+        grad_y (Tensor): the gradient of y, x's shape, dtype and device.
+        x (Tensor): (N, C, H, W); float32, float16, bfloat16 or float64.
+        mean, var (Tensor): norm_act_train's statistics, (C,) or (N, C).
+        weight, bias (Tensor or None): (C,) per-channel scale and shift on x's device; None
+            means 1 and 0.
+        eps (float): added to the variance before its square root.
+        activation (str): 'identity', 'relu' or 'leaky_relu'.
+        slope (float): the leaky_relu negative slope (unused by the others).
+
+    Returns:
+        (Tensor, Tensor, Tensor): dx (x's shape and dtype) and dweight, dbias, shape (C,),
+        float32 (float64 for float64 x), computed whether or not weight and bias are None.
+
+    Raises:
+        TypeError: a tensor argument that is not float32, float16, bfloat16 or float64, or
+            grad_y of another dtype than x.
+        ValueError: x not 4-D, a tensor argument of the wrong shape or on another device, or an
+            unknown activation.
+    """
     op = "genimg_fast.norm_act_train_backward"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _note_cuda(x, "norm_act_train_backward")
@@ -308,7 +442,23 @@ def update_running_stats_(running_mean: Tensor, running_var: Tensor, mean: Tenso
                           momentum: float) -> None:
     """running = (1 - momentum) * running + momentum * batch statistic (unbiased variance over
     `count` values per group); per-sample statistics are averaged over the batch first. Instance
-    norm's rule (no batch counter)."""
+    norm's rule (no batch counter).
+
+    Args:
+        running_mean, running_var (Tensor): (C,) float tensors on the statistics' device,
+            updated in place.
+        mean, var (Tensor): the batch's mean and biased variance, (C,) or (N, C), one shape.
+        count (int): values per group behind them (for the unbiased correction count / (count - 1)).
+        momentum (float): the new batch's weight.
+
+    Returns:
+        None.
+
+    Raises:
+        TypeError: a tensor argument that is not float32, float16, bfloat16 or float64.
+        ValueError: mean not 1-D or 2-D, var not of mean's shape, or running statistics not of
+            shape (C,) or not on the statistics' device.
+    """
     _check_batch_stats(mean, var, "genimg_fast.update_running_stats_")
     _check_running(running_mean, running_var, None, mean.shape[-1], mean.device, "genimg_fast.update_running_stats_")
     _note_cuda(mean, "update_running_stats_")
@@ -327,7 +477,25 @@ def update_tracked_running_stats_(running_mean: Tensor, running_var: Tensor, num
                                   mean: Tensor, var: Tensor, count: int, momentum: float | None) -> None:
     """torch.nn.BatchNorm2d's rule: num_batches_tracked += 1, then the update above with factor
     momentum, or 1 / num_batches_tracked for momentum=None (a cumulative average, computed on the
-    device: no host sync)."""
+    device: no host sync).
+
+    Args:
+        running_mean, running_var (Tensor): (C,) float tensors on the statistics' device,
+            updated in place.
+        num_batches_tracked (Tensor): one-element int64 counter, incremented in place.
+        mean, var (Tensor): the batch's mean and biased variance, (C,) or (N, C), one shape.
+        count (int): values per group behind them (for the unbiased correction count / (count - 1)).
+        momentum (float or None): the new batch's weight, or None for the cumulative average.
+
+    Returns:
+        None.
+
+    Raises:
+        TypeError: a tensor argument that is not float32, float16, bfloat16 or float64.
+        ValueError: mean not 1-D or 2-D, var not of mean's shape, or running statistics not of
+            shape (C,) or not on the statistics' device, or num_batches_tracked not a one-element
+            int64 tensor on that device.
+    """
     op = "genimg_fast.update_tracked_running_stats_"
     _check_batch_stats(mean, var, op)
     _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device, op)
@@ -353,7 +521,30 @@ def batch_norm_act_train_(x: Tensor, weight: Tensor | None, bias: Tensor | None,
     statistics), so a training step saves a launch and a dispatch. The same numbers as the two
     ops, bit for bit. Its autograd is C++ (CPU and CUDA tensors; torch refuses a Python formula
     for an op that mutates its inputs): without the kernels, a backward through it raises, so
-    genimg_fast.nn.BatchNormAct2d uses it only when they are loaded and the two ops otherwise."""
+    genimg_fast.nn.BatchNormAct2d uses it only when they are loaded and the two ops otherwise.
+
+    Args:
+        x (Tensor): (N, C, H, W); float32, float16, bfloat16 or float64.
+        weight, bias (Tensor or None): (C,) per-channel scale and shift on x's device; None
+            means 1 and 0.
+        running_mean, running_var (Tensor): (C,), on x's device, updated in place.
+        num_batches_tracked (Tensor): one-element int64 counter on x's device, incremented.
+        momentum (float): the new batch's weight in the running statistics (not None).
+        eps (float): added to the variance before its square root.
+        activation (str): 'identity', 'relu' or 'leaky_relu'.
+        slope (float): the leaky_relu negative slope (unused by the others).
+
+    Returns:
+        (Tensor, Tensor, Tensor): as norm_act_train: y and the batch mean and biased variance
+        (C,). An x with no elements only counts the batch: y is empty, the statistics are NaN
+        and the running statistics stay as they are.
+
+    Raises:
+        TypeError: a tensor argument that is not float32, float16, bfloat16 or float64.
+        ValueError: x not 4-D, a tensor argument of the wrong shape or on another device, an
+            unknown activation, a single value per channel, or num_batches_tracked not a
+            one-element int64 tensor.
+    """
     op = "genimg_fast.batch_norm_act_train_"
     _check_common(x, weight, bias, activation, op)
     check_training_count(x, False)

@@ -30,6 +30,11 @@ _CYCLEGAN_G_TERMS_NO_IDENTITY = {**_CYCLEGAN_G_TERMS, "idt_A": ((), 1.0), "idt_B
 
 
 def check_gan_mode(mode: str) -> str:
+    """Return `mode` if it is one of GAN_MODES ('lsgan', 'vanilla', 'wgangp', 'bce').
+
+    Raises:
+        ValueError: any other mode.
+    """
     if mode not in GAN_MODES:
         raise ValueError(f"gan_mode must be one of {', '.join(GAN_MODES)} (bce: sigmoid outputs, like the DCGAN "
                          f"example's BCELoss), got {mode!r}")
@@ -38,10 +43,27 @@ def check_gan_mode(mode: str) -> str:
 
 def gan_term(prediction: Tensor, mode: str, target_is_real: bool, weight: float = 1.0, real_label: float = 1.0,
              fake_label: float = 0.0) -> LossTerm:
-    """The GAN loss of a discriminator output against a constant label, as junyanz's GANLoss:
-    lsgan = MSE, vanilla = BCE with logits, bce = BCE on probabilities (means);
-    wgangp = -mean(prediction) for real, +mean for fake. bce probabilities outside [0, 1] raise on
-    the CPU and give a non-finite loss on the GPU's kernels (see GANLoss)."""
+    """The GAN loss of a discriminator output against a constant label, as a LossTerm.
+
+    As junyanz's GANLoss: lsgan = MSE, vanilla = BCE with logits, bce = BCE on probabilities
+    (each a mean over prediction); wgangp = -mean(prediction) for real, +mean for fake. bce
+    probabilities outside [0, 1] raise on the CPU and give a non-finite loss on the GPU's kernels
+    (see genimg_fast.nn.GANLoss).
+
+    Args:
+        prediction (Tensor): the discriminator's output, any shape.
+        mode (str): one of GAN_MODES.
+        target_is_real (bool): compare with real_label (True) or fake_label; its truth value is used.
+        weight (float): the term's weight. Default: 1.0.
+        real_label (float): the real samples' label. Default: 1.0.
+        fake_label (float): the fake samples' label. Default: 0.0.
+
+    Returns:
+        LossTerm: for loss_terms / evaluate_terms (nothing is computed yet).
+
+    Raises:
+        ValueError: an unknown mode.
+    """
     check_gan_mode(mode)
     target_is_real = bool(target_is_real)  # junyanz tests its truth value (bool, numpy bool, 0/1)
     if mode == "wgangp":
@@ -53,7 +75,22 @@ def gan_term(prediction: Tensor, mode: str, target_is_real: bool, weight: float 
 
 def gan_loss(prediction: Tensor, mode: str, target_is_real: bool, real_label: float = 1.0,
              fake_label: float = 0.0) -> Tensor:
-    """GANLoss's value: gan_term's loss, through torch's own loss where the kernels do not serve."""
+    """GANLoss's value: gan_term's loss, through torch's own loss where the kernels do not serve.
+
+    Args:
+        prediction (Tensor): the discriminator's output, any shape.
+        mode (str): one of GAN_MODES.
+        target_is_real (bool): compare with real_label (True) or fake_label.
+        real_label (float): the real samples' label. Default: 1.0.
+        fake_label (float): the fake samples' label. Default: 0.0.
+
+    Returns:
+        Tensor: the 0-d loss.
+
+    Raises:
+        ValueError: an unknown mode.
+        RuntimeError: 'bce' with CPU predictions outside [0, 1] or NaN.
+    """
     if implementation(prediction, "loss_terms") == FALLBACK:
         return gan_value(prediction, check_gan_mode(mode), bool(target_is_real), real_label, fake_label)
     total, _ = evaluate_terms([gan_term(prediction, mode, target_is_real, 1.0, real_label, fake_label)])
@@ -64,7 +101,21 @@ def discriminator_loss(pred_real: Tensor, pred_fake: Tensor, mode: str,
                        weight: float = 0.5) -> tuple[Tensor, LoggedTerms]:
     """weight * (GAN(D(real), real) + GAN(D(fake), fake)). weight=0.5: the CycleGAN (per D) and
     pix2pix D step; weight=1.0: the DCGAN example's errD = errD_real + errD_fake. D_real and
-    D_fake are logged without the weight, as pix2pix and the DCGAN example log them."""
+    D_fake are logged without the weight, as pix2pix and the DCGAN example log them.
+
+    Args:
+        pred_real (Tensor): D's output on real samples.
+        pred_fake (Tensor): D's output on fake samples.
+        mode (str): one of GAN_MODES.
+        weight (float): the factor on the sum; must be positive. Default: 0.5.
+
+    Returns:
+        (Tensor, LoggedTerms): the 0-d total and {'D_real', 'D_fake'} (0-d each).
+
+    Raises:
+        ValueError: an unknown mode, or a weight that is not positive.
+        RuntimeError: 'bce' with CPU predictions outside [0, 1] or NaN.
+    """
     if not weight > 0:
         raise ValueError(f"discriminator_loss: weight must be positive, got {weight!r}")
     if implementation(pred_real, "loss_terms") == FALLBACK:
@@ -86,7 +137,26 @@ def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Ten
     + lambda_A * L1(G_B(G_A(A)), A) + lambda_B * L1(G_A(G_B(B)), B)
     + lambda_B * lambda_identity * L1(G_A(B), B) + lambda_A * lambda_identity * L1(G_B(A), A).
     pred_fake_B = D_A(G_A(A)), pred_fake_A = D_B(G_B(B)), idt_A = G_A(B), idt_B = G_B(A); the
-    identity terms are left out (logged as 0) when lambda_identity is 0."""
+    identity terms are left out (logged as 0) when lambda_identity is 0.
+
+    Args:
+        pred_fake_B, pred_fake_A (Tensor): the discriminators' outputs on the fakes, as above.
+        rec_A, real_A, rec_B, real_B (Tensor): the reconstructions and the images they must
+            equal (same shapes).
+        idt_A, idt_B (Tensor, optional): the identity mappings, as above; needed when
+            lambda_identity > 0.
+        mode (str, keyword-only): one of GAN_MODES. Default: 'lsgan'.
+        lambda_A, lambda_B (float, keyword-only): the cycle weights. Default: 10.0 each.
+        lambda_identity (float, keyword-only): the identity weight relative to them. Default: 0.5.
+
+    Returns:
+        (Tensor, LoggedTerms): the 0-d total and {'G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A',
+        'idt_B'}, each 0-d and weighted.
+
+    Raises:
+        ValueError: an unknown mode, lambda_identity > 0 without idt_A and idt_B, or a
+            reconstruction whose shape differs from its image's.
+    """
     identity = lambda_identity > 0
     if identity and (idt_A is None or idt_B is None):
         raise ValueError("lambda_identity > 0 needs idt_A = G_A(real_B) and idt_B = G_B(real_A)")
@@ -109,7 +179,21 @@ def cyclegan_generator_loss(pred_fake_B: Tensor, pred_fake_A: Tensor, rec_A: Ten
 
 def pix2pix_generator_loss(pred_fake: Tensor, fake_B: Tensor, real_B: Tensor, *, mode: str = "vanilla",
                            lambda_L1: float = 100.0) -> tuple[Tensor, LoggedTerms]:
-    """GAN(D(cat(A, G(A))), real) + lambda_L1 * L1(G(A), B)."""
+    """GAN(D(cat(A, G(A))), real) + lambda_L1 * L1(G(A), B): pix2pix's generator objective.
+
+    Args:
+        pred_fake (Tensor): D(cat([A, G(A)], 1)).
+        fake_B (Tensor): G(A).
+        real_B (Tensor): B, the shape of fake_B.
+        mode (str, keyword-only): one of GAN_MODES. Default: 'vanilla'.
+        lambda_L1 (float, keyword-only): the L1 term's weight. Default: 100.0.
+
+    Returns:
+        (Tensor, LoggedTerms): the 0-d total and {'G_GAN', 'G_L1'} (0-d; G_L1 weighted).
+
+    Raises:
+        ValueError: an unknown mode, or real_B's shape differs from fake_B's.
+    """
     if implementation(pred_fake, "loss_terms") == FALLBACK:
         gan, l1 = gan_value(pred_fake, check_gan_mode(mode), True), l1_value(fake_B, real_B, 1) * lambda_L1
         return gan + l1, LoggedTerms([gan, l1], _PIX2PIX_G_TERMS)
@@ -126,7 +210,25 @@ def vae_loss(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, *, recon_loss
     its image shape, (N, 1, 28, 28) against (N, 784): it is compared element for element). The
     convolutional (AntixK-style) VAE: recon_loss='mse', recon_reduction='mean',
     kld_reduction='batchmean' (the per-sample sum averaged over the batch). The logged terms are
-    the two contributions to the total: 'kld' includes kld_weight."""
+    the two contributions to the total: 'kld' includes kld_weight.
+
+    Args:
+        recon (Tensor): the decoder's output.
+        x (Tensor): the input, recon's shape or recon's number of elements.
+        mu, logvar (Tensor): the encoder's means and log-variances, one shape.
+        recon_loss (str, keyword-only): 'bce' or 'mse'. Default: 'bce'.
+        recon_reduction (str, keyword-only): 'sum' or 'mean'. Default: 'sum'.
+        kld_weight (float, keyword-only): the KL term's weight. Default: 1.0.
+        kld_reduction (str, keyword-only): 'sum' or 'batchmean'. Default: 'sum'.
+
+    Returns:
+        (Tensor, LoggedTerms): the 0-d total and {'recon', 'kld'} (0-d each).
+
+    Raises:
+        ValueError: an unknown recon_loss, recon_reduction or kld_reduction, mu and logvar of
+            different shapes, or x with another number of elements than recon.
+        RuntimeError: 'bce' with CPU values of recon outside [0, 1] or NaN.
+    """
     if recon_loss not in ("bce", "mse"):
         raise ValueError(f"recon_loss must be 'bce' or 'mse', got {recon_loss!r}")
     if kld_reduction not in ("sum", "batchmean"):

@@ -25,7 +25,23 @@ def _check(stored: torch.Tensor, grad_output: torch.Tensor) -> None:
 
 @torch.library.custom_op("genimg_fast::scale_stored_grad", mutates_args=())
 def scale_stored_grad(stored: torch.Tensor, grad_output: torch.Tensor, scale: float) -> torch.Tensor:
-    """Reference implementation (runs wherever no CUDA kernel is registered)."""
+    """`stored * (grad_output * scale)`: a fused loss's backward (see the module docstring).
+
+    This body is the reference implementation (it runs wherever no CUDA kernel is registered).
+
+    Args:
+        stored (Tensor): the gradient a fused loss stored in its forward; float32, float16,
+            bfloat16 or float64.
+        grad_output (Tensor): the incoming gradient, one element, on stored's device.
+        scale (float): a further factor (a mean's 1/n, -1/n for a target).
+
+    Returns:
+        Tensor: stored's shape and dtype, computed in float32 (float64 for float64) and rounded once.
+
+    Raises:
+        TypeError: stored is not a tensor of a supported dtype.
+        ValueError: grad_output does not hold exactly one element or is on another device.
+    """
     _check(stored, grad_output)
     if stored.is_cuda:
         _backend.note_reference_on_cuda("scale_stored_grad")
