@@ -116,132 +116,165 @@ def run_training(config: Any, epochs: int, same_on_resume: tuple[str, ...], reci
 
 def _train(config: Any, epochs: int, same_on_resume: tuple[str, ...], recipe: Recipe, dataset: Dataset,
            device: torch.device, distributed: Distributed) -> dict:
-    out = Path(config.out)
-    writes = distributed.writes
-    config_record = dataclasses.asdict(config)
-    epoch, batch_in_epoch, step = 0, 0, 0
-    random.seed(config.seed)  # Python's random too (a folder data set's transforms may draw from it)
-    seed_process_draws(config.seed, distributed)
-    if config.resume:
-        state = load_training_state(out / STATE_FILE)
-        _check_resumable(config_record, state["config"], same_on_resume)
-        try:
-            recipe.load_state_dict(state["recipe"])
-            _load_process_state(recipe, state["processes"], distributed)
-            epoch, batch_in_epoch, step = (int(state[key]) for key in ("epoch", "batch_in_epoch", "step"))
-        except (KeyError, IndexError, TypeError, RuntimeError) as exc:  # a damaged state of the right form
-            raise ValueError(f"{out / STATE_FILE}: does not fit this run: {type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-    if writes:
-        remove_stale_temporaries(out)
-    log = LossLog(out / LOG_FILE, resume_from_step=step if config.resume else None) if writes else None
-    workers = resolve_workers(config.workers, device.type)  # None: as many as the machine allows
-    progress = StepProgress(config.progress and writes, config.log_every, config.batch_size, distributed.mean,
-                            watch=InputWatch(workers, device.type) if writes else None)
-    last: dict = {}
+    return _Run(config, recipe, dataset, device, distributed).resume(same_on_resume).train(epochs)
 
-    saved_step = step if config.resume else None  # the step the state on disk resumes from
 
-    def write(entries: list[dict], check: bool = True) -> None:
-        nonlocal last
+class _Run:
+    """One training run's steps: resume, the epochs, each batch, the log, the saves."""
+
+    def __init__(self, config: Any, recipe: Recipe, dataset: Dataset, device: torch.device,
+                 distributed: Distributed) -> None:
+        self.config, self.recipe, self.dataset, self.device, self.distributed = (config, recipe, dataset, device,
+                                                                                  distributed)
+        self.out = Path(config.out)
+        self.writes = distributed.writes
+        self.config_record = dataclasses.asdict(config)
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.saved_step: int | None = None  # the step the state on disk resumes from
+        self.saved_at = time.monotonic()
+        self.last: dict = {}
+        random.seed(config.seed)  # Python's random too (a folder data set's transforms may draw from it)
+        seed_process_draws(config.seed, distributed)
+
+    def resume(self, same_on_resume: tuple[str, ...]) -> "_Run":
+        """Where the run starts: from the saved state with --resume, else afresh; then the log."""
+        config, out = self.config, self.out
+        if config.resume:
+            state = load_training_state(out / STATE_FILE)
+            _check_resumable(self.config_record, state["config"], same_on_resume)
+            try:
+                self.recipe.load_state_dict(state["recipe"])
+                _load_process_state(self.recipe, state["processes"], self.distributed)
+                self.epoch, self.batch_in_epoch, self.step = (int(state[key])
+                                                              for key in ("epoch", "batch_in_epoch", "step"))
+            except (KeyError, IndexError, TypeError, RuntimeError) as exc:  # a damaged state of the right form
+                raise ValueError(f"{out / STATE_FILE}: does not fit this run: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+            self.saved_step = self.step
+        if self.writes:
+            remove_stale_temporaries(out)
+        self.log = (LossLog(out / LOG_FILE, resume_from_step=self.step if config.resume else None)
+                    if self.writes else None)
+        self.workers = resolve_workers(config.workers, self.device.type)  # None: as many as the machine allows
+        self.progress = StepProgress(config.progress and self.writes, config.log_every, config.batch_size,
+                                     self.distributed.mean,
+                                     watch=InputWatch(self.workers, self.device.type) if self.writes else None)
+        return self
+
+    def write(self, entries: list[dict], check: bool = True) -> None:
+        """Log the entries; a value that is not finite stops the run."""
         for entry in entries:
-            if log is not None:
-                log.write(entry)
-            last = entry
+            if self.log is not None:
+                self.log.write(entry)
+            self.last = entry
         bad = first_non_finite(entries, NOT_LOSSES) if check else None
         if bad is not None:  # every process reads the same (averaged) values: all stop here
-            diverged(f"{bad[1]} is {bad[2]} at step {bad[0]}")
+            self.diverged(f"{bad[1]} is {bad[2]} at step {bad[0]}")
 
-    def diverged(what: str) -> None:
-        kept = (f"{out / STATE_FILE} still resumes from step {saved_step}" if saved_step is not None
+    def diverged(self, what: str) -> None:
+        kept = (f"{self.out / STATE_FILE} still resumes from step {self.saved_step}" if self.saved_step is not None
                 else "no resumable state had been saved yet")
         raise TrainingDiverged(f"the run diverged: {what}; stopped without saving: {kept}, the checkpoints "
                                "written before stay as they were")
 
-    def train(batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+    def train_batch(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         try:
-            return train_step(batch)
+            return self.train_step(batch)
         except RuntimeError as exc:
             if not is_nan_probability_error(exc):
                 raise
-            diverged(f"a probability given to a 'bce' loss is NaN at step {step}")
+            self.diverged(f"a probability given to a 'bce' loss is NaN at step {self.step}")
 
-    saved_at = time.monotonic()
-
-    def save_due() -> bool:
+    def save_due(self) -> bool:
         """A periodic save is due (a kill loses at most save_every_minutes of training); every
         process decides together, at the step boundaries where they already exchange."""
-        due = (config.save_every_minutes > 0 and step != saved_step
-               and time.monotonic() - saved_at >= 60 * config.save_every_minutes)
-        if not distributed.active:
+        config = self.config
+        due = (config.save_every_minutes > 0 and self.step != self.saved_step
+               and time.monotonic() - self.saved_at >= 60 * config.save_every_minutes)
+        if not self.distributed.active:
             return due
-        return step % config.log_every == 0 and distributed.any(due, device)
+        return self.step % config.log_every == 0 and self.distributed.any(due, self.device)
 
-    def save_state() -> None:  # only at a step boundary: every finished step is in it, no half step
-        nonlocal saved_step, saved_at
-        write(progress.flush())  # the log first: a kill after the save leaves no logged step missing
-        processes = distributed.gather({"rng": rng_state(), "recipe": _process_state(recipe)})
-        if writes:
-            atomic_save({"config": config_record, "recipe": recipe.state_dict(), "epoch": epoch,
-                         "batch_in_epoch": batch_in_epoch, "step": step, "processes": processes}, out / STATE_FILE)
-        saved_step, saved_at = step, time.monotonic()
+    def save_state(self) -> None:
+        """The resumable state, at a step boundary: every finished step is in it, no half step."""
+        self.write(self.progress.flush())  # the log first: a kill after the save leaves no logged step missing
+        processes = self.distributed.gather({"rng": rng_state(), "recipe": _process_state(self.recipe)})
+        if self.writes:
+            atomic_save({"config": self.config_record, "recipe": self.recipe.state_dict(), "epoch": self.epoch,
+                         "batch_in_epoch": self.batch_in_epoch, "step": self.step, "processes": processes},
+                        self.out / STATE_FILE)
+        self.saved_step, self.saved_at = self.step, time.monotonic()
 
-    graphs = recipe.cuda_graphs
-    if writes and config.progress:
-        print(f"cuda graphs: {graphs.describe()}", flush=True)
-    train_step = (CUDAGraphStep(recipe, config.batch_size // distributed.world, config.cuda_graphs)
-                  if graphs.enabled else recipe.step)
-    started, first_step, stopped_early = time.perf_counter(), step, False
-    with StopRequest() as stop:
-        try:
-            while epoch < epochs:
-                if hasattr(dataset, "set_epoch"):  # per-item randomness (crops, flips, unpaired draws) by epoch
-                    dataset.set_epoch(epoch)
-                batches = [distributed.shard(b) for b in epoch_batches(len(dataset), config.batch_size, config.seed,
-                                                                       epoch, distributed.world)]
-                progress.start_epoch(epoch, epochs, len(batches), batch_in_epoch)
-                loader = batch_loader(dataset, batches[batch_in_epoch:], workers, device,
-                                      seed=config.seed * 100_003 + epoch)
-                for batch, wait in device_batches(loader, device):  # on the device, with the wait it cost
-                    if config.max_steps is not None and step >= config.max_steps:
-                        break
-                    # all processes stop together; asked every log_every steps (a collective syncs)
-                    if (stop.requested if not distributed.active else
-                            step % config.log_every == 0 and distributed.any(stop.requested, device)):
-                        break
-                    if save_due():
-                        save_state()
-                    if step == 0 and writes:
-                        recipe.first_batch(batch, out)
-                    write(progress.add(step, epoch, train(batch), wait))
-                    if config.sample_every and batch_in_epoch % config.sample_every == 0:
-                        recipe.sample(epoch, out, writes)  # every process runs it: synchronized norms
-                    step += 1
-                    batch_in_epoch += 1
-                write(progress.flush())
-                if batch_in_epoch < len(batches):  # stopped inside the epoch
-                    stopped_early = True
-                    save_state()
-                    break
-                recipe.sample(epoch, out, writes)
-                recipe.end_epoch(epoch, out, writes)
-                epoch, batch_in_epoch = epoch + 1, 0
-                save_state()
-        except BaseException:
-            # another process may be in a collective: no exchange now; the error in flight is the one to report
-            write(progress.flush(reduce=False), check=False)
-            raise
-        finally:
-            write(progress.flush())
-            progress.close()
-            if log is not None:
-                log.close()
-                entries = log.entries()
-                if entries:
-                    plot_losses(entries, recipe.loss_keys, out / "loss_curve.png", recipe.title)
-    seconds = time.perf_counter() - started
-    images_done = (step - first_step) * config.batch_size
-    return {"steps": step, "epochs_done": epoch, "stopped_early": stopped_early,
-            "images_per_second": images_done / seconds if seconds > 0 else 0.0,
-            "losses": {k: v for k, v in last.items() if k not in NOT_LOSSES},
-            "loss_keys": list(recipe.loss_keys), "out": str(out), "device": str(device)}
+    def stop_asked(self, stop: StopRequest) -> bool:
+        """All processes stop together; asked every log_every steps (a collective syncs)."""
+        if not self.distributed.active:
+            return stop.requested
+        return self.step % self.config.log_every == 0 and self.distributed.any(stop.requested, self.device)
+
+    def run_epoch(self, epochs: int, stop: StopRequest) -> bool:
+        """The rest of the current epoch; True when the run stopped inside it (max_steps, a stop)."""
+        config, recipe, distributed = self.config, self.recipe, self.distributed
+        if hasattr(self.dataset, "set_epoch"):  # per-item randomness (crops, flips, unpaired draws) by epoch
+            self.dataset.set_epoch(self.epoch)
+        batches = [distributed.shard(b) for b in epoch_batches(len(self.dataset), config.batch_size, config.seed,
+                                                               self.epoch, distributed.world)]
+        self.progress.start_epoch(self.epoch, epochs, len(batches), self.batch_in_epoch)
+        loader = batch_loader(self.dataset, batches[self.batch_in_epoch:], self.workers, self.device,
+                              seed=config.seed * 100_003 + self.epoch)
+        for batch, wait in device_batches(loader, self.device):  # on the device, with the wait it cost
+            if config.max_steps is not None and self.step >= config.max_steps:
+                break
+            if self.stop_asked(stop):
+                break
+            if self.save_due():
+                self.save_state()
+            if self.step == 0 and self.writes:
+                recipe.first_batch(batch, self.out)
+            self.write(self.progress.add(self.step, self.epoch, self.train_batch(batch), wait))
+            if config.sample_every and self.batch_in_epoch % config.sample_every == 0:
+                recipe.sample(self.epoch, self.out, self.writes)  # every process runs it: synchronized norms
+            self.step += 1
+            self.batch_in_epoch += 1
+        self.write(self.progress.flush())
+        if self.batch_in_epoch < len(batches):  # stopped inside the epoch
+            self.save_state()
+            return True
+        recipe.sample(self.epoch, self.out, self.writes)
+        recipe.end_epoch(self.epoch, self.out, self.writes)
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.save_state()
+        return False
+
+    def finish_log(self) -> None:
+        self.write(self.progress.flush())
+        self.progress.close()
+        if self.log is not None:
+            self.log.close()
+            entries = self.log.entries()
+            if entries:
+                plot_losses(entries, self.recipe.loss_keys, self.out / "loss_curve.png", self.recipe.title)
+
+    def train(self, epochs: int) -> dict:
+        """The epochs from where the run starts; the run's summary."""
+        graphs = self.recipe.cuda_graphs
+        if self.writes and self.config.progress:
+            print(f"cuda graphs: {graphs.describe()}", flush=True)
+        self.train_step = (CUDAGraphStep(self.recipe, self.config.batch_size // self.distributed.world,
+                                         self.config.cuda_graphs) if graphs.enabled else self.recipe.step)
+        started, first_step, stopped_early = time.perf_counter(), self.step, False
+        with StopRequest() as stop:
+            try:
+                while self.epoch < epochs and not stopped_early:
+                    stopped_early = self.run_epoch(epochs, stop)
+            except BaseException:
+                # another process may be in a collective: no exchange now; the error in flight is the one to report
+                self.write(self.progress.flush(reduce=False), check=False)
+                raise
+            finally:
+                self.finish_log()
+        seconds = time.perf_counter() - started
+        images_done = (self.step - first_step) * self.config.batch_size
+        return {"steps": self.step, "epochs_done": self.epoch, "stopped_early": stopped_early,
+                "images_per_second": images_done / seconds if seconds > 0 else 0.0,
+                "losses": {k: v for k, v in self.last.items() if k not in NOT_LOSSES},
+                "loss_keys": list(self.recipe.loss_keys), "out": str(self.out), "device": str(self.device)}
