@@ -1,11 +1,10 @@
 """Kernel launches per step, counted once every case of a run has been timed.
 
 A torch.profiler session leaves NVIDIA's CUPTI attached to the process, and every eager step
-after it takes more host time: 25-35% more for a BN+ReLU step on the H200 machine
-(benchmarks/results/gpu-check-20261127-h200-run8). Counting a case's launches right
-after its timings would slow every case timed after it. Detaching CUPTI after each session
-(TEARDOWN_CUPTI=1) avoids that, but with it repeated counts in one process came out wrong and a
-child process that counted launches hung (gpu-check-20261127-h100-run9, -h200-run10). So the
+after it takes more host time (a quarter to a third more for a small BN+ReLU step), so counting
+a case's launches right after its timings would slow every case timed after it. Detaching CUPTI
+after each session (TEARDOWN_CUPTI=1) avoids that, but then repeated counts in one process come
+out wrong and a child process that counts launches can hang (docs/performance.md, Method). So the
 counts wait here until nothing is left to time. The price: each counted case's steps (inputs,
 CUDA graphs, compiled callables) stay alive until then; a compiled step compiles again when the
 suite reset dynamo since; and a run cut short records no counts.
