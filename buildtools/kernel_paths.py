@@ -15,14 +15,14 @@ KERNEL_PATHS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("reduce_nchw_kernel", "reduce_nhwc_kernel", "merge_partials_kernel", "elementwise_nchw_kernel",
          "elementwise_nhwc_kernel", "merge_elementwise_nchw_kernel", "merge_elementwise_nhwc_kernel"),
     ),
-    "norm_single_block": (
+    "norm_block": (
         "norm + activation training, one block a group: dense NCHW groups of 512-2048 values, one launch each way",
-        ("single_pass_train_kernel", "single_pass_backward_kernel"),
+        ("norm_block_train_kernel", "norm_block_backward_kernel"),
     ),
     "norm_cluster": (
         "norm + activation training, one thread block cluster a group: dense NCHW groups of 2049-32768 values "
         "on compute capability 9.0+, one launch each way",
-        ("cluster_pass_train_kernel", "cluster_pass_backward_kernel"),
+        ("norm_cluster_train_kernel", "norm_cluster_backward_kernel"),
     ),
     "running_stats": (
         "the running-statistics update of a norm layer, when its training forward did not make it",

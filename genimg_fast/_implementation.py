@@ -22,7 +22,7 @@ import torch
 KERNELS, FALLBACK, REFERENCE = "kernels", "fallback", "reference"
 
 # family -> the kernel paths that must run for its kernels to serve (others have a way out
-# inside the kernels: the one-block and cluster norm paths give way to the tiles, the running-
+# inside the kernels: the block and cluster norm paths give way to the tiles, the running-
 # statistics kernel to torch's tensor ops)
 FAMILY_PATHS = {
     "norm": ("norm_tiles",),

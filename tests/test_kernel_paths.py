@@ -122,11 +122,11 @@ DCGAN_SHAPES = [(128, 512, 16), (128, 256, 64), (128, 128, 256), (128, 64, 1024)
 
 @needs_kernels
 @pytest.mark.parametrize("enabled,clusters,expected", [
-    (ALL, True, ["norm_single_block", "norm_cluster", "norm_cluster", "norm_tiles"]),
-    (ALL, False, ["norm_single_block", "norm_tiles", "norm_tiles", "norm_tiles"]),
-    ([p for p in ALL if p != "norm_cluster"], True, ["norm_single_block", "norm_tiles", "norm_tiles", "norm_tiles"]),
-    ([p for p in ALL if p != "norm_single_block"], True, ["norm_tiles", "norm_cluster", "norm_cluster", "norm_tiles"]),
-    ([p for p in ALL if p != "norm_tiles"], True, ["norm_single_block", "norm_cluster", "norm_cluster", "reference"]),
+    (ALL, True, ["norm_block", "norm_cluster", "norm_cluster", "norm_tiles"]),
+    (ALL, False, ["norm_block", "norm_tiles", "norm_tiles", "norm_tiles"]),
+    ([p for p in ALL if p != "norm_cluster"], True, ["norm_block", "norm_tiles", "norm_tiles", "norm_tiles"]),
+    ([p for p in ALL if p != "norm_block"], True, ["norm_tiles", "norm_cluster", "norm_cluster", "norm_tiles"]),
+    ([p for p in ALL if p != "norm_tiles"], True, ["norm_block", "norm_cluster", "norm_cluster", "reference"]),
     (["norm_tiles"], True, ["norm_tiles"] * 4),
     ([], True, ["reference"] * 4),
 ])

@@ -114,7 +114,7 @@ def test_vector_path_every_dtype(cuda_kernels, dtype, per_sample):
     _check_train((3, 37, 8, 12), dtype, "contiguous", per_sample, "leaky_relu", 0.2)
 
 
-@pytest.mark.parametrize("shape", [(4, 6, 8, 8), (2, 6, 32, 32), (1, 6, 64, 64)], ids=["tiles", "single-pass", "cluster"])
+@pytest.mark.parametrize("shape", [(4, 6, 8, 8), (2, 6, 32, 32), (1, 6, 64, 64)], ids=["tiles", "block", "cluster"])
 @pytest.mark.parametrize("per_sample", [False, True], ids=["batch", "instance"])
 def test_misaligned_tensors_take_the_element_path(cuda_kernels, per_sample, shape):
     """Dense views that start one element into their storage are not 16-byte aligned."""
@@ -157,9 +157,9 @@ def test_model_shapes(cuda_kernels, shape, per_sample, layout):
     _check_train(shape, torch.float32, layout, per_sample, "relu", 0.0)
 
 
-SINGLE_PASS_SHAPES = [  # NCHW groups of 512..2048 values take one block each; the edges and past them
+BLOCK_SHAPES = [  # NCHW groups of 512..2048 values take one block each; the edges and past them
     ((511, 3, 1, 1), False),    # 511 a channel: the tile path, just below
-    ((32, 7, 4, 4), False),     # 512 a channel: the smallest single-pass group
+    ((32, 7, 4, 4), False),     # 512 a channel: the smallest block group
     ((1024, 5, 1, 1), False),   # 1024 runs of one value each (S = 1)
     ((3, 5, 227, 1), False),    # 681: runs of odd length
     ((8, 9, 16, 16), False),    # 2048: the largest
@@ -183,7 +183,7 @@ CLUSTER_SHAPES = [  # groups of 2049..32768 take a cluster of 2-8 blocks each on
 ]
 
 
-@pytest.mark.parametrize("shape,per_sample", SINGLE_PASS_SHAPES + CLUSTER_SHAPES)
+@pytest.mark.parametrize("shape,per_sample", BLOCK_SHAPES + CLUSTER_SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2)])
 def test_one_launch_groups(cuda_kernels, shape, per_sample, dtype, activation, slope):
@@ -226,7 +226,7 @@ def test_one_launch_groups_apply_what_they_publish_bitwise(cuda_kernels, shape, 
                                                    ((128, 64, 32, 32), "contiguous", 2),
                                                    ((128, 512, 4, 4), "channels_last", 3)])
 def test_training_op_launches(cuda_kernels, shape, layout, launches):
-    """Launches each way: one for single-pass groups, and for cluster groups where the GPU has
+    """Launches each way: one for block groups, and for cluster groups where the GPU has
     clusters (the tile path's two otherwise); two for the tile path whose elementwise pass merges
     the partials; three where a channels_last tile would merge too many (16 row tiles x 32
     channels here), with a separate merge."""
@@ -355,7 +355,7 @@ def test_running_stats_with_batch_counter(cuda_kernels, momentum, buffers):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-# the tile path's merged and separate merges, a single-pass group, and a cluster group (18432
+# the tile path's merged and separate merges, a block group, and a cluster group (18432
 # values a channel; the tile path's several partials a channel in channels_last)
 @pytest.mark.parametrize("shape", [(3, 40, 9, 7), (2, 5, 96, 96), (64, 48, 4, 4)])
 def test_forward_that_updates_running_stats_equals_its_two_ops_bitwise(cuda_kernels, dtype, layout, shape):
@@ -541,7 +541,7 @@ def test_opcheck_cuda(cuda_kernels):
                                                   mean, var, 24, 0.1))
     torch.library.opcheck(update_tracked_running_stats_, (torch.zeros(5, device="cuda"), torch.ones(5, device="cuda"),
                                                           torch.tensor(1, device="cuda"), mean, var, 24, None))
-    for shape in [(2, 5, 3, 4), (32, 5, 4, 4)]:  # the tile path and a single-pass group
+    for shape in [(2, 5, 3, 4), (32, 5, 4, 4)]:  # the tile path and a block group
         xb = torch.randn(shape, device="cuda", requires_grad=True)
         torch.library.opcheck(batch_norm_act_train_, (xb, w, b, torch.zeros(5, device="cuda"),
                                                       torch.ones(5, device="cuda"), torch.tensor(1, device="cuda"),

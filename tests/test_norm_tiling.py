@@ -29,4 +29,4 @@ def test_every_element_once_in_its_own_group(tmp_path):
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_one_launch_kernels_divide_and_partition_exactly(tmp_path):
-    _build_and_run("one_launch_check", tmp_path)
+    _build_and_run("block_cluster_check", tmp_path)

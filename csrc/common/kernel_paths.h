@@ -11,7 +11,7 @@ namespace genimg_fast {
 
 enum class KernelPath : uint8_t {
   kNormTiles,
-  kNormSingleBlock,
+  kNormBlock,
   kNormCluster,
   kRunningStats,
   kL1Loss,
