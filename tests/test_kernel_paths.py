@@ -132,8 +132,8 @@ DCGAN_SHAPES = [(128, 512, 16), (128, 256, 64), (128, 128, 256), (128, 64, 1024)
 ])
 def test_norm_training_takes_the_best_path_that_may_run(enabled, clusters, expected):
     kernels = _backend._kernels
-    if kernels.norm_one_launch_max_count() != 32768:
-        pytest.skip("GENIMG_FAST_SINGLE_PASS_MAX caps the one-launch kernels")
+    if kernels.norm_block_max_count() != 2048 or kernels.norm_cluster_max_count() != 32768:
+        pytest.skip("GENIMG_FAST_NORM_BLOCK_MAX or GENIMG_FAST_NORM_CLUSTER_MAX caps the block or cluster kernels")
     with paths_enabled(enabled):
         taken = [kernels.norm_train_path_for(n, c, hw, False, False, False, clusters) for n, c, hw in DCGAN_SHAPES]
         assert taken == expected
@@ -207,8 +207,8 @@ def fresh_ran(cuda_kernels):
 def test_a_waiting_cluster_path_gives_way_to_the_tile_kernels(fresh_ran, caplog):
     if torch.cuda.get_device_capability() < (9, 0) or not _backend._kernels.norm_cluster_kernels():
         pytest.skip("this GPU runs no cluster kernels")
-    if _backend._kernels.norm_one_launch_max_count() < 8192:
-        pytest.skip("GENIMG_FAST_SINGLE_PASS_MAX keeps 8192-value groups off the cluster kernels")
+    if _backend._kernels.norm_cluster_max_count() < 8192:
+        pytest.skip("GENIMG_FAST_NORM_CLUSTER_MAX keeps 8192-value groups off the cluster kernels")
     g = torch.Generator(device="cuda").manual_seed(3)
     x = torch.randn(128, 256, 8, 8, generator=g, device="cuda")
     w, b = torch.randn(256, generator=g, device="cuda"), torch.randn(256, generator=g, device="cuda")

@@ -26,9 +26,9 @@ TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-5, torch.float16: 4e-3, tor
 def _cluster_takes(count: int) -> bool:
     """Whether an NCHW group of `count` (2049-32768) values takes one cluster of blocks (one
     launch each way) instead of the tile path: on GPUs of compute capability 9.0 and later, unless
-    GENIMG_FAST_SINGLE_PASS_MAX caps the one-launch kernels below it (gpu_check.sh does, when its
-    smoke test of the cluster kernels fails) or the cluster kernel path may not run."""
-    cap = int(os.environ.get("GENIMG_FAST_SINGLE_PASS_MAX") or 32768)
+    GENIMG_FAST_NORM_CLUSTER_MAX caps the cluster kernels below it (gpu_check.sh sets it to 0 when
+    its smoke test of the cluster kernels fails) or the cluster kernel path may not run."""
+    cap = int(os.environ.get("GENIMG_FAST_NORM_CLUSTER_MAX") or 32768)
     enabled = "norm_cluster" in _backend._kernels.enabled_kernel_paths()
     return torch.cuda.get_device_capability() >= (9, 0) and count <= cap and enabled
 
@@ -428,41 +428,44 @@ print("launches", count_launches(lambda: module(x), torch.device("cuda")))
 """
 
 
-@pytest.mark.parametrize("shape,caps", [("128x16x4x4", {"": "1", "0": "2"}),  # a block a channel
-                                        ("128x16x8x8", {"": "cluster", "2048": "2", "0": "2"})])
-def test_single_pass_cap_sends_its_groups_down_the_tile_path(cuda_kernels, tmp_path, shape, caps):
-    """GENIMG_FAST_SINGLE_PASS_MAX=N (for timing the paths at one shape) sends groups of over N
-    values down the tile path: a single-block shape (2048 values a channel) and a cluster shape
-    (8192) train there in two launches instead of one, to the same numbers within fp32 rounding."""
-    if caps[""] == "cluster" and os.environ.get("GENIMG_FAST_SINGLE_PASS_MAX"):
-        pytest.skip("this run caps the one-launch kernels (GENIMG_FAST_SINGLE_PASS_MAX): its default case would not")
+@pytest.mark.parametrize("shape,variable,caps", [
+    ("128x16x4x4", "GENIMG_FAST_NORM_BLOCK_MAX", {"": "1", "0": "2"}),  # a block a channel
+    ("128x16x8x8", "GENIMG_FAST_NORM_CLUSTER_MAX", {"": "cluster", "2048": "2", "0": "2"})])
+def test_cap_sends_its_groups_down_the_tile_path(cuda_kernels, tmp_path, shape, variable, caps):
+    """GENIMG_FAST_NORM_BLOCK_MAX=N or GENIMG_FAST_NORM_CLUSTER_MAX=N (for timing the paths at one
+    shape) sends that path's groups of over N values down the tile path: a block shape (2048
+    values a channel) and a cluster shape (8192) train there in two launches instead of one, to
+    the same numbers within fp32 rounding."""
+    if caps[""] == "cluster" and os.environ.get(variable):
+        pytest.skip(f"this run caps the cluster kernels ({variable}): its default case would not")
     results = {}
     for cap in caps:
         out = tmp_path / f"cap{cap or 'default'}.pt"
-        run = run_in_child(_BN_STEP_IN_CHILD, (str(out), shape), env={"GENIMG_FAST_SINGLE_PASS_MAX": cap},
-                           timeout=300)
+        run = run_in_child(_BN_STEP_IN_CHILD, (str(out), shape), env={variable: cap}, timeout=300)
         results[cap] = (run.stdout.split()[-1], torch.load(out))
     for cap, launches in caps.items():
         if launches == "cluster":
             launches = "1" if _cluster_takes(128 * 8 * 8) else "2"
-        assert results[cap][0] == launches, f"GENIMG_FAST_SINGLE_PASS_MAX={cap!r}"
-    for one_launch, tile in zip(results[""][1], results["0"][1]):  # each within TOLERANCE of exact
-        scale = one_launch.abs().max().item()
-        torch.testing.assert_close(tile, one_launch, rtol=0, atol=2 * TOLERANCE[torch.float32] * scale)
+        assert results[cap][0] == launches, f"{variable}={cap!r}"
+    for fused, tile in zip(results[""][1], results["0"][1]):  # each within TOLERANCE of exact
+        scale = fused.abs().max().item()
+        torch.testing.assert_close(tile, fused, rtol=0, atol=2 * TOLERANCE[torch.float32] * scale)
 
 
 def test_backend_info_says_whether_norm_groups_take_clusters(cuda_kernels):
-    """backend_info()["norm_kernels"]: the one-launch cap and whether this GPU runs the cluster kernels."""
+    """backend_info()["norm_kernels"]: the block and cluster caps and whether this GPU runs the
+    cluster kernels."""
     import genimg_fast
     paths = genimg_fast.backend_info()["norm_kernels"]
     assert paths["clusters"] == (torch.cuda.get_device_capability() >= (9, 0))
-    assert paths["one_launch_max_group"] == int(os.environ.get("GENIMG_FAST_SINGLE_PASS_MAX") or 32768)
+    assert paths["block_max_group"] == int(os.environ.get("GENIMG_FAST_NORM_BLOCK_MAX") or 2048)
+    assert paths["cluster_max_group"] == int(os.environ.get("GENIMG_FAST_NORM_CLUSTER_MAX") or 32768)
 
 
-def test_single_pass_cap_refuses_a_malformed_value(cuda_kernels):
+def test_block_cap_refuses_a_malformed_value(cuda_kernels):
     assert_raises_in_child("ops.norm_act_train(torch.randn(8, 4, 8, 8, device='cuda'), None, None, False, 1e-5, "
-                           "'relu', 0.0)", "RuntimeError", "GENIMG_FAST_SINGLE_PASS_MAX must be a whole number",
-                           env={"GENIMG_FAST_SINGLE_PASS_MAX": "lots"})
+                           "'relu', 0.0)", "RuntimeError", "GENIMG_FAST_NORM_BLOCK_MAX must be a whole number",
+                           env={"GENIMG_FAST_NORM_BLOCK_MAX": "lots"})
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])

@@ -25,7 +25,7 @@
 namespace genimg_fast {
 
 // Where a group's e-th value is in a dense NCHW tensor: N runs of S (batch norm, group = channel)
-// or one run (instance norm, group = sample * C + channel). e and S are at most the one-launch
+// or one run (instance norm, group = sample * C + channel). e and S are at most the cluster
 // kernels' largest group (kNormClusterMaxCount): 32-bit division (by a host-made divider), 64-bit
 // offsets.
 struct GroupRuns {

@@ -431,18 +431,34 @@ std::optional<bool> query_cluster_support(int device) {
   return true;
 }
 
+// The deprecated cap of both paths, read where a path's own variable is unset.
+constexpr const char* kDeprecatedCapEnv = "GENIMG_FAST_SINGLE_PASS_MAX";
+
+// A path's cap from the environment variable `name` (else the deprecated one): at most `largest`,
+// which is also the cap when neither is set.
+int64_t group_cap_from_env(const char* name, int64_t largest) {
+  const char* variable = name;
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') {
+    variable = kDeprecatedCapEnv;
+    text = std::getenv(kDeprecatedCapEnv);
+  }
+  if (text == nullptr || *text == '\0') return largest;
+  char* end = nullptr;
+  const long long value = std::strtoll(text, &end, 10);
+  TORCH_CHECK(*end == '\0' && value >= 0, variable, " must be a whole number of values >= 0, got '", text, "'");
+  return std::min<int64_t>(value, largest);
+}
+
 }  // namespace
 
-int64_t one_launch_max_count() {
-  static const int64_t max_count = [] {
-    const char* text = std::getenv("GENIMG_FAST_SINGLE_PASS_MAX");
-    if (text == nullptr || *text == '\0') return kNormClusterMaxCount;
-    char* end = nullptr;
-    const long long value = std::strtoll(text, &end, 10);
-    TORCH_CHECK(*end == '\0' && value >= 0, "GENIMG_FAST_SINGLE_PASS_MAX must be a whole number of values >= 0, got '",
-                text, "'");
-    return std::min<int64_t>(value, kNormClusterMaxCount);
-  }();
+int64_t norm_block_max_count() {
+  static const int64_t max_count = group_cap_from_env("GENIMG_FAST_NORM_BLOCK_MAX", kNormBlockMaxCount);
+  return max_count;
+}
+
+int64_t norm_cluster_max_count() {
+  static const int64_t max_count = group_cap_from_env("GENIMG_FAST_NORM_CLUSTER_MAX", kNormClusterMaxCount);
   return max_count;
 }
 

@@ -23,11 +23,11 @@ const char* describe(TrainPath path) { return path == TrainPath::kTiles ? "the t
 
 TrainPath fitting_train_path(const NormTiling& t, bool float_accumulation, bool (*clusters_supported)()) {
   const int64_t count = values_per_group(t);
-  if (!float_accumulation || t.channels_last || t.groups > INT32_MAX || count < kNormBlockMinCount ||
-      count > one_launch_max_count()) {
+  if (!float_accumulation || t.channels_last || t.groups > INT32_MAX || count < kNormBlockMinCount) {
     return TrainPath::kTiles;
   }
-  if (count <= kNormBlockMaxCount) return TrainPath::kBlock;
+  if (count <= kNormBlockMaxCount) return count <= norm_block_max_count() ? TrainPath::kBlock : TrainPath::kTiles;
+  if (count > norm_cluster_max_count()) return TrainPath::kTiles;
   // a grid of groups x blocks must fit the grid's x dimension
   const bool grid_fits = t.groups * kNormClusterMaxBlocks <= INT32_MAX;
   return grid_fits && clusters_supported() ? TrainPath::kCluster : TrainPath::kTiles;

@@ -58,10 +58,14 @@ enum class TrainPath { kTiles, kBlock, kCluster, kReference };
 // The kernel path of a training path's kernels (the tiles' for kReference, which has none).
 KernelPath kernel_path_of(TrainPath path);
 
-// The largest group the one-launch paths take: kNormClusterMaxCount, or less when the
-// GENIMG_FAST_SINGLE_PASS_MAX environment variable says so (read once; 0 sends every group down
-// the tile path), so that a benchmark can time the paths at the same shapes.
-int64_t one_launch_max_count();
+// The largest group the block path takes: kNormBlockMaxCount, or less when the
+// GENIMG_FAST_NORM_BLOCK_MAX environment variable says so; and the cluster path's:
+// kNormClusterMaxCount, or less by GENIMG_FAST_NORM_CLUSTER_MAX. Each is read once; 0 sends the
+// path's groups down the tile path, so that a benchmark can time the paths at the same shapes.
+// Where a path's variable is unset, the deprecated GENIMG_FAST_SINGLE_PASS_MAX (once the cap of
+// both) caps it.
+int64_t norm_block_max_count();
+int64_t norm_cluster_max_count();
 
 // Whether the current device runs the cluster kernels: a GPU of compute capability 9.0 or later
 // that loaded them from code built for 9.0 or later (not from older PTX), and that can schedule a

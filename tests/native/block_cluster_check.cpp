@@ -1,6 +1,6 @@
-// Host check of what the one-launch norm kernels rely on (csrc/common/run_divider.h,
+// Host check of what the block and cluster norm kernels rely on (csrc/common/run_divider.h,
 // csrc/norm_act/train_path.h):
-// - RunDivider's quotient equals n / d for every d and n up to the largest one-launch group,
+// - RunDivider's quotient equals n / d for every d and n up to the largest cluster group,
 //   and for sampled pairs up to 2^31 - 1;
 // - norm_cluster_shape gives every group of 2049..32768 values a cluster of 2, 4 or 8 blocks
 //   holding 4, 8 or 16 values a thread that covers the group, with the fewest values a thread and
