@@ -87,7 +87,8 @@ run_tests() {  # name, timeout, files...
 }
 run_tests losses 200 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test_stored_grad_cuda.py \
   tests/test_loss_terms_cuda.py
-run_tests norm_act 240 tests/test_norm_act_cuda.py tests/test_models_cuda.py
+run_tests norm_act 240 tests/test_norm_act_cuda_tiles.py tests/test_norm_act_cuda_block.py \
+  tests/test_norm_act_cuda_cluster.py tests/test_norm_act_cuda_running_stats.py tests/test_models_cuda.py
 run_tests training 240 tests/test_train_cuda.py tests/test_inference.py tests/test_bench_cuda.py tests/test_kernel_paths.py \
   tests/test_double_backward.py tests/test_device_image_pool.py tests/test_cuda_graphs_docs.py tests/test_train_data_wait.py
 
