@@ -21,7 +21,7 @@
 #include "common/reference_fallback.h"
 #include "common/tensor_checks.h"
 #include "losses/loss_spec.h"
-#include "losses/loss_terms.h"
+#include "losses/loss_terms_launch.h"
 
 namespace genimg_fast {
 namespace {

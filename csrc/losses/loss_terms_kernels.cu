@@ -1,4 +1,4 @@
-// Kernels of the multi-term fused losses (see loss_terms.h).
+// Kernels of the multi-term fused losses (see loss_terms_launch.h).
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -7,7 +7,7 @@
 #include "common/acc_type.h"
 #include "common/block_reduce.cuh"
 #include "common/reduction_grid.h"
-#include "losses/loss_terms.h"
+#include "losses/loss_terms_launch.h"
 
 namespace genimg_fast {
 namespace {
