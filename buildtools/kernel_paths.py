@@ -7,7 +7,10 @@ that both lists agree.
 """
 from __future__ import annotations
 
-# path -> (what it does, the __global__ functions that make it up)
+# path -> (what it does, the __global__ functions that make it up). A function's name is part of
+# its path's fingerprint (its parameter bank is named after it), so a verified path's functions
+# keep their names when the path or its op is renamed: renaming one makes the path wait for a GPU
+# check.
 KERNEL_PATHS: dict[str, tuple[str, tuple[str, ...]]] = {
     "norm_tiles": (
         "norm + activation on tiles: statistics, apply, the backward's sums and dx; the training "
@@ -32,16 +35,16 @@ KERNEL_PATHS: dict[str, tuple[str, tuple[str, ...]]] = {
         "the L1 loss with its gradient in the forward pass",
         ("l1_loss_forward_flat_kernel", "l1_loss_forward_strided_kernel"),
     ),
-    "scale_stored_grad": (
-        "the L1 loss's backward: its stored gradient times grad_output",
+    "scale_one_stored_grad": (
+        "the L1 loss's backward: its one stored gradient times grad_output",
         ("scale_stored_grad_kernel",),
     ),
     "loss_terms": (
         "the training objectives: every weighted loss term, the total and each input's gradient in one launch",
         ("loss_terms_kernel",),
     ),
-    "scale_stored_grads": (
-        "the objectives' backward: each term's stored gradient times its incoming gradients",
+    "scale_term_stored_grads": (
+        "the objectives' backward: each loss term's stored gradient times its incoming gradients",
         ("scale_stored_grads_kernel",),
     ),
 }

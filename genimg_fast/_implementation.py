@@ -26,8 +26,8 @@ KERNELS, FALLBACK, REFERENCE = "kernels", "fallback", "reference"
 # statistics kernel to torch's tensor ops)
 FAMILY_PATHS = {
     "norm": ("norm_tiles",),
-    "loss_terms": ("loss_terms", "scale_stored_grads"),
-    "l1_loss": ("l1_loss", "scale_stored_grad"),
+    "loss_terms": ("loss_terms", "scale_term_stored_grads"),
+    "l1_loss": ("l1_loss", "scale_one_stored_grad"),
 }
 
 _cuda_choice: dict[str, tuple[str, str]] = {}  # family -> (implementation, why)

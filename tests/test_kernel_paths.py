@@ -276,7 +276,7 @@ def test_a_waiting_loss_kernel_gives_way_to_the_reference(fresh_ran, caplog):
         (grad,) = torch.autograd.grad(loss, a)
     assert fresh_ran() == []
     messages = " ".join(r.getMessage() for r in caplog.records)
-    assert "l1_loss" in messages and "scale_stored_grad" in messages
+    assert "l1_loss" in messages and "scale_one_stored_grad" in messages
     want = 2.0 * torch.nn.functional.l1_loss(a.detach().double(), t.double())
     torch.testing.assert_close(loss.double(), want, rtol=1e-6, atol=0)
     torch.testing.assert_close(grad.double(), 2.0 * torch.sign(a.detach() - t).double() / a.numel(), rtol=1e-6, atol=0)

@@ -15,9 +15,9 @@ enum class KernelPath : uint8_t {
   kNormCluster,
   kRunningStats,
   kL1Loss,
-  kScaleStoredGrad,
+  kScaleOneStoredGrad,
   kLossTerms,
-  kScaleStoredGrads,
+  kScaleTermStoredGrads,
   kCount
 };
 

@@ -4,14 +4,16 @@ Each module defines one op family: schema, PyTorch reference (every device witho
 kernel), fake impl (torch.compile), autograd; the CUDA kernels register from csrc/.
 """
 from genimg_fast.ops.l1_loss import l1_loss
-from genimg_fast.ops.loss_terms import LossTerm, loss_terms, scale_stored_grads
+from genimg_fast.ops.loss_terms import LossTerm, _scale_term_stored_grads, loss_terms
 from genimg_fast.ops.norm_act import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
                                       norm_act_stats, norm_act_train, norm_act_train_backward,
                                       update_running_stats_, update_tracked_running_stats_)
-from genimg_fast.ops.stored_grad import scale_stored_grad
+from genimg_fast.ops.stored_grad import _scale_one_stored_grad
 
+# Not in __all__: the backward ops imported above (a leading underscore), which autograd calls;
+# they are here for the package's modules and tests.
 __all__ = [
-    "l1_loss", "scale_stored_grad", "norm_act_train", "norm_act_train_backward", "norm_act_apply",
+    "l1_loss", "norm_act_train", "norm_act_train_backward", "norm_act_apply",
     "norm_act_stats", "norm_act_backward_reduce", "norm_act_backward_apply", "update_running_stats_",
-    "update_tracked_running_stats_", "batch_norm_act_train_", "LossTerm", "loss_terms", "scale_stored_grads",
+    "update_tracked_running_stats_", "batch_norm_act_train_", "LossTerm", "loss_terms",
 ]

@@ -4,8 +4,8 @@ A term is (input, target, kind, weight, reduction): weight * reduce(f(input, tar
 of _loss_math.KINDS and the target a tensor or a constant (a Python number, never
 materialized). One op call (one kernel launch on a GPU) computes every term, their total and
 each input's stored gradient `weight * df/da`; backward is one more launch
-(scale_stored_grads) that multiplies each stored gradient by the incoming gradient and the 1/n
-of a mean in fp32. Objectives such as CycleGAN's six-term generator loss are one call.
+(_scale_term_stored_grads) that multiplies each stored gradient by the incoming gradient and the
+1/n of a mean in fp32. Objectives such as CycleGAN's six-term generator loss are one call.
 
 The op's arguments are lists plus a spec string "kind:reduction,..." (one entry per term), so
 that its schema stays within what torch.library supports. Use `loss_terms(terms)` with
@@ -155,7 +155,7 @@ def _backward(ctx, grad_terms, grad_total, _grad_stored):
                            "genimg_fast.ops.loss_terms, which sets it when a gradient is needed")
     if torch.is_grad_enabled():
         _refuse_double_backward(ctx.spec)
-    grads = scale_stored_grads(list(ctx.saved_tensors), grad_total, grad_terms, ctx.spec)
+    grads = _scale_term_stored_grads(list(ctx.saved_tensors), grad_total, grad_terms, ctx.spec)
     return grads, ctx.target_grads, None, None, None, None
 
 
@@ -167,7 +167,7 @@ for _device in ("cuda", "cpu"):  # like torch's losses under autocast: compute i
 # ---- backward: every stored gradient times its incoming gradient, one launch ----
 
 def _check_scale(stored, grad_total, grad_terms, spec) -> list[tuple[str, bool]]:
-    op = "genimg_fast.scale_stored_grads"
+    op = "genimg_fast._scale_term_stored_grads"
     parsed = parse_spec(spec, len(stored), op)
     if grad_terms is not None and grad_terms.shape != (len(stored),):
         raise ValueError(f"{op}: one grad_terms entry per stored gradient ({len(stored)}), got grad_terms of "
@@ -181,9 +181,9 @@ def _check_scale(stored, grad_total, grad_terms, spec) -> list[tuple[str, bool]]
     return parsed
 
 
-@torch.library.custom_op("genimg_fast::scale_stored_grads", mutates_args=())
-def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Tensor | None,
-                       spec: str) -> list[Tensor]:
+@torch.library.custom_op("genimg_fast::_scale_term_stored_grads", mutates_args=())
+def _scale_term_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Tensor | None,
+                             spec: str) -> list[Tensor]:
     """out[i] = stored[i] * (grad_total + grad_terms[i]) (no grad_terms: grad_total alone), divided
     by stored[i].numel() for the 'mean' terms of the loss spec; in fp32 (fp64 for fp64), rounded
     once: a tiny 1/n never has to survive fp16/bf16 storage. (The count is taken here, not passed
@@ -201,7 +201,7 @@ def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Ten
     return outs
 
 
-@scale_stored_grads.register_fake
+@_scale_term_stored_grads.register_fake
 def _(stored, grad_total, grad_terms, spec):
     _check_scale(stored, grad_total, grad_terms, spec)
     return [torch.empty_like(s) for s in stored]
