@@ -15,8 +15,8 @@ import torch
 from cuda_helpers import poison_allocator, run_in_child
 
 from genimg_fast import _backend
-from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_train,
-                             norm_act_train_backward, update_tracked_running_stats_)
+from genimg_fast.ops import (_norm_act_backward_apply, _norm_act_train_backward, batch_norm_act_train_, norm_act_apply,
+                             norm_act_train, update_tracked_running_stats_)
 from genimg_fast.ops import _norm_act_math as ref
 
 ACTIVATIONS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.2)]
@@ -89,7 +89,7 @@ def check_train(shape, dtype, layout, per_sample, activation, slope, affine=True
     eps = 1e-5
     poison_allocator(x.numel() * x.element_size())
     y, mean, var = norm_act_train(x, w, b, per_sample, eps, activation, slope)
-    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, eps, activation, slope)
+    dx, dw, db = _norm_act_train_backward(gy, x, mean, var, w, b, eps, activation, slope)
 
     x64, gy64 = x.double().cpu(), gy.double().cpu()
     w64 = None if w is None else w.double().cpu()
@@ -135,7 +135,7 @@ def check_misaligned_tensors(per_sample, shape):
     gy = torch.randn(n + 1, device="cuda")[1:].view(shape)
     w, b = torch.randn(6, device="cuda"), torch.randn(6, device="cuda")
     y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "relu", 0.0)
-    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
+    dx, dw, db = _norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
     x64, gy64, w64, b64 = x.double().cpu(), gy.double().cpu(), w.double().cpu(), b.double().cpu()
     mean64, var64 = ref.stats(x64, per_sample)
     check_close(y, ref.apply(x64, mean64, var64, w64, b64, 1e-5, "relu", 0.0), torch.float32, what="y")
@@ -159,10 +159,10 @@ def check_groups_apply_what_they_publish_bitwise(shape, per_sample):
     poison_allocator(x.numel() * 4)
     y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "leaky_relu", 0.2)
     assert torch.equal(y, norm_act_apply(x, mean, var, w, b, 1e-5, "leaky_relu", 0.2))
-    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.2)
+    dx, dw, db = _norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.2)
     count = float(shape[2] * shape[3] * (1 if per_sample else shape[0]))
     sum_dz, sum_dz_xhat = db.view(mean.shape), dw.view(mean.shape)
-    dx_p = norm_act_backward_apply(gy, x, mean, var, w, b, sum_dz, sum_dz_xhat, count, 1e-5, "leaky_relu", 0.2)
+    dx_p = _norm_act_backward_apply(gy, x, mean, var, w, b, sum_dz, sum_dz_xhat, count, 1e-5, "leaky_relu", 0.2)
     assert torch.equal(dx, dx_p)
     again = norm_act_train(x, w, b, per_sample, 1e-5, "leaky_relu", 0.2)
     assert all(torch.equal(first, second) for first, second in zip((y, mean, var), again))  # every run
@@ -180,7 +180,7 @@ def check_training_op_launches(shape, layout, launches):
     y, mean, var = norm_act_train(x, w, b, False, 1e-5, "relu", 0.0)
     device = torch.device("cuda")
     assert count_launches(lambda: norm_act_train(x, w, b, False, 1e-5, "relu", 0.0), device) == launches
-    assert count_launches(lambda: norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0),
+    assert count_launches(lambda: _norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0),
                           device) == launches
 
 
@@ -279,7 +279,7 @@ def check_nan_inputs_match_the_reference(shape, layout, activation, slope):
 
     y = norm_act_apply(x, mean, var, w, b, eps, activation, slope)  # eval: running statistics
     close(y, ref.apply(x64, mean64, var64, w64, b64, eps, activation, slope), "eval y")
-    dx = norm_act_backward_apply(gy, x, mean, var, w, b, None, None, 1.0, eps, activation, slope)
+    dx = _norm_act_backward_apply(gy, x, mean, var, w, b, None, None, 1.0, eps, activation, slope)
     close(dx, ref.backward_apply(gy64, x64, mean64, var64, w64, b64, None, None, 1.0, eps, activation, slope),
           "eval dx")
     assert torch.isfinite(dx).sum() == dx.numel()  # the gradient passes the NaN's z as torch's relu lets it
@@ -288,5 +288,5 @@ def check_nan_inputs_match_the_reference(shape, layout, activation, slope):
     bmean64, bvar64 = ref.stats(x64, False)
     close(y, ref.apply(x64, bmean64, bvar64, w64, b64, eps, activation, slope), "train y")
     assert torch.isnan(y[:, 1]).all() and torch.isfinite(y[:, [0, 2]]).all()
-    dx, _, _ = norm_act_train_backward(gy, x, bmean, bvar, w, b, eps, activation, slope)
+    dx, _, _ = _norm_act_train_backward(gy, x, bmean, bvar, w, b, eps, activation, slope)
     assert torch.isnan(dx[:, 1]).all() and torch.isfinite(dx[:, [0, 2]]).all()

@@ -45,8 +45,8 @@ def test_built_kernels_load_and_register_for_cuda():
         pytest.skip("GENIMG_FAST_IMPL=reference")
     assert info["kernels_loaded"], info["reason"]
     assert info["compiled_archs"], "the binary reports no device code"
-    ops = ("l1_loss", "_scale_one_stored_grad", "norm_act_stats", "norm_act_apply", "norm_act_backward_reduce",
-           "norm_act_backward_apply", "norm_act_train", "norm_act_train_backward", "update_running_stats_",
+    ops = ("l1_loss", "_scale_one_stored_grad", "norm_act_stats", "norm_act_apply", "_norm_act_backward_reduce",
+           "_norm_act_backward_apply", "norm_act_train", "_norm_act_train_backward", "update_running_stats_",
            "update_tracked_running_stats_", "loss_terms", "_scale_term_stored_grads")
     for op in (f"genimg_fast::{name}" for name in ops):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA"), op

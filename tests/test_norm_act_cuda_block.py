@@ -15,7 +15,7 @@ from norm_act_cuda_helpers import (MODEL_SHAPES, check_batch_norm_training_forwa
                                    check_nan_inputs_match_the_reference, check_train, check_training_op_launches,
                                    make, path_taken)
 
-from genimg_fast.ops import norm_act_train, norm_act_train_backward
+from genimg_fast.ops import _norm_act_train_backward, norm_act_train
 
 pytestmark = pytest.mark.cuda
 
@@ -129,7 +129,7 @@ def test_cuda_graph_capture_of_a_training_step(cuda_kernels):
         graph.replay()
         torch.cuda.synchronize()
         y2, m2, v2 = norm_act_train(x.detach(), w, b, False, 1e-5, "relu", 0.0)
-        dx2, _, _ = norm_act_train_backward(gy, x.detach(), m2, v2, w, b, 1e-5, "relu", 0.0)
+        dx2, _, _ = _norm_act_train_backward(gy, x.detach(), m2, v2, w, b, 1e-5, "relu", 0.0)
         assert torch.equal(y, y2) and torch.equal(dx, dx2)
 
 

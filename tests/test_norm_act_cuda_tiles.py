@@ -17,9 +17,9 @@ from norm_act_cuda_helpers import (ACTIVATIONS, MODEL_SHAPES, away_from_kink,
                                    check_misaligned_tensors, check_nan_inputs_match_the_reference, check_train,
                                    check_training_op_launches, make, path_taken)
 
-from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
-                             norm_act_stats, norm_act_train, norm_act_train_backward, update_running_stats_,
-                             update_tracked_running_stats_)
+from genimg_fast.ops import (_norm_act_backward_apply, _norm_act_backward_reduce, _norm_act_train_backward,
+                             batch_norm_act_train_, norm_act_apply, norm_act_stats, norm_act_train,
+                             update_running_stats_, update_tracked_running_stats_)
 from genimg_fast.ops import _norm_act_math as ref
 
 pytestmark = pytest.mark.cuda
@@ -91,9 +91,9 @@ def test_pieces_match_the_fused_op(cuda_kernels):
     mean2, var2 = norm_act_stats(x, False)
     assert torch.equal(mean, mean2) and torch.equal(var, var2)
     assert torch.equal(y, norm_act_apply(x, mean, var, w, b, 1e-5, "relu", 0.0))
-    dx, _, _ = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
-    sums = norm_act_backward_reduce(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
-    dx2 = norm_act_backward_apply(gy, x, mean, var, w, b, *sums, float(6 * 100), 1e-5, "relu", 0.0)
+    dx, _, _ = _norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
+    sums = _norm_act_backward_reduce(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
+    dx2 = _norm_act_backward_apply(gy, x, mean, var, w, b, *sums, float(6 * 100), 1e-5, "relu", 0.0)
     assert torch.equal(dx, dx2)
 
 
@@ -105,8 +105,8 @@ def test_bit_identical_repeats(cuda_kernels, layout):
 def test_gradient_in_another_layout_than_x(cuda_kernels):
     x, w, b, gy = make((4, 8, 6, 6), torch.float32, "channels_last", 2)
     y, mean, var = norm_act_train(x, w, b, False, 1e-5, "relu", 0.0)
-    dx_cl, _, _ = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
-    dx_nchw, _, _ = norm_act_train_backward(gy.contiguous(), x, mean, var, w, b, 1e-5, "relu", 0.0)
+    dx_cl, _, _ = _norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
+    dx_nchw, _, _ = _norm_act_train_backward(gy.contiguous(), x, mean, var, w, b, 1e-5, "relu", 0.0)
     torch.testing.assert_close(dx_cl, dx_nchw, rtol=0, atol=0)
 
 
@@ -127,10 +127,10 @@ def test_fused_training_ops_equal_their_pieces_bitwise(cuda_kernels, layout, per
     mean_p, var_p = norm_act_stats(x, per_sample)
     y_p = norm_act_apply(x, mean_p, var_p, w, b, 1e-5, "leaky_relu", 0.2)
     assert torch.equal(mean, mean_p) and torch.equal(var, var_p) and torch.equal(y, y_p)
-    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.2)
-    sum_dz, sum_dz_xhat = norm_act_backward_reduce(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.2)
+    dx, dw, db = _norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.2)
+    sum_dz, sum_dz_xhat = _norm_act_backward_reduce(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.2)
     count = float(shape[2] * shape[3] * (1 if per_sample else shape[0]))
-    dx_p = norm_act_backward_apply(gy, x, mean, var, w, b, sum_dz, sum_dz_xhat, count, 1e-5, "leaky_relu", 0.2)
+    dx_p = _norm_act_backward_apply(gy, x, mean, var, w, b, sum_dz, sum_dz_xhat, count, 1e-5, "leaky_relu", 0.2)
     assert torch.equal(dx, dx_p)
     want_dw, want_db = (sum_dz_xhat.sum(0), sum_dz.sum(0)) if per_sample else (sum_dz_xhat, sum_dz)
     assert torch.equal(dw, want_dw) and torch.equal(db, want_db)
@@ -177,7 +177,7 @@ BAD_CALLS = {  # each must raise a ValueError with this text, never crash
                              "var must have the shape of mean"),
     "var on the cpu": ("ops.update_running_stats_(torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "
                        "torch.zeros(3, device='cuda'), torch.ones(3), 10, 0.1)", "var must be on the device of mean"),
-    "sums on the cpu": ("ops.norm_act_backward_apply(torch.randn(2, 3, 4, 4, device='cuda'), torch.randn(2, 3, 4, 4, "
+    "sums on the cpu": ("ops._norm_act_backward_apply(torch.randn(2, 3, 4, 4, device='cuda'), torch.randn(2, 3, 4, 4, "
                         "device='cuda'), torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), None, None, "
                         "torch.zeros(3), torch.zeros(3), 32.0, 1e-5, 'relu', 0.0)", "must be on the device of x"),
     "counter not int64": ("ops.update_tracked_running_stats_(torch.zeros(3, device='cuda'), torch.ones(3, device='cuda'), "

@@ -5,15 +5,14 @@ kernel), fake impl (torch.compile), autograd; the CUDA kernels register from csr
 """
 from genimg_fast.ops.l1_loss import l1_loss
 from genimg_fast.ops.loss_terms import LossTerm, _scale_term_stored_grads, loss_terms
-from genimg_fast.ops.norm_act import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
-                                      norm_act_stats, norm_act_train, norm_act_train_backward,
+from genimg_fast.ops.norm_act import (_norm_act_backward_apply, _norm_act_backward_reduce, _norm_act_train_backward,
+                                      batch_norm_act_train_, norm_act_apply, norm_act_stats, norm_act_train,
                                       update_running_stats_, update_tracked_running_stats_)
 from genimg_fast.ops.stored_grad import _scale_one_stored_grad
 
 # Not in __all__: the backward ops imported above (a leading underscore), which autograd calls;
 # they are here for the package's modules and tests.
 __all__ = [
-    "l1_loss", "norm_act_train", "norm_act_train_backward", "norm_act_apply",
-    "norm_act_stats", "norm_act_backward_reduce", "norm_act_backward_apply", "update_running_stats_",
+    "l1_loss", "norm_act_train", "norm_act_apply", "norm_act_stats", "update_running_stats_",
     "update_tracked_running_stats_", "batch_norm_act_train_", "LossTerm", "loss_terms",
 ]

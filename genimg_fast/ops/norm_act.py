@@ -6,11 +6,11 @@ impl, and a CUDA kernel registered from csrc/norm_act/:
 - norm_act_train(x, weight, bias, per_sample, eps, activation, slope) -> (y, mean, var):
   batch statistics (per channel; per sample and channel when per_sample) and
   y = act((x - mean) * rsqrt(var + eps) * weight + bias) in one op. Differentiable in x,
-  weight and bias through norm_act_train_backward, which recomputes the activation's mask
+  weight and bias through _norm_act_train_backward, which recomputes the activation's mask
   from x and the statistics instead of storing the output.
 - norm_act_apply(x, mean, var, weight, bias, eps, activation, slope) -> y: given statistics
   (eval mode: running stats). Differentiable in x, weight, bias; the statistics are constants.
-- norm_act_stats, norm_act_backward_reduce, norm_act_backward_apply: the pieces the two ops
+- norm_act_stats, _norm_act_backward_reduce, _norm_act_backward_apply: the pieces the two ops
   are made of, exposed so synchronized batch norm can all-reduce between them.
 - update_running_stats_, update_tracked_running_stats_: the in-place running-statistics updates
   of torch.nn.InstanceNorm2d and torch.nn.BatchNorm2d (which also counts batches).
@@ -27,7 +27,7 @@ import torch
 from genimg_fast import _backend
 from genimg_fast.ops import _norm_act_math as math
 from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor
-from genimg_fast.ops.norm_act_differentiable_backward import norm_act_differentiable_backward
+from genimg_fast.ops.norm_act_differentiable_backward import _norm_act_differentiable_backward
 
 Tensor = torch.Tensor
 
@@ -127,40 +127,40 @@ def _(x, mean, var, weight, bias, eps, activation, slope):
     return torch.empty_like(x)
 
 
-@torch.library.custom_op("genimg_fast::norm_act_backward_reduce", mutates_args=())
-def norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+@torch.library.custom_op("genimg_fast::_norm_act_backward_reduce", mutates_args=())
+def _norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
                              bias: Tensor | None, eps: float, activation: str, slope: float) -> tuple[Tensor, Tensor]:
     """Per-group (sum(dz), sum(dz * xhat)) with dz = grad_y * act'(z); shape of mean."""
-    op = "genimg_fast.norm_act_backward_reduce"
+    op = "genimg_fast._norm_act_backward_reduce"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
-    _note_cuda(x, "norm_act_backward_reduce")
+    _note_cuda(x, "_norm_act_backward_reduce")
     return math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
 
 
-@norm_act_backward_reduce.register_fake
+@_norm_act_backward_reduce.register_fake
 def _(grad_y, x, mean, var, weight, bias, eps, activation, slope):
-    op = "genimg_fast.norm_act_backward_reduce"
+    op = "genimg_fast._norm_act_backward_reduce"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     acc = accumulation_dtype(x.dtype)  # the sums are in x's accumulation type, whatever the statistics' type
     return mean.new_empty(mean.shape, dtype=acc), mean.new_empty(mean.shape, dtype=acc)
 
 
-@torch.library.custom_op("genimg_fast::norm_act_backward_apply", mutates_args=())
-def norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+@torch.library.custom_op("genimg_fast::_norm_act_backward_apply", mutates_args=())
+def _norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
                             bias: Tensor | None, sum_dz: Tensor | None, sum_dz_xhat: Tensor | None, count: float,
                             eps: float, activation: str, slope: float) -> Tensor:
     """dx, with the per-group sums of batch statistics (over `count` values per group, all
     processes together for synchronized batch norm), or without them for fixed statistics."""
-    op = "genimg_fast.norm_act_backward_apply"
+    op = "genimg_fast._norm_act_backward_apply"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _check_sums(sum_dz, sum_dz_xhat, mean, op)
-    _note_cuda(x, "norm_act_backward_apply")
+    _note_cuda(x, "_norm_act_backward_apply")
     return math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope)
 
 
-@norm_act_backward_apply.register_fake
+@_norm_act_backward_apply.register_fake
 def _(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope):
-    op = "genimg_fast.norm_act_backward_apply"
+    op = "genimg_fast._norm_act_backward_apply"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _check_sums(sum_dz, sum_dz_xhat, mean, op)
     return torch.empty_like(x)
@@ -218,14 +218,14 @@ def _(x, weight, bias, per_sample, eps, activation, slope):
     return torch.empty_like(x), x.new_empty(shape, dtype=acc), x.new_empty(shape, dtype=acc)
 
 
-@torch.library.custom_op("genimg_fast::norm_act_train_backward", mutates_args=())
-def norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+@torch.library.custom_op("genimg_fast::_norm_act_train_backward", mutates_args=())
+def _norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
                             bias: Tensor | None, eps: float, activation: str,
                             slope: float) -> tuple[Tensor, Tensor, Tensor]:
     """(dx, dweight, dbias) of norm_act_train; dweight/dbias per channel in the accumulation dtype."""
-    op = "genimg_fast.norm_act_train_backward"
+    op = "genimg_fast._norm_act_train_backward"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
-    _note_cuda(x, "norm_act_train_backward")
+    _note_cuda(x, "_norm_act_train_backward")
     sum_dz, sum_dz_xhat = math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
     count = math.group_count(x, mean.dim() == 2)
     dx = math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope)
@@ -233,9 +233,9 @@ def norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor
     return dx, dweight, dbias
 
 
-@norm_act_train_backward.register_fake
+@_norm_act_train_backward.register_fake
 def _(grad_y, x, mean, var, weight, bias, eps, activation, slope):
-    op = "genimg_fast.norm_act_train_backward"
+    op = "genimg_fast._norm_act_train_backward"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     acc = accumulation_dtype(x.dtype)
     c = x.shape[1]
@@ -257,9 +257,9 @@ def _train_setup_context(ctx, inputs, output):
 def _train_backward(ctx, grad_y, _grad_mean, _grad_var):
     x, weight, bias, mean, var = ctx.saved_tensors
     if torch.is_grad_enabled():  # a backward to differentiate (create_graph=True): torch ops
-        dx, dweight, dbias = norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, True, *ctx.options)
+        dx, dweight, dbias = _norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, True, *ctx.options)
     else:
-        dx, dweight, dbias = norm_act_train_backward(grad_y, x, mean, var, weight, bias, *ctx.options)
+        dx, dweight, dbias = _norm_act_train_backward(grad_y, x, mean, var, weight, bias, *ctx.options)
     needs = ctx.needs_input_grad
     return (dx if needs[0] else None, _param_grad(dweight, weight, needs[1]), _param_grad(dbias, bias, needs[2]),
             None, None, None, None)
@@ -283,13 +283,13 @@ def _apply_backward(ctx, grad_y):
     eps, activation, slope = ctx.options
     dx = dweight = dbias = None
     if torch.is_grad_enabled():  # a backward to differentiate (create_graph=True): torch ops
-        dx, dw, db = norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, False, *ctx.options)
+        dx, dw, db = _norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, False, *ctx.options)
         return (dx if needs[0] else None, None, None, _param_grad(dw, weight, needs[3]),
                 _param_grad(db, bias, needs[4]), None, None, None)
     if needs[0]:
-        dx = norm_act_backward_apply(grad_y, x, mean, var, weight, bias, None, None, 1.0, eps, activation, slope)
+        dx = _norm_act_backward_apply(grad_y, x, mean, var, weight, bias, None, None, 1.0, eps, activation, slope)
     if (needs[3] and weight is not None) or (needs[4] and bias is not None):
-        sum_dz, sum_dz_xhat = norm_act_backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
+        sum_dz, sum_dz_xhat = _norm_act_backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
         dw, db = math.param_grads(sum_dz, sum_dz_xhat)
         dweight, dbias = _param_grad(dw, weight, needs[3]), _param_grad(db, bias, needs[4])
     return dx, None, None, dweight, dbias, None, None, None
@@ -420,5 +420,5 @@ def _refuse_double_backward(ctx, *grads):
     raise RuntimeError(DOUBLE_BACKWARD_MESSAGE)
 
 
-for _backward_op in (norm_act_train_backward, norm_act_backward_reduce, norm_act_backward_apply):
+for _backward_op in (_norm_act_train_backward, _norm_act_backward_reduce, _norm_act_backward_apply):
     _backward_op.register_autograd(_refuse_double_backward, setup_context=lambda ctx, inputs, output: None)
