@@ -20,8 +20,7 @@ import torch
 
 from genimg_fast import _backend
 from genimg_fast._implementation import FALLBACK, implementation
-from genimg_fast.ops import _loss_fallback
-from genimg_fast.ops import _loss_math as math
+from genimg_fast.ops import _loss_fallback, _loss_math
 from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor, check_probabilities, is_real
 
 Tensor = torch.Tensor
@@ -37,8 +36,8 @@ def parse_spec(spec: str, count: int, op: str = _OP) -> list[tuple[str, bool]]:
     parsed = []
     for entry in entries:
         kind, _, reduction = entry.partition(":")
-        if kind not in math.KINDS:
-            raise ValueError(f"{op}: loss kind must be one of {', '.join(math.KINDS)}, got {kind!r}")
+        if kind not in _loss_math.KINDS:
+            raise ValueError(f"{op}: loss kind must be one of {', '.join(_loss_math.KINDS)}, got {kind!r}")
         if reduction not in ("mean", "sum"):
             raise ValueError(f"{op}: reduction must be 'mean' or 'sum', got {reduction!r} (term {kind!r})")
         parsed.append((kind, reduction == "mean"))
@@ -63,7 +62,7 @@ def _check(inputs, targets, target_values, spec, weights) -> list[tuple[str, boo
                              f"inputs[{i}] is on {x.device}")
         if t is None:
             continue
-        if not math.KINDS[kind]:
+        if not _loss_math.KINDS[kind]:
             raise ValueError(f"{_OP}: a {kind!r} term takes no target, but targets[{i}] is a tensor")
         if t.dtype != x.dtype or t.device != x.device or t.shape != x.shape:
             raise ValueError(f"{_OP}: targets[{i}] must match inputs[{i}] in shape, dtype and device "
@@ -102,7 +101,7 @@ def loss_terms_op(inputs: list[Tensor], targets: list[Tensor | None], target_val
     values, grads = [], []
     for x, t, t_value, (kind, mean), weight in zip(inputs, targets, target_values, parsed, weights):
         b = t.to(acc) if t is not None else t_value
-        value, grad = math.element(kind, x.to(acc), b)
+        value, grad = _loss_math.element(kind, x.to(acc), b)
         n = x.numel()
         if n == 0:  # like torch: the mean of nothing is NaN, the sum 0
             values.append(torch.tensor(float("nan") if mean else 0.0, dtype=acc, device=x.device))
@@ -140,7 +139,7 @@ def _refuse_double_backward(spec: str) -> None:
     would take the stored gradients for constants: wrong for every kind whose gradient depends
     on its input. Refused with the way out, instead of a silently wrong second derivative."""
     curved = sorted({kind for kind, _ in parse_spec(spec, len(spec.split(",")), _OP)} -
-                    set(math.LINEAR_GRADIENT_KINDS))
+                    set(_loss_math.LINEAR_GRADIENT_KINDS))
     if curved:
         raise RuntimeError(
             f"{_OP}: double backward (create_graph=True through the fused {', '.join(curved)} loss) is not "
