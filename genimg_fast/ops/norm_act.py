@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from genimg_fast import _backend
-from genimg_fast.ops import _norm_act_math as math
+from genimg_fast.ops import _norm_act_math
 from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor
 from genimg_fast.ops.norm_act_differentiable_backward import _norm_act_differentiable_backward
 
@@ -64,8 +64,8 @@ def _check_stats(mean: Tensor, var: Tensor, x: Tensor, op: str) -> None:
 
 
 def _check_activation(activation: str, op: str) -> None:
-    if activation not in math.ACTIVATIONS:
-        raise ValueError(f"{op}: activation must be one of {', '.join(math.ACTIVATIONS)}, got {activation!r}")
+    if activation not in _norm_act_math.ACTIVATIONS:
+        raise ValueError(f"{op}: activation must be one of {', '.join(_norm_act_math.ACTIVATIONS)}, got {activation!r}")
 
 
 def _check_common(x, weight, bias, activation, op) -> None:
@@ -77,7 +77,7 @@ def _check_common(x, weight, bias, activation, op) -> None:
 
 def check_training_count(x: Tensor, per_sample: bool) -> None:
     """torch's errors for batch statistics of a single value."""
-    if math.group_count(x, per_sample) == 1:
+    if _norm_act_math.group_count(x, per_sample) == 1:
         what = "spatial element" if per_sample else "value per channel"
         raise ValueError(f"Expected more than 1 {what} when training, got input size {x.shape}")
 
@@ -98,7 +98,7 @@ def norm_act_stats(x: Tensor, per_sample: bool) -> tuple[Tensor, Tensor]:
     """(mean, biased var) per channel, or per sample and channel; fp32 (fp64 for fp64 x)."""
     _check_input(x, "genimg_fast.norm_act_stats")
     _note_cuda(x, "norm_act_stats")
-    return math.stats(x, per_sample)
+    return _norm_act_math.stats(x, per_sample)
 
 
 @norm_act_stats.register_fake
@@ -116,7 +116,7 @@ def norm_act_apply(x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None, 
     _check_common(x, weight, bias, activation, op)
     _check_stats(mean, var, x, op)
     _note_cuda(x, "norm_act_apply")
-    return math.apply(x, mean, var, weight, bias, eps, activation, slope)
+    return _norm_act_math.apply(x, mean, var, weight, bias, eps, activation, slope)
 
 
 @norm_act_apply.register_fake
@@ -134,7 +134,7 @@ def _norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tens
     op = "genimg_fast._norm_act_backward_reduce"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _note_cuda(x, "_norm_act_backward_reduce")
-    return math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
+    return _norm_act_math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
 
 
 @_norm_act_backward_reduce.register_fake
@@ -155,7 +155,8 @@ def _norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tenso
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _check_sums(sum_dz, sum_dz_xhat, mean, op)
     _note_cuda(x, "_norm_act_backward_apply")
-    return math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope)
+    return _norm_act_math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps,
+                                         activation, slope)
 
 
 @_norm_act_backward_apply.register_fake
@@ -205,8 +206,8 @@ def norm_act_train(x: Tensor, weight: Tensor | None, bias: Tensor | None, per_sa
     _check_common(x, weight, bias, activation, op)
     check_training_count(x, per_sample)
     _note_cuda(x, "norm_act_train")
-    mean, var = math.stats(x, per_sample)
-    return math.apply(x, mean, var, weight, bias, eps, activation, slope), mean, var
+    mean, var = _norm_act_math.stats(x, per_sample)
+    return _norm_act_math.apply(x, mean, var, weight, bias, eps, activation, slope), mean, var
 
 
 @norm_act_train.register_fake
@@ -226,10 +227,11 @@ def _norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tenso
     op = "genimg_fast._norm_act_train_backward"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _note_cuda(x, "_norm_act_train_backward")
-    sum_dz, sum_dz_xhat = math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
-    count = math.group_count(x, mean.dim() == 2)
-    dx = math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope)
-    dweight, dbias = math.param_grads(sum_dz, sum_dz_xhat)
+    sum_dz, sum_dz_xhat = _norm_act_math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
+    count = _norm_act_math.group_count(x, mean.dim() == 2)
+    dx = _norm_act_math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation,
+                                       slope)
+    dweight, dbias = _norm_act_math.param_grads(sum_dz, sum_dz_xhat)
     return dx, dweight, dbias
 
 
@@ -290,7 +292,7 @@ def _apply_backward(ctx, grad_y):
         dx = _norm_act_backward_apply(grad_y, x, mean, var, weight, bias, None, None, 1.0, eps, activation, slope)
     if (needs[3] and weight is not None) or (needs[4] and bias is not None):
         sum_dz, sum_dz_xhat = _norm_act_backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
-        dw, db = math.param_grads(sum_dz, sum_dz_xhat)
+        dw, db = _norm_act_math.param_grads(sum_dz, sum_dz_xhat)
         dweight, dbias = _param_grad(dw, weight, needs[3]), _param_grad(db, bias, needs[4])
     return dx, None, None, dweight, dbias, None, None, None
 
@@ -312,7 +314,7 @@ def update_running_stats_(running_mean: Tensor, running_var: Tensor, mean: Tenso
     _check_batch_stats(mean, var, "genimg_fast.update_running_stats_")
     _check_running(running_mean, running_var, None, mean.shape[-1], mean.device, "genimg_fast.update_running_stats_")
     _note_cuda(mean, "update_running_stats_")
-    math.update_running_stats(running_mean, running_var, mean, var, count, momentum)
+    _norm_act_math.update_running_stats(running_mean, running_var, mean, var, count, momentum)
 
 
 @update_running_stats_.register_fake
@@ -332,7 +334,7 @@ def update_tracked_running_stats_(running_mean: Tensor, running_var: Tensor, num
     _check_batch_stats(mean, var, op)
     _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device, op)
     _note_cuda(mean, "update_tracked_running_stats_")
-    math.update_running_stats(running_mean, running_var, mean, var, count, momentum, num_batches_tracked)
+    _norm_act_math.update_running_stats(running_mean, running_var, mean, var, count, momentum, num_batches_tracked)
 
 
 @update_tracked_running_stats_.register_fake
@@ -363,10 +365,10 @@ def batch_norm_act_train_(x: Tensor, weight: Tensor | None, bias: Tensor | None,
         num_batches_tracked.add_(1)
         nan = torch.full((x.shape[1],), float("nan"), dtype=accumulation_dtype(x.dtype), device=x.device)
         return torch.empty_like(x), nan, nan.clone()
-    mean, var = math.stats(x, False)
-    y = math.apply(x, mean, var, weight, bias, eps, activation, slope)
-    math.update_running_stats(running_mean, running_var, mean, var, x.numel() // x.shape[1], momentum,
-                              num_batches_tracked)
+    mean, var = _norm_act_math.stats(x, False)
+    y = _norm_act_math.apply(x, mean, var, weight, bias, eps, activation, slope)
+    _norm_act_math.update_running_stats(running_mean, running_var, mean, var, x.numel() // x.shape[1], momentum,
+                                        num_batches_tracked)
     return y, mean, var
 
 
