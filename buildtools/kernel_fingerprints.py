@@ -7,7 +7,8 @@ parameter and shared memory sizes, per-kernel attributes (launch bounds, cluster
 offsets, ...), registers and stack, and its file's __constant__ and initialised device data.
 Names are left out (nvcc mangles a source path into each
 anonymous namespace), and so is the debug line table, so comments and host code do not move a
-fingerprint; any change to what the GPU runs does.
+fingerprint; any change to what the GPU runs does, and so does renaming a __global__ function (its
+parameter bank, which its attributes name, is named after it).
 
     python -m buildtools.kernel_fingerprints genimg_fast/_C.*.so    # prints them as JSON
 """

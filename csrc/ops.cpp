@@ -67,10 +67,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("compiled_cuda_archs", &compiled_cuda_archs, "SM versions of the device code in this binary, e.g. [800, 900]");
   m.def("cuda_runtime_build_version", &cuda_runtime_build_version,
         "CUDART_VERSION the kernels were compiled with, e.g. 13000");
-  m.def("norm_cluster_kernels", &cluster_pass_supported,
+  m.def("norm_cluster_kernels", &norm_cluster_supported,
         "Whether the current GPU runs the one-cluster-a-group norm kernels (needs a GPU)");
-  m.def("norm_one_launch_max_count", &one_launch_max_count,
-        "The largest norm group (values) the one-launch-each-way kernels take");
+  m.def("norm_block_max_count", &norm_block_max_count, "The largest norm group (values) the block kernels take");
+  m.def("norm_cluster_max_count", &norm_cluster_max_count,
+        "The largest norm group (values) the cluster kernels take, where the GPU runs them");
   m.def("kernel_path_names", &kernel_path_names, "Every kernel path in this binary");
   m.def("set_enabled_kernel_paths", &set_enabled_kernel_paths, "Which kernel paths may run (the rest may not)");
   m.def("enabled_kernel_paths", &enabled_kernel_paths, "The kernel paths that may run");

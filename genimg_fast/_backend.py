@@ -22,6 +22,9 @@ from genimg_fast import _implementation, _kernel_paths
 
 IMPL_ENV = "GENIMG_FAST_IMPL"
 IMPL_CHOICES = ("auto", "reference", "cuda")
+# Once the cap of both the block and cluster norm paths; the kernels still read it where
+# GENIMG_FAST_NORM_BLOCK_MAX or GENIMG_FAST_NORM_CLUSTER_MAX is unset.
+DEPRECATED_NORM_CAP_ENV = "GENIMG_FAST_SINGLE_PASS_MAX"
 
 logger = logging.getLogger("genimg_fast")
 
@@ -77,6 +80,10 @@ def load_kernels() -> None:
     _kernels, _load_failure = _import_kernels()
     if _kernels is not None:
         _kernel_paths.configure(_kernels)
+        if os.environ.get(DEPRECATED_NORM_CAP_ENV):
+            logger.warning("genimg_fast: %s is deprecated: set GENIMG_FAST_NORM_BLOCK_MAX and "
+                           "GENIMG_FAST_NORM_CLUSTER_MAX, the caps of the block and cluster norm kernels",
+                           DEPRECATED_NORM_CAP_ENV)
     else:
         _warn_if_built_but_unloadable()
     _implementation.forget_choices()
@@ -189,10 +196,12 @@ def backend_info() -> dict[str, Any]:
 
 
 def _norm_kernel_paths() -> dict[str, Any]:
-    """Which training kernels the norm ops take on the current GPU (README, "Fused norm +
-    activation"): NCHW groups of 512 values up to `one_launch_max_group` in one launch each way,
-    those above 2048 as a cluster of blocks when `clusters`; the rest on the tile path."""
-    return {"one_launch_max_group": _kernels.norm_one_launch_max_count(),
+    """Which training kernels the norm ops take on the current GPU (docs/kernels.md,
+    Normalization + activation), one launch each way: NCHW groups of 512 values up to `block_max_group` a block
+    each, those above 2048 up to `cluster_max_group` a cluster of blocks each when `clusters`; the
+    rest on the tile path."""
+    return {"block_max_group": _kernels.norm_block_max_count(),
+            "cluster_max_group": _kernels.norm_cluster_max_count(),
             "clusters": _kernels.norm_cluster_kernels()}
 
 

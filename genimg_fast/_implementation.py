@@ -22,12 +22,12 @@ import torch
 KERNELS, FALLBACK, REFERENCE = "kernels", "fallback", "reference"
 
 # family -> the kernel paths that must run for its kernels to serve (others have a way out
-# inside the kernels: the one-block and cluster norm paths give way to the tiles, the running-
+# inside the kernels: the block and cluster norm paths give way to the tiles, the running-
 # statistics kernel to torch's tensor ops)
 FAMILY_PATHS = {
     "norm": ("norm_tiles",),
-    "loss_terms": ("loss_terms", "scale_stored_grads"),
-    "l1_loss": ("l1_loss", "scale_stored_grad"),
+    "loss_terms": ("loss_terms", "scale_term_stored_grads"),
+    "l1_loss": ("l1_loss", "scale_one_stored_grad"),
 }
 
 _cuda_choice: dict[str, tuple[str, str]] = {}  # family -> (implementation, why)

@@ -1,13 +1,14 @@
 """Which kernel paths may run: the verified ones, and waiting ones only when opted in.
 
 A kernel path is one set of CUDA kernels the ops choose between: the norm tile kernels, the
-one-block and one-cluster-a-group norm training kernels, the running-statistics update, and
-each loss kernel. A path is verified when the record of kernels that passed their CUDA tests on
-a GPU (verified_kernels.json, written from a `make gpu-check` run) lists it; where this build's
-own fingerprints were taken with the record's toolchain, the fingerprints must agree too. Every
-other path waits, off: its work goes to the next path that may run, else to the op's reference,
-unless GENIMG_FAST_UNVERIFIED_KERNELS opts it in (`1` or `all`: every path; or a comma-separated
-list of names). docs/kernel-verification.md has the details.
+block and cluster norm training kernels (one block, or one cluster of blocks, a group), the
+running-statistics update, and each loss kernel. A path is verified when the record of kernels
+that passed their CUDA tests on a GPU (verified_kernels.json, written from a `make gpu-check`
+run) lists it; where this build's own fingerprints were taken with the record's toolchain, the
+fingerprints must agree too. Every other path waits, off: its work goes to the next path that
+may run, else to the op's reference, unless GENIMG_FAST_UNVERIFIED_KERNELS opts it in (`1` or
+`all`: every path; or a comma-separated list of names). docs/kernel-verification.md has the
+details.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import torch
 
 from genimg_fast.bench.timing import count_launches
 from genimg_fast.ops import _norm_act_math as ref
-from genimg_fast.ops import norm_act_train, norm_act_train_backward
+from genimg_fast.ops import _norm_act_train_backward, norm_act_train
 
 
 def max_error(got: torch.Tensor, want: torch.Tensor, where: torch.Tensor | None = None) -> float:
@@ -29,7 +29,7 @@ def check(shape: tuple[int, int, int, int], per_sample: bool = False) -> bool:
     gy = torch.randn(shape, generator=g, device="cuda")
     w, b = torch.randn(shape[1], generator=g, device="cuda"), torch.randn(shape[1], generator=g, device="cuda")
     y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "relu", 0.0)
-    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
+    dx, dw, db = _norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)
     x64, gy64, w64, b64 = (t.double().cpu() for t in (x, gy, w, b))
     mean64, var64 = ref.stats(x64, per_sample)
     sums = ref.backward_reduce(gy64, x64, mean64, var64, w64, b64, 1e-5, "relu", 0.0)
@@ -44,7 +44,7 @@ def check(shape: tuple[int, int, int, int], per_sample: bool = False) -> bool:
     errors = {name: max_error(got[name], want[name], away_from_kink if name == "dx" else None) for name in want}
     device = torch.device("cuda")
     launches = (count_launches(lambda: norm_act_train(x, w, b, per_sample, 1e-5, "relu", 0.0), device),
-                count_launches(lambda: norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0), device))
+                count_launches(lambda: _norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0), device))
     expected = (1, 1) if torch.cuda.get_device_capability() >= (9, 0) else (2, 2)
     ok = all(e < 1e-4 for e in errors.values()) and launches == expected
     print(f"{'IN' if per_sample else 'BN'} {'x'.join(map(str, shape))}: launches {launches} (expected {expected}), errors "

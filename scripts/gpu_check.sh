@@ -62,13 +62,13 @@ GENIMG_FAST_IMPL=cuda "$PY" -m genimg_fast.cli info > "$OUT/backend_info.json" 2
 cat "$OUT/backend_info.json" | tee -a "$LOG"
 
 # The cluster-path norm kernels (new in 35a6920) first, under a short limit: if they hang or
-# answer wrong, the rest of the check runs without them (GENIMG_FAST_SINGLE_PASS_MAX=2048: a
+# answer wrong, the rest of the check runs without them (GENIMG_FAST_NORM_CLUSTER_MAX=0: a
 # block a group up to 2048 values, the tile path above), so it still tests everything else.
 step "smoke: the cluster-path norm kernels"
 if ! GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 60 "$PY" scripts/cluster_smoke.py 2>&1 | tee -a "$LOG"; then
   failures+=("cluster_smoke")
-  export GENIMG_FAST_SINGLE_PASS_MAX=2048
-  echo "the cluster path failed: the rest of the check runs with GENIMG_FAST_SINGLE_PASS_MAX=2048" | tee -a "$LOG"
+  export GENIMG_FAST_NORM_CLUSTER_MAX=0
+  echo "the cluster path failed: the rest of the check runs with GENIMG_FAST_NORM_CLUSTER_MAX=0" | tee -a "$LOG"
 fi
 
 # One pytest per kernel family: a sticky CUDA error in one cannot hide the other's results.
@@ -91,7 +91,8 @@ run_tests() {  # name, timeout, files...
 }
 run_tests losses 200 tests/test_backend.py tests/test_l1_loss_cuda.py tests/test_stored_grad_cuda.py \
   tests/test_loss_terms_cuda.py
-run_tests norm_act 240 tests/test_norm_act_cuda.py tests/test_models_cuda.py
+run_tests norm_act 240 tests/test_norm_act_cuda_tiles.py tests/test_norm_act_cuda_block.py \
+  tests/test_norm_act_cuda_cluster.py tests/test_norm_act_cuda_running_stats.py tests/test_models_cuda.py
 run_tests training 240 tests/test_train_cuda.py tests/test_inference.py tests/test_bench_cuda.py tests/test_kernel_paths.py \
   tests/test_double_backward.py tests/test_device_image_pool.py tests/test_cuda_graphs_docs.py tests/test_train_data_wait.py
 
@@ -109,12 +110,12 @@ GENIMG_FAST_IMPL=cuda timeout 240 "$PY" -m genimg_fast.cli bench --quick --devic
   --json "$OUT/bench_quick_gpu.json" --markdown "$OUT/bench_quick_gpu.md" --plot "$OUT/bench_quick_gpu.png" 2>&1 \
   | tee -a "$LOG" || failures+=("bench")
 
-# The same norm cases with the one-launch kernels off (a block a group up to 2048 values, a
-# cluster a group up to 32768 on Hopper), beside the quick benchmark's, so each shape shows
-# whether its one-launch kernel beats the tile path: a block a group lost to it at 4096 and
+# The same norm cases with the block and cluster kernels off (a block a group up to 2048 values,
+# a cluster a group up to 32768 on Hopper), beside the quick benchmark's, so each shape shows
+# whether its block or cluster kernel beats the tile path: a block a group lost to it at 4096 and
 # 8192 values (H100, run 4), which is why those groups take a cluster.
-step "norm cases on the tile path alone (GENIMG_FAST_SINGLE_PASS_MAX=0), beside the quick benchmark's"
-GENIMG_FAST_IMPL=cuda GENIMG_FAST_SINGLE_PASS_MAX=0 timeout 90 "$PY" -m genimg_fast.cli bench --quick --device cuda \
+step "norm cases on the tile path alone (GENIMG_FAST_NORM_BLOCK_MAX=0 GENIMG_FAST_NORM_CLUSTER_MAX=0), beside the quick benchmark's"
+GENIMG_FAST_IMPL=cuda GENIMG_FAST_NORM_BLOCK_MAX=0 GENIMG_FAST_NORM_CLUSTER_MAX=0 timeout 90 "$PY" -m genimg_fast.cli bench --quick --device cuda \
   --only "dcgan G b128,dcgan D b128,cyclegan b1" --markdown "$OUT/bench_norm_tile_path.md" 2>&1 | grep -v "USDT" \
   | tee -a "$LOG" || failures+=("bench_tile_path")
 
@@ -132,10 +133,10 @@ step "does the suite's per-step event timing add host time to an eager step? (ho
 GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 90 "$PY" benchmarks/profiling/eager_timing_methods.py 2>&1 | grep -v "USDT" \
   | tee "$OUT/eager_timing_methods.txt" | tee -a "$LOG" || failures+=("eager_timing_methods")
 
-if [[ -z "${GENIMG_FAST_SINGLE_PASS_MAX:-}" ]]; then  # not after a failed cluster smoke test
-  step "the norm training paths side by side: one launch (a block or a cluster a group) against the tile path"
-  GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 120 "$PY" benchmarks/profiling/one_launch_sweep.py \
-    --markdown "$OUT/one_launch_sweep.md" 2>&1 | grep -v "USDT" | tee -a "$LOG" || failures+=("one_launch_sweep")
+if [[ -z "${GENIMG_FAST_NORM_CLUSTER_MAX:-}" ]]; then  # not after a failed cluster smoke test
+  step "the norm training paths side by side: the block and cluster paths against the tile path"
+  GENIMG_FAST_IMPL=cuda PYTHONPATH=. timeout 120 "$PY" benchmarks/profiling/norm_path_sweep.py \
+    --markdown "$OUT/norm_path_sweep.md" 2>&1 | grep -v "USDT" | tee -a "$LOG" || failures+=("norm_path_sweep")
 fi
 
 step "torch.compile comparison: DCGAN batch-128 norm layers and the recipes' objectives"

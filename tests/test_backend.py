@@ -45,9 +45,9 @@ def test_built_kernels_load_and_register_for_cuda():
         pytest.skip("GENIMG_FAST_IMPL=reference")
     assert info["kernels_loaded"], info["reason"]
     assert info["compiled_archs"], "the binary reports no device code"
-    ops = ("l1_loss", "scale_stored_grad", "norm_act_stats", "norm_act_apply", "norm_act_backward_reduce",
-           "norm_act_backward_apply", "norm_act_train", "norm_act_train_backward", "update_running_stats_",
-           "update_tracked_running_stats_", "loss_terms", "scale_stored_grads")
+    ops = ("l1_loss", "_scale_one_stored_grad", "norm_act_stats", "norm_act_apply", "_norm_act_backward_reduce",
+           "_norm_act_backward_apply", "norm_act_train", "_norm_act_train_backward", "update_running_stats_",
+           "update_tracked_running_stats_", "loss_terms", "_scale_term_stored_grads")
     for op in (f"genimg_fast::{name}" for name in ops):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA"), op
     cpp_autograd = ("norm_act_train", "norm_act_apply", "update_running_stats_", "update_tracked_running_stats_",
@@ -59,17 +59,47 @@ def test_built_kernels_load_and_register_for_cuda():
         assert info["impl"] == "fallback" and info["reason"].startswith("no GPU")
 
 
+def _norm_caps(**env: str) -> subprocess.CompletedProcess:
+    """The block and cluster caps a child reads from `env` (a cap variable not given is unset)."""
+    caps = {name: "" for name in ("GENIMG_FAST_NORM_BLOCK_MAX", "GENIMG_FAST_NORM_CLUSTER_MAX",
+                                  _backend.DEPRECATED_NORM_CAP_ENV)}
+    return _python("from genimg_fast import _backend\n"
+                   "kernels = _backend._kernels\n"
+                   "try:\n    print(kernels.norm_block_max_count(), kernels.norm_cluster_max_count())\n"
+                   "except RuntimeError as e:\n    print(e)", **{**caps, **env})
+
+
 @pytest.mark.skipif(_build_config is None or not _build_config.BUILT_CUDA, reason="this build has no CUDA kernels")
 @pytest.mark.parametrize("cap,expected", [("", "32768"), ("2048", "2048"), ("0", "0"), ("100000", "32768"),
-                                          ("lots", "GENIMG_FAST_SINGLE_PASS_MAX must be a whole number")])
-def test_one_launch_cap_is_read_from_the_environment(cap, expected):
-    """The largest norm group the one-launch kernels take (no GPU needed to ask): 32768 values, or
-    GENIMG_FAST_SINGLE_PASS_MAX, at most 32768; anything but a whole number is refused."""
-    out = _python("from genimg_fast import _backend\n"
-                  "try:\n    print(_backend._kernels.norm_one_launch_max_count())\n"
-                  "except RuntimeError as e:\n    print(e)", GENIMG_FAST_SINGLE_PASS_MAX=cap)
+                                          ("lots", "GENIMG_FAST_NORM_CLUSTER_MAX must be a whole number")])
+def test_cluster_cap_is_read_from_the_environment(cap, expected):
+    """The largest norm group the cluster kernels take (no GPU needed to ask): 32768 values, or
+    GENIMG_FAST_NORM_CLUSTER_MAX, at most 32768; anything but a whole number is refused."""
+    out = _norm_caps(GENIMG_FAST_NORM_CLUSTER_MAX=cap)
     assert out.returncode == 0, out.stderr
     assert expected in out.stdout.strip().splitlines()[-1], out.stdout
+
+
+@pytest.mark.skipif(_build_config is None or not _build_config.BUILT_CUDA, reason="this build has no CUDA kernels")
+@pytest.mark.parametrize("cap,expected", [("", "2048 32768"), ("1024", "1024 32768"), ("0", "0 32768"),
+                                          ("100000", "2048 32768"),
+                                          ("lots", "GENIMG_FAST_NORM_BLOCK_MAX must be a whole number")])
+def test_block_cap_is_read_from_the_environment(cap, expected):
+    """The block kernels' cap: 2048 values (their largest group), or GENIMG_FAST_NORM_BLOCK_MAX, at
+    most 2048; the cluster kernels' stays."""
+    out = _norm_caps(GENIMG_FAST_NORM_BLOCK_MAX=cap)
+    assert out.returncode == 0, out.stderr
+    assert expected in out.stdout.strip().splitlines()[-1], out.stdout
+
+
+@pytest.mark.skipif(_build_config is None or not _build_config.BUILT_CUDA, reason="this build has no CUDA kernels")
+@pytest.mark.parametrize("env,expected", [({}, "1000 1000"), ({"GENIMG_FAST_NORM_CLUSTER_MAX": "4096"}, "1000 4096")])
+def test_the_deprecated_cap_caps_each_path_whose_own_cap_is_unset(env, expected):
+    """GENIMG_FAST_SINGLE_PASS_MAX, which once capped both paths, still does, with a warning."""
+    out = _norm_caps(**{_backend.DEPRECATED_NORM_CAP_ENV: "1000"}, **env)
+    assert out.returncode == 0, out.stderr
+    assert expected in out.stdout.strip().splitlines()[-1], out.stdout
+    assert f"{_backend.DEPRECATED_NORM_CAP_ENV} is deprecated" in out.stderr
 
 
 def test_impl_reference_forces_the_reference():

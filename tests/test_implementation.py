@@ -72,13 +72,13 @@ def test_a_waiting_kernel_path_sends_its_family_to_the_fallback(monkeypatch):
     """Kernels usable on this GPU but a path the family needs may not run: the fallback serves."""
     monkeypatch.setattr(_backend, "unusable_reason", lambda: None)
     monkeypatch.setattr(_backend, "enabled_kernel_paths",
-                        lambda: ["norm_tiles", "loss_terms", "scale_stored_grads", "l1_loss"])
+                        lambda: ["norm_tiles", "loss_terms", "scale_term_stored_grads", "l1_loss"])
     _implementation.forget_choices()
     try:
         assert _implementation.cuda_choice("norm")[0] == KERNELS
         assert _implementation.cuda_choice("loss_terms")[0] == KERNELS
         impl, why = _implementation.cuda_choice("l1_loss")
-        assert impl == FALLBACK and "scale_stored_grad kernel path may not run" in why
+        assert impl == FALLBACK and "scale_one_stored_grad kernel path may not run" in why
     finally:
         _implementation.forget_choices()
 

@@ -122,18 +122,18 @@ DCGAN_SHAPES = [(128, 512, 16), (128, 256, 64), (128, 128, 256), (128, 64, 1024)
 
 @needs_kernels
 @pytest.mark.parametrize("enabled,clusters,expected", [
-    (ALL, True, ["norm_single_block", "norm_cluster", "norm_cluster", "norm_tiles"]),
-    (ALL, False, ["norm_single_block", "norm_tiles", "norm_tiles", "norm_tiles"]),
-    ([p for p in ALL if p != "norm_cluster"], True, ["norm_single_block", "norm_tiles", "norm_tiles", "norm_tiles"]),
-    ([p for p in ALL if p != "norm_single_block"], True, ["norm_tiles", "norm_cluster", "norm_cluster", "norm_tiles"]),
-    ([p for p in ALL if p != "norm_tiles"], True, ["norm_single_block", "norm_cluster", "norm_cluster", "reference"]),
+    (ALL, True, ["norm_block", "norm_cluster", "norm_cluster", "norm_tiles"]),
+    (ALL, False, ["norm_block", "norm_tiles", "norm_tiles", "norm_tiles"]),
+    ([p for p in ALL if p != "norm_cluster"], True, ["norm_block", "norm_tiles", "norm_tiles", "norm_tiles"]),
+    ([p for p in ALL if p != "norm_block"], True, ["norm_tiles", "norm_cluster", "norm_cluster", "norm_tiles"]),
+    ([p for p in ALL if p != "norm_tiles"], True, ["norm_block", "norm_cluster", "norm_cluster", "reference"]),
     (["norm_tiles"], True, ["norm_tiles"] * 4),
     ([], True, ["reference"] * 4),
 ])
 def test_norm_training_takes_the_best_path_that_may_run(enabled, clusters, expected):
     kernels = _backend._kernels
-    if kernels.norm_one_launch_max_count() != 32768:
-        pytest.skip("GENIMG_FAST_SINGLE_PASS_MAX caps the one-launch kernels")
+    if kernels.norm_block_max_count() != 2048 or kernels.norm_cluster_max_count() != 32768:
+        pytest.skip("GENIMG_FAST_NORM_BLOCK_MAX or GENIMG_FAST_NORM_CLUSTER_MAX caps the block or cluster kernels")
     with paths_enabled(enabled):
         taken = [kernels.norm_train_path_for(n, c, hw, False, False, False, clusters) for n, c, hw in DCGAN_SHAPES]
         assert taken == expected
@@ -207,8 +207,8 @@ def fresh_ran(cuda_kernels):
 def test_a_waiting_cluster_path_gives_way_to_the_tile_kernels(fresh_ran, caplog):
     if torch.cuda.get_device_capability() < (9, 0) or not _backend._kernels.norm_cluster_kernels():
         pytest.skip("this GPU runs no cluster kernels")
-    if _backend._kernels.norm_one_launch_max_count() < 8192:
-        pytest.skip("GENIMG_FAST_SINGLE_PASS_MAX keeps 8192-value groups off the cluster kernels")
+    if _backend._kernels.norm_cluster_max_count() < 8192:
+        pytest.skip("GENIMG_FAST_NORM_CLUSTER_MAX keeps 8192-value groups off the cluster kernels")
     g = torch.Generator(device="cuda").manual_seed(3)
     x = torch.randn(128, 256, 8, 8, generator=g, device="cuda")
     w, b = torch.randn(256, generator=g, device="cuda"), torch.randn(256, generator=g, device="cuda")
@@ -276,7 +276,7 @@ def test_a_waiting_loss_kernel_gives_way_to_the_reference(fresh_ran, caplog):
         (grad,) = torch.autograd.grad(loss, a)
     assert fresh_ran() == []
     messages = " ".join(r.getMessage() for r in caplog.records)
-    assert "l1_loss" in messages and "scale_stored_grad" in messages
+    assert "l1_loss" in messages and "scale_one_stored_grad" in messages
     want = 2.0 * torch.nn.functional.l1_loss(a.detach().double(), t.double())
     torch.testing.assert_close(loss.double(), want, rtol=1e-6, atol=0)
     torch.testing.assert_close(grad.double(), 2.0 * torch.sign(a.detach() - t).double() / a.numel(), rtol=1e-6, atol=0)

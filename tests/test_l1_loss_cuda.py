@@ -132,7 +132,7 @@ def test_mismatched_devices_raise(cuda_kernels):
      "target must have the same dtype"),
     ("ops.l1_loss(torch.ones(3, device='cuda', dtype=torch.int32), torch.ones(3, device='cuda', dtype=torch.int32))",
      "TypeError", "input must be float32"),
-    ("ops.scale_stored_grad(torch.randn(3, device='cuda'), torch.ones(2, device='cuda'), 1.0)", "ValueError",
+    ("ops._scale_one_stored_grad(torch.randn(3, device='cuda'), torch.ones(2, device='cuda'), 1.0)", "ValueError",
      "grad_output must hold exactly one value"),
 ])
 def test_bad_input_raises_not_crashes(cuda_kernels, call, error, message):

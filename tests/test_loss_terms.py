@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genimg_fast.ops import LossTerm, loss_terms, scale_stored_grads
+from genimg_fast.ops import LossTerm, _scale_term_stored_grads, loss_terms
 from genimg_fast.ops.loss_terms import loss_terms_op
 # The fused op's contract, through its reference here (its kernels on a GPU): the public functions
 # would otherwise take torch's own losses on CPU tensors (those: test_loss_fallback.py).
@@ -164,7 +164,7 @@ def test_bad_input_raises_naming_the_term(terms, error, match):
 def test_opcheck():
     a, b = _rand(3, 4, dtype=torch.float32).requires_grad_(), _rand(3, 4, seed=1, dtype=torch.float32)
     torch.library.opcheck(loss_terms_op, ([a, a], [b, None], [0.0, 1.0], "l1:mean,bce_logits:sum", [2.0, 0.5], True))
-    torch.library.opcheck(scale_stored_grads, ([a.detach(), b], torch.tensor(2.0), torch.tensor([0.0, 1.0]),
+    torch.library.opcheck(_scale_term_stored_grads, ([a.detach(), b], torch.tensor(2.0), torch.tensor([0.0, 1.0]),
                                                "l1:mean,mse:sum"))
 
 

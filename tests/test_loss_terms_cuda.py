@@ -1,4 +1,4 @@
-"""The multi-term loss kernels (loss_terms, scale_stored_grads) against the float64 reference:
+"""The multi-term loss kernels (loss_terms, _scale_term_stored_grads) against the float64 reference:
 every kind, dtype and layout, odd sizes and sizes spanning many blocks, several terms in one
 launch, every output element (NaN-poisoned outputs), bit-identical repeats, graph capture,
 torch.compile and no host synchronization."""
@@ -8,7 +8,7 @@ import pytest
 import torch
 from cuda_helpers import assert_raises_in_child, poison_allocator
 
-from genimg_fast.ops import LossTerm, loss_terms, scale_stored_grads
+from genimg_fast.ops import LossTerm, _scale_term_stored_grads, loss_terms
 from genimg_fast.ops.loss_terms import loss_terms_op
 
 pytestmark = pytest.mark.cuda
@@ -116,18 +116,18 @@ def test_results_are_bit_identical_run_to_run(cuda_kernels):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
-def test_scale_stored_grads_against_the_reference(cuda_kernels, dtype):
+def test_scale_term_stored_grads_against_the_reference(cuda_kernels, dtype):
     stored = [torch.randn(s, device="cuda").to(dtype) for s in ((1, 1, 30, 30), (1, 3, 64, 65), (7,))]
     stored[1] = stored[1].contiguous(memory_format=torch.channels_last)
     grad_total = torch.tensor(1.5, device="cuda", dtype=dtype)
     grad_terms = torch.tensor([0.0, 0.25, -1.0], device="cuda", dtype=dtype)
     poison_allocator(stored[1].numel() * stored[1].element_size())
     spec = "mse:mean,l1:mean,l1:sum"
-    outs = scale_stored_grads(stored, grad_total, grad_terms, spec)
-    refs = scale_stored_grads([s.double().cpu() for s in stored], grad_total.double().cpu(),
+    outs = _scale_term_stored_grads(stored, grad_total, grad_terms, spec)
+    refs = _scale_term_stored_grads([s.double().cpu() for s in stored], grad_total.double().cpu(),
                               grad_terms.double().cpu(), spec)
-    without_terms = scale_stored_grads(stored, grad_total, None, spec)  # only the total was differentiated
-    want_without = scale_stored_grads([s.double().cpu() for s in stored], grad_total.double().cpu(), None, spec)
+    without_terms = _scale_term_stored_grads(stored, grad_total, None, spec)  # only the total was differentiated
+    want_without = _scale_term_stored_grads([s.double().cpu() for s in stored], grad_total.double().cpu(), None, spec)
     for out, ref in zip(without_terms, want_without):
         torch.testing.assert_close(out.double().cpu(), ref, rtol=TOLERANCE[dtype],
                                    atol=TOLERANCE[dtype] * ref.abs().max().item())
@@ -193,7 +193,7 @@ def test_opcheck_cuda(cuda_kernels):
     a = torch.randn(3, 4, device="cuda", requires_grad=True)
     b = torch.rand(3, 4, device="cuda")
     torch.library.opcheck(loss_terms_op, ([a, a], [b, None], [0.0, 1.0], "bce_logits:mean,mse:sum", [1.0, 0.5], True))
-    torch.library.opcheck(scale_stored_grads, ([a.detach(), b], torch.tensor(2.0, device="cuda"),
+    torch.library.opcheck(_scale_term_stored_grads, ([a.detach(), b], torch.tensor(2.0, device="cuda"),
                                                torch.tensor([0.0, 1.0], device="cuda"), "l1:mean,mse:sum"))
 
 
@@ -207,9 +207,9 @@ BAD_CALLS = {  # each must raise with this text, never crash
                      "device='cuda')], [0.0], 'l1:mean', [1.0], False)", "ValueError", "targets[0] must match"),
     "spec length": ("torch.ops.genimg_fast.loss_terms([torch.randn(3, device='cuda')], [None], [0.0], "
                     "'l1:mean,l1:mean', [1.0], False)", "ValueError", "one 'kind:reduction' entry per input"),
-    "backward spec": ("torch.ops.genimg_fast.scale_stored_grads([torch.randn(3, device='cuda')], torch.tensor(1.0, "
-                      "device='cuda'), None, 'huber:mean')", "ValueError",
-                      "genimg_fast.scale_stored_grads: loss kind must be one of"),  # names its own op
+    "backward spec": ("torch.ops.genimg_fast._scale_term_stored_grads([torch.randn(3, device='cuda')], "
+                      "torch.tensor(1.0, device='cuda'), None, 'huber:mean')", "ValueError",
+                      "genimg_fast._scale_term_stored_grads: loss kind must be one of"),  # names its own op
 }
 
 

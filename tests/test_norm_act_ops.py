@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from genimg_fast import _backend
 from genimg_fast.nn import BatchNormAct2d
 
-from genimg_fast.ops import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
-                             norm_act_stats, norm_act_train, norm_act_train_backward, update_running_stats_,
-                             update_tracked_running_stats_)
+from genimg_fast.ops import (_norm_act_backward_apply, _norm_act_backward_reduce, _norm_act_train_backward,
+                             batch_norm_act_train_, norm_act_apply, norm_act_stats, norm_act_train,
+                             update_running_stats_, update_tracked_running_stats_)
 
 ACTIVATIONS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.2)]
 
@@ -69,10 +69,10 @@ def test_pieces_compose_to_the_fused_op(per_sample):
     torch.testing.assert_close(mean, mean2)
     torch.testing.assert_close(y, norm_act_apply(x, mean2, var2, w, b, 1e-5, "leaky_relu", 0.1))
     gy = torch.randn_like(x)
-    dx, dw, db = norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.1)
-    sum_dz, sum_dz_xhat = norm_act_backward_reduce(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.1)
+    dx, dw, db = _norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.1)
+    sum_dz, sum_dz_xhat = _norm_act_backward_reduce(gy, x, mean, var, w, b, 1e-5, "leaky_relu", 0.1)
     count = x.shape[2] * x.shape[3] * (1 if per_sample else x.shape[0])
-    dx2 = norm_act_backward_apply(gy, x, mean, var, w, b, sum_dz, sum_dz_xhat, float(count), 1e-5, "leaky_relu", 0.1)
+    dx2 = _norm_act_backward_apply(gy, x, mean, var, w, b, sum_dz, sum_dz_xhat, float(count), 1e-5, "leaky_relu", 0.1)
     torch.testing.assert_close(dx, dx2)
     torch.testing.assert_close(dw, sum_dz_xhat.sum(0) if per_sample else sum_dz_xhat)
     torch.testing.assert_close(db, sum_dz.sum(0) if per_sample else sum_dz)
@@ -206,10 +206,10 @@ def test_opcheck_backward_ops_with_statistics_of_another_type(stats_dtype):
     x = torch.randn(2, 3, 4, 5, dtype=torch.bfloat16)
     mean, var = torch.randn(3, dtype=stats_dtype), torch.rand(3, dtype=stats_dtype) + 0.5
     gy = torch.randn_like(x)
-    torch.library.opcheck(norm_act_backward_reduce, (gy, x, mean, var, None, None, 1e-5, "relu", 0.0))
-    sums = norm_act_backward_reduce(gy, x, mean, var, None, None, 1e-5, "relu", 0.0)
+    torch.library.opcheck(_norm_act_backward_reduce, (gy, x, mean, var, None, None, 1e-5, "relu", 0.0))
+    sums = _norm_act_backward_reduce(gy, x, mean, var, None, None, 1e-5, "relu", 0.0)
     assert all(s.dtype == torch.float32 for s in sums)
-    torch.library.opcheck(norm_act_backward_apply, (gy, x, mean, var, None, None, *sums, 60.0, 1e-5, "relu", 0.0))
+    torch.library.opcheck(_norm_act_backward_apply, (gy, x, mean, var, None, None, *sums, 60.0, 1e-5, "relu", 0.0))
 
 
 def test_compiled_eval_backward_of_a_bfloat16_module():
@@ -231,10 +231,10 @@ def test_opcheck(per_sample):
     torch.library.opcheck(norm_act_stats, (x.detach(), per_sample))
     torch.library.opcheck(norm_act_apply, (x, mean, var, w, b, 1e-5, "relu", 0.0))
     gy = torch.randn_like(x)
-    torch.library.opcheck(norm_act_train_backward, (gy, x.detach(), mean, var, w.detach(), b.detach(), 1e-5,
+    torch.library.opcheck(_norm_act_train_backward, (gy, x.detach(), mean, var, w.detach(), b.detach(), 1e-5,
                                                     "relu", 0.0))
-    torch.library.opcheck(norm_act_backward_reduce, (gy, x.detach(), mean, var, None, None, 1e-5, "identity", 0.0))
-    torch.library.opcheck(norm_act_backward_apply, (gy, x.detach(), mean, var, None, None, None, None, 1.0, 1e-5,
+    torch.library.opcheck(_norm_act_backward_reduce, (gy, x.detach(), mean, var, None, None, 1e-5, "identity", 0.0))
+    torch.library.opcheck(_norm_act_backward_apply, (gy, x.detach(), mean, var, None, None, None, None, 1.0, 1e-5,
                                                     "identity", 0.0))
     torch.library.opcheck(update_running_stats_, (torch.zeros(3), torch.ones(3), mean, var, 20, 0.1))
     torch.library.opcheck(update_tracked_running_stats_, (torch.zeros(3), torch.ones(3), torch.tensor(2), mean, var,
@@ -251,8 +251,8 @@ def test_a_grad_y_of_another_dtype_is_refused(op):
     x = torch.randn(2, 3, 4, 5, dtype=torch.bfloat16)
     mean, var = norm_act_stats(x, False)
     gy = torch.randn(2, 3, 4, 5)
-    call = {"reduce": lambda: norm_act_backward_reduce(gy, x, mean, var, None, None, 1e-5, "relu", 0.0),
-            "apply": lambda: norm_act_backward_apply(gy, x, mean, var, None, None, None, None, 1.0, 1e-5, "relu", 0.0),
-            "train_backward": lambda: norm_act_train_backward(gy, x, mean, var, None, None, 1e-5, "relu", 0.0)}[op]
+    call = {"reduce": lambda: _norm_act_backward_reduce(gy, x, mean, var, None, None, 1e-5, "relu", 0.0),
+            "apply": lambda: _norm_act_backward_apply(gy, x, mean, var, None, None, None, None, 1.0, 1e-5, "relu", 0.0),
+            "train_backward": lambda: _norm_act_train_backward(gy, x, mean, var, None, None, 1e-5, "relu", 0.0)}[op]
     with pytest.raises(TypeError, match=r"grad_y must have the dtype of x \(torch.bfloat16\), got torch.float32"):
         call()

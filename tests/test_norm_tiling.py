@@ -1,6 +1,6 @@
 """The norm kernels' index arithmetic, checked on the CPU: the C++ headers the kernels use are
 compiled into small host programs (see native/): the tiling walks every tile of many shapes; the
-one-launch kernels' run divider and cluster shapes are checked exhaustively over their range."""
+block and cluster kernels' run divider and cluster shapes are checked exhaustively over their range."""
 from __future__ import annotations
 
 import shutil
@@ -28,5 +28,5 @@ def test_every_element_once_in_its_own_group(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
-def test_one_launch_kernels_divide_and_partition_exactly(tmp_path):
-    _build_and_run("one_launch_check", tmp_path)
+def test_block_and_cluster_kernels_divide_and_partition_exactly(tmp_path):
+    _build_and_run("block_cluster_check", tmp_path)

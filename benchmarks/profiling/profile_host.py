@@ -96,8 +96,8 @@ def _norm_layers(steps: dict[str, object], device: torch.device) -> dict[str, ob
         "genimg_fast: the same op recording autograd": lambda: ops.batch_norm_act_train_.default(
             x_grad, module.weight, module.bias, *buffers, 0.1, 1e-5, "relu", 0.0),
         "genimg_fast: BatchNormAct2d forward": lambda: module(x_grad),
-        "genimg_fast: norm_act_train_backward kernel, as a backward calls it": below_autograd(
-            lambda: ops.norm_act_train_backward.default(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)),
+        "genimg_fast: _norm_act_train_backward kernel, as a backward calls it": below_autograd(
+            lambda: ops._norm_act_train_backward.default(gy, x, mean, var, w, b, 1e-5, "relu", 0.0)),
         "genimg_fast: autograd.grad of the built graph": backward_of("genimg_fast"),
         "genimg_fast: whole step (forward + autograd.grad)": steps["genimg_fast"],
     }
@@ -119,8 +119,8 @@ def _objective_layers(steps: dict[str, object], device: torch.device) -> dict[st
         "genimg_fast: the same op recording autograd": lambda: ops.loss_terms.default(
             [real_g, fake_g], [None, None], [1.0, 0.0], spec, weights, True),
         "genimg_fast: discriminator_loss (Python API)": lambda: objectives.discriminator_loss(real_g, fake_g, "lsgan"),
-        "genimg_fast: scale_stored_grads kernel, as a backward calls it": below_autograd(
-            lambda: ops.scale_stored_grads.default(stored, grad_total, None, spec)),
+        "genimg_fast: _scale_term_stored_grads kernel, as a backward calls it": below_autograd(
+            lambda: ops._scale_term_stored_grads.default(stored, grad_total, None, spec)),
         "genimg_fast: autograd.grad of the built graph": lambda: torch.autograd.grad(total, [real_g, fake_g],
                                                                                    retain_graph=True),
         "genimg_fast: whole step (forward + autograd.grad)": steps["genimg_fast"],

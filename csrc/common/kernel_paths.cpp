@@ -8,9 +8,9 @@ namespace genimg_fast {
 namespace {
 
 constexpr int kPathCount = static_cast<int>(KernelPath::kCount);
-constexpr const char* kNames[kPathCount] = {"norm_tiles",    "norm_single_block", "norm_cluster", "running_stats",
-                                            "l1_loss",       "scale_stored_grad", "loss_terms",
-                                            "scale_stored_grads"};
+constexpr const char* kNames[kPathCount] = {"norm_tiles",    "norm_block",            "norm_cluster",
+                                            "running_stats", "l1_loss",               "scale_one_stored_grad",
+                                            "loss_terms",    "scale_term_stored_grads"};
 
 std::atomic<uint32_t> enabled_mask{0};
 std::atomic<uint32_t> ran_mask{0};

@@ -11,13 +11,13 @@ namespace genimg_fast {
 
 enum class KernelPath : uint8_t {
   kNormTiles,
-  kNormSingleBlock,
+  kNormBlock,
   kNormCluster,
   kRunningStats,
   kL1Loss,
-  kScaleStoredGrad,
+  kScaleOneStoredGrad,
   kLossTerms,
-  kScaleStoredGrads,
+  kScaleTermStoredGrads,
   kCount
 };
 

@@ -4,7 +4,7 @@
 // multiplier and shift computed once on the host (round-up reciprocal, Granlund & Montgomery,
 // "Division by invariant integers using multiplication", 1994).
 // Exact for 0 <= n < 2^31 and 1 <= divisor < 2^31; checked on the CPU by
-// tests/native/one_launch_check.cpp.
+// tests/native/block_cluster_check.cpp.
 #include <cstdint>
 
 #if defined(__CUDACC__)

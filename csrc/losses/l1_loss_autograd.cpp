@@ -27,8 +27,8 @@ using ScaleOneSignature = at::Tensor(const at::Tensor&, const at::Tensor&, doubl
 // stored * grad_loss (/ n for 'mean'): the vectorized single-tensor kernel when the count is a
 // number, the multi-term op (which counts itself) when it is symbolic (torch.compile tracing).
 at::Tensor scale_stored(const at::Tensor& stored, const at::Tensor& grad_loss, const std::string& spec) {
-  static const auto one = typed_op<ScaleOneSignature>("genimg_fast::scale_stored_grad");
-  static const auto many = typed_op<ScaleSignature>("genimg_fast::scale_stored_grads");
+  static const auto one = typed_op<ScaleOneSignature>("genimg_fast::_scale_one_stored_grad");
+  static const auto many = typed_op<ScaleSignature>("genimg_fast::_scale_term_stored_grads");
   const std::optional<int64_t> n = stored.sym_numel().maybe_as_int();
   if (!n.has_value()) return many.call({stored}, grad_loss, std::nullopt, spec)[0];
   const bool mean = spec == "l1:mean";
@@ -44,7 +44,7 @@ class L1LossFunction : public torch::autograd::Function<L1LossFunction> {
     ctx->mark_non_differentiable({stored});
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({stored});
-    // the loss spec of scale_stored_grads, which divides by the count itself for 'mean'
+    // the loss spec of _scale_term_stored_grads, which divides by the count itself for 'mean'
     ctx->saved_data["spec"] = "l1:" + std::string(reduction);
     ctx->saved_data["compute_grad"] = compute_grad;
     return {loss, stored};

@@ -1,5 +1,5 @@
 #pragma once
-// The spec string of genimg_fast::loss_terms and scale_stored_grads: "kind:reduction,..." with
+// The spec string of genimg_fast::loss_terms and _scale_term_stored_grads: "kind:reduction,..." with
 // the kinds of genimg_fast/ops/_loss_math.py, one entry per term.
 #include <c10/util/string_view.h>
 

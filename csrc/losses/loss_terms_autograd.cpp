@@ -67,7 +67,7 @@ class LossTermsFunction : public torch::autograd::Function<LossTermsFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto op = typed_op<ScaleSignature>("genimg_fast::scale_stored_grads");
+    static const auto op = typed_op<ScaleSignature>("genimg_fast::_scale_term_stored_grads");
     const variable_list stored = ctx->get_saved_variables();
     variable_list result(stored.size() + 5);  // one per input tensor, then the other arguments
     at::Tensor grad_terms = grads[0], grad_total = grads[1];

@@ -7,7 +7,7 @@
 //
 // Both functions call the forward op below autograd, and the backward ops below autograd too,
 // unless the backward itself is being recorded (create_graph=True, e.g. a gradient penalty); then
-// the backward is genimg_fast::norm_act_differentiable_backward, made of torch ops that autograd
+// the backward is genimg_fast::_norm_act_differentiable_backward, made of torch ops that autograd
 // records (genimg_fast/ops/norm_act_differentiable_backward.py).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Exception.h>
@@ -83,7 +83,7 @@ Tensor3 differentiable_backward(const at::Tensor& grad_y, const at::Tensor& x, c
                                 const at::Tensor& var, const at::Tensor& weight, const at::Tensor& bias,
                                 bool batch_stats, const Options& o) {
   static const auto op =
-      typed_op<DifferentiableBackwardSignature>("genimg_fast::norm_act_differentiable_backward");
+      typed_op<DifferentiableBackwardSignature>("genimg_fast::_norm_act_differentiable_backward");
   return op.call(grad_y, x, mean, var, optional_of(weight), optional_of(bias), batch_stats, o.eps, o.activation,
                  o.slope);
 }
@@ -127,7 +127,7 @@ class NormActTrainFunction : public torch::autograd::Function<NormActTrainFuncti
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto op = typed_op<TrainBackwardSignature>("genimg_fast::norm_act_train_backward");
+    static const auto op = typed_op<TrainBackwardSignature>("genimg_fast::_norm_act_train_backward");
     variable_list result(8);  // one per forward argument
     const at::Tensor& grad_y = grads[0];
     if (!grad_y.defined()) return result;  // y took no part in the loss
@@ -161,8 +161,8 @@ class NormActApplyFunction : public torch::autograd::Function<NormActApplyFuncti
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto reduce_op = typed_op<BackwardReduceSignature>("genimg_fast::norm_act_backward_reduce");
-    static const auto apply_op = typed_op<BackwardApplySignature>("genimg_fast::norm_act_backward_apply");
+    static const auto reduce_op = typed_op<BackwardReduceSignature>("genimg_fast::_norm_act_backward_reduce");
+    static const auto apply_op = typed_op<BackwardApplySignature>("genimg_fast::_norm_act_backward_apply");
     TORCH_CHECK(!ctx->needs_input_grad(1) && !ctx->needs_input_grad(2),
                 "genimg_fast.norm_act_apply: gradients with respect to mean and var are not supported "
                 "(they are treated as constants, like running statistics)");

@@ -15,10 +15,10 @@
 #include <utility>
 
 #include "common/vectorized.cuh"
-#include "norm_act/cluster_pass_kernels.cuh"
+#include "norm_act/block_kernels.cuh"
+#include "norm_act/cluster_kernels.cuh"
 #include "norm_act/norm_act_launch.h"
 #include "norm_act/running_stats.cuh"
-#include "norm_act/single_pass_kernels.cuh"
 #include "norm_act/tile_kernels.cuh"
 #include "norm_act/train_path.h"
 
@@ -320,21 +320,21 @@ void run_elementwise(const NormTiling& t, const Op& op, int vec, cudaStream_t st
 #undef GENIMG_LAUNCH_NCHW
 
 template <typename scalar_t>
-void launch_single_pass_train(const NormTiling& t, const GroupConstants<scalar_t>& constants,
-                              acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var, scalar_t* y,
-                              const RunningStatsTarget<acc_type_t<scalar_t>>& running, cudaStream_t stream) {
+void launch_norm_block_train(const NormTiling& t, const GroupConstants<scalar_t>& constants,
+                             acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var, scalar_t* y,
+                             const RunningStatsTarget<acc_type_t<scalar_t>>& running, cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(t.groups);
-  single_pass_train_kernel<kSinglePassItems><<<blocks, kSinglePassThreads, 0, stream>>>(
+  norm_block_train_kernel<kNormBlockItems><<<blocks, kNormBlockThreads, 0, stream>>>(
       t, RunDivider(static_cast<uint32_t>(t.S)), constants, mean, var, y, running);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 template <typename scalar_t>
-void launch_single_pass_backward(const NormTiling& t, const GroupConstants<scalar_t>& constants, const scalar_t* dy,
-                                 acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat,
-                                 acc_type_t<scalar_t> inv_count, scalar_t* dx, cudaStream_t stream) {
+void launch_norm_block_backward(const NormTiling& t, const GroupConstants<scalar_t>& constants, const scalar_t* dy,
+                                acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat,
+                                acc_type_t<scalar_t> inv_count, scalar_t* dx, cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(t.groups);
-  single_pass_backward_kernel<kSinglePassItems><<<blocks, kSinglePassThreads, 0, stream>>>(
+  norm_block_backward_kernel<kNormBlockItems><<<blocks, kNormBlockThreads, 0, stream>>>(
       t, RunDivider(static_cast<uint32_t>(t.S)), constants, dy, sum_dz, sum_dz_xhat, inv_count, dx);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -348,7 +348,7 @@ cudaLaunchConfig_t cluster_launch_config(int64_t groups, int blocks, cudaStream_
   cluster.val.clusterDim.z = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(groups * blocks));
-  config.blockDim = dim3(kClusterPassThreads);
+  config.blockDim = dim3(kNormClusterThreads);
   config.stream = stream;
   config.attrs = &cluster;
   config.numAttrs = 1;
@@ -368,20 +368,20 @@ void launch_clusters(void (*kernel)(Params...), int64_t groups, int blocks, cuda
                                                         : &kernel<16, Constants>)
 
 template <typename scalar_t>
-void launch_cluster_pass_train(const NormTiling& t, const GroupConstants<scalar_t>& constants,
+void launch_norm_cluster_train(const NormTiling& t, const GroupConstants<scalar_t>& constants,
                                acc_type_t<scalar_t>* mean, acc_type_t<scalar_t>* var, scalar_t* y,
                                const RunningStatsTarget<acc_type_t<scalar_t>>& running, cudaStream_t stream) {
-  const ClusterPassShape shape = cluster_pass_shape(values_per_group(t));
-  launch_clusters(GENIMG_CLUSTER_KERNEL(cluster_pass_train_kernel, shape.items, GroupConstants<scalar_t>), t.groups,
+  const NormClusterShape shape = norm_cluster_shape(values_per_group(t));
+  launch_clusters(GENIMG_CLUSTER_KERNEL(norm_cluster_train_kernel, shape.items, GroupConstants<scalar_t>), t.groups,
                   shape.blocks, stream, t, RunDivider(static_cast<uint32_t>(t.S)), constants, mean, var, y, running);
 }
 
 template <typename scalar_t>
-void launch_cluster_pass_backward(const NormTiling& t, const GroupConstants<scalar_t>& constants, const scalar_t* dy,
+void launch_norm_cluster_backward(const NormTiling& t, const GroupConstants<scalar_t>& constants, const scalar_t* dy,
                                   acc_type_t<scalar_t>* sum_dz, acc_type_t<scalar_t>* sum_dz_xhat,
                                   acc_type_t<scalar_t> inv_count, scalar_t* dx, cudaStream_t stream) {
-  const ClusterPassShape shape = cluster_pass_shape(values_per_group(t));
-  launch_clusters(GENIMG_CLUSTER_KERNEL(cluster_pass_backward_kernel, shape.items, GroupConstants<scalar_t>),
+  const NormClusterShape shape = norm_cluster_shape(values_per_group(t));
+  launch_clusters(GENIMG_CLUSTER_KERNEL(norm_cluster_backward_kernel, shape.items, GroupConstants<scalar_t>),
                   t.groups, shape.blocks, stream, t, RunDivider(static_cast<uint32_t>(t.S)), constants, dy, sum_dz,
                   sum_dz_xhat, inv_count, dx);
 }
@@ -402,7 +402,7 @@ std::optional<bool> runs_largest_clusters(const void* kernel) {
   // code JIT-compiled from older PTX has no cluster support compiled in.
   if (attributes.ptxVersion < 90 || attributes.binaryVersion < 90) return false;
   cudaLaunchAttribute cluster;
-  const cudaLaunchConfig_t config = cluster_launch_config(1, kClusterPassMaxBlocks, nullptr, cluster);
+  const cudaLaunchConfig_t config = cluster_launch_config(1, kNormClusterMaxBlocks, nullptr, cluster);
   int clusters = 0;
   if (!cuda_succeeded(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config))) return std::nullopt;
   return clusters > 0;
@@ -416,14 +416,14 @@ std::optional<bool> query_cluster_support(int device) {
   if (major < 9) return false;
   // The instantiations holding the most values a thread use the most registers (ptxas, sm_90:
   // 78-105, the fp16/bf16 backward the most): where their clusters fit, every other's do.
-  constexpr int kItems = kClusterPassMaxItems;
+  constexpr int kItems = kNormClusterMaxItems;
   const void* const largest[] = {
-      reinterpret_cast<const void*>(&cluster_pass_train_kernel<kItems, GroupConstants<float>>),
-      reinterpret_cast<const void*>(&cluster_pass_train_kernel<kItems, GroupConstants<c10::Half>>),
-      reinterpret_cast<const void*>(&cluster_pass_train_kernel<kItems, GroupConstants<c10::BFloat16>>),
-      reinterpret_cast<const void*>(&cluster_pass_backward_kernel<kItems, GroupConstants<float>>),
-      reinterpret_cast<const void*>(&cluster_pass_backward_kernel<kItems, GroupConstants<c10::Half>>),
-      reinterpret_cast<const void*>(&cluster_pass_backward_kernel<kItems, GroupConstants<c10::BFloat16>>)};
+      reinterpret_cast<const void*>(&norm_cluster_train_kernel<kItems, GroupConstants<float>>),
+      reinterpret_cast<const void*>(&norm_cluster_train_kernel<kItems, GroupConstants<c10::Half>>),
+      reinterpret_cast<const void*>(&norm_cluster_train_kernel<kItems, GroupConstants<c10::BFloat16>>),
+      reinterpret_cast<const void*>(&norm_cluster_backward_kernel<kItems, GroupConstants<float>>),
+      reinterpret_cast<const void*>(&norm_cluster_backward_kernel<kItems, GroupConstants<c10::Half>>),
+      reinterpret_cast<const void*>(&norm_cluster_backward_kernel<kItems, GroupConstants<c10::BFloat16>>)};
   for (const void* kernel : largest) {
     const std::optional<bool> runs = runs_largest_clusters(kernel);
     if (!runs.value_or(false)) return runs;  // a failed query (nullopt) or a no
@@ -431,22 +431,38 @@ std::optional<bool> query_cluster_support(int device) {
   return true;
 }
 
+// The deprecated cap of both paths, read where a path's own variable is unset.
+constexpr const char* kDeprecatedCapEnv = "GENIMG_FAST_SINGLE_PASS_MAX";
+
+// A path's cap from the environment variable `name` (else the deprecated one): at most `largest`,
+// which is also the cap when neither is set.
+int64_t group_cap_from_env(const char* name, int64_t largest) {
+  const char* variable = name;
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') {
+    variable = kDeprecatedCapEnv;
+    text = std::getenv(kDeprecatedCapEnv);
+  }
+  if (text == nullptr || *text == '\0') return largest;
+  char* end = nullptr;
+  const long long value = std::strtoll(text, &end, 10);
+  TORCH_CHECK(*end == '\0' && value >= 0, variable, " must be a whole number of values >= 0, got '", text, "'");
+  return std::min<int64_t>(value, largest);
+}
+
 }  // namespace
 
-int64_t one_launch_max_count() {
-  static const int64_t max_count = [] {
-    const char* text = std::getenv("GENIMG_FAST_SINGLE_PASS_MAX");
-    if (text == nullptr || *text == '\0') return kClusterPassMaxCount;
-    char* end = nullptr;
-    const long long value = std::strtoll(text, &end, 10);
-    TORCH_CHECK(*end == '\0' && value >= 0, "GENIMG_FAST_SINGLE_PASS_MAX must be a whole number of values >= 0, got '",
-                text, "'");
-    return std::min<int64_t>(value, kClusterPassMaxCount);
-  }();
+int64_t norm_block_max_count() {
+  static const int64_t max_count = group_cap_from_env("GENIMG_FAST_NORM_BLOCK_MAX", kNormBlockMaxCount);
   return max_count;
 }
 
-bool cluster_pass_supported() {
+int64_t norm_cluster_max_count() {
+  static const int64_t max_count = group_cap_from_env("GENIMG_FAST_NORM_CLUSTER_MAX", kNormClusterMaxCount);
+  return max_count;
+}
+
+bool norm_cluster_supported() {
   constexpr int kMaxDevices = 64;
   static std::atomic<int8_t> cache[kMaxDevices] = {};  // 0 unknown, 1 no, 2 yes
   const int device = c10::cuda::current_device();
@@ -512,12 +528,12 @@ void launch_norm_act_train(const NormTiling& t, TrainPath path, const NormActArg
   // running statistics are per channel: only batch norm's groups are channels
   TORCH_INTERNAL_ASSERT(running.mean == nullptr || !t.per_sample);
   if constexpr (std::is_same_v<acc_t, float>) {
-    if (path == TrainPath::kSingleBlock) {
-      launch_single_pass_train(t, GroupConstants<scalar_t>{args}, mean, var, y, running, stream);
+    if (path == TrainPath::kBlock) {
+      launch_norm_block_train(t, GroupConstants<scalar_t>{args}, mean, var, y, running, stream);
       return;
     }
     if (path == TrainPath::kCluster) {
-      launch_cluster_pass_train(t, GroupConstants<scalar_t>{args}, mean, var, y, running, stream);
+      launch_norm_cluster_train(t, GroupConstants<scalar_t>{args}, mean, var, y, running, stream);
       return;
     }
   }
@@ -548,13 +564,13 @@ void launch_norm_act_train_backward(const NormTiling& t, TrainPath path, const N
                                     scalar_t* dx, void* workspace, cudaStream_t stream) {
   using acc_t = acc_type_t<scalar_t>;
   if constexpr (std::is_same_v<acc_t, float>) {
-    if (path == TrainPath::kSingleBlock) {
-      launch_single_pass_backward(t, GroupConstants<scalar_t>{args}, dy, sum_dz, sum_dz_xhat,
-                                  static_cast<acc_t>(1.0 / count), dx, stream);
+    if (path == TrainPath::kBlock) {
+      launch_norm_block_backward(t, GroupConstants<scalar_t>{args}, dy, sum_dz, sum_dz_xhat,
+                                 static_cast<acc_t>(1.0 / count), dx, stream);
       return;
     }
     if (path == TrainPath::kCluster) {
-      launch_cluster_pass_backward(t, GroupConstants<scalar_t>{args}, dy, sum_dz, sum_dz_xhat,
+      launch_norm_cluster_backward(t, GroupConstants<scalar_t>{args}, dy, sum_dz, sum_dz_xhat,
                                    static_cast<acc_t>(1.0 / count), dx, stream);
       return;
     }

@@ -69,7 +69,7 @@ void launch_norm_act_backward_apply(const NormTiling& tiling, const NormActArgs<
 // The training forward on `path` (train_path(tiling, ...), chosen once by the caller, which
 // gives the tile path its workspace): on the tile path two launches, statistics partials, then
 // one pass that merges them, writes mean/var (biased) and y = act(xhat * weight + bias); on the
-// one-launch paths one (a block or a cluster a group, its values in registers, two-pass
+// block and cluster paths one (a block or a cluster a group, its values in registers, two-pass
 // statistics: not the bits of the separate stats + apply ops there). args.mean/var are not read. With
 // a running target (batch norm only), the pass that publishes a channel's statistics also
 // updates its running statistics (and the batch counter): no third launch.
@@ -80,7 +80,7 @@ void launch_norm_act_train(const NormTiling& tiling, TrainPath path, const NormA
 
 // The training backward on `path`: on the tile path two launches, partials of sum(dz) and
 // sum(dz * xhat), then one pass that merges them, writes the per-group sums and dx (batch
-// statistics over `count` values); on the one-launch paths one.
+// statistics over `count` values); on the block and cluster paths one.
 template <typename scalar_t>
 void launch_norm_act_train_backward(const NormTiling& tiling, TrainPath path, const NormActArgs<scalar_t>& args,
                                     const scalar_t* dy, acc_type_t<scalar_t>* sum_dz,

@@ -290,7 +290,7 @@ std::tuple<at::Tensor, at::Tensor> norm_act_backward_reduce_cuda(const at::Tenso
                                                                  const OptTensor& weight, const OptTensor& bias,
                                                                  double eps, c10::string_view activation,
                                                                  double slope) {
-  constexpr const char* kOp = "genimg_fast.norm_act_backward_reduce";
+  constexpr const char* kOp = "genimg_fast._norm_act_backward_reduce";
   const Activation act = check_backward_args(grad_y, x, mean, var, weight, bias, activation, kOp);
   const c10::cuda::CUDAGuard guard(x.device());
   const auto acc = acc_scalar_type(x);
@@ -299,7 +299,7 @@ std::tuple<at::Tensor, at::Tensor> norm_act_backward_reduce_cuda(const at::Tenso
     return {at::zeros(mean.sizes(), options), at::zeros(mean.sizes(), options)};
   }
   if (!take_kernel_path(KernelPath::kNormTiles, kReferenceInstead)) {
-    return call_reference<decltype(norm_act_backward_reduce_cuda)>("genimg_fast::norm_act_backward_reduce", grad_y, x,
+    return call_reference<decltype(norm_act_backward_reduce_cuda)>("genimg_fast::_norm_act_backward_reduce", grad_y, x,
                                                                    mean, var, weight, bias, eps, activation, slope);
   }
   const DenseInput in = dense_input(x);
@@ -312,7 +312,7 @@ at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tens
                                         const at::Tensor& var, const OptTensor& weight, const OptTensor& bias,
                                         const OptTensor& sum_dz, const OptTensor& sum_dz_xhat, double count,
                                         double eps, c10::string_view activation, double slope) {
-  constexpr const char* kOp = "genimg_fast.norm_act_backward_apply";
+  constexpr const char* kOp = "genimg_fast._norm_act_backward_apply";
   const Activation act = check_backward_args(grad_y, x, mean, var, weight, bias, activation, kOp);
   TORCH_CHECK_VALUE(sum_dz.has_value() == sum_dz_xhat.has_value(), kOp,
                     ": pass both sum_dz and sum_dz_xhat (batch statistics) or neither (fixed statistics)");
@@ -330,7 +330,7 @@ at::Tensor norm_act_backward_apply_cuda(const at::Tensor& grad_y, const at::Tens
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.numel() == 0) return at::empty_like(x);
   if (!take_kernel_path(KernelPath::kNormTiles, kReferenceInstead)) {
-    return call_reference<decltype(norm_act_backward_apply_cuda)>("genimg_fast::norm_act_backward_apply", grad_y, x,
+    return call_reference<decltype(norm_act_backward_apply_cuda)>("genimg_fast::_norm_act_backward_apply", grad_y, x,
                                                                   mean, var, weight, bias, sum_dz, sum_dz_xhat, count,
                                                                   eps, activation, slope);
   }
@@ -454,7 +454,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_train_cuda(
 std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
     const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& mean, const at::Tensor& var,
     const OptTensor& weight, const OptTensor& bias, double eps, c10::string_view activation, double slope) {
-  constexpr const char* kOp = "genimg_fast.norm_act_train_backward";
+  constexpr const char* kOp = "genimg_fast._norm_act_train_backward";
   const Activation act = check_backward_args(grad_y, x, mean, var, weight, bias, activation, kOp);
   const c10::cuda::CUDAGuard guard(x.device());
   const auto acc = acc_scalar_type(x);
@@ -465,7 +465,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_act_train_backward_cuda(
   }
   const TrainingPlan plan = training_plan(x, per_sample);
   if (plan.path == TrainPath::kReference) {
-    return call_reference<decltype(norm_act_train_backward_cuda)>("genimg_fast::norm_act_train_backward", grad_y, x,
+    return call_reference<decltype(norm_act_train_backward_cuda)>("genimg_fast::_norm_act_train_backward", grad_y, x,
                                                                   mean, var, weight, bias, eps, activation, slope);
   }
   const DenseInput& in = plan.in;
@@ -516,11 +516,11 @@ void update_tracked_running_stats_cuda(at::Tensor& running_mean, at::Tensor& run
 TORCH_LIBRARY_IMPL(genimg_fast, CUDA, m) {
   m.impl("norm_act_stats", TORCH_FN(norm_act_stats_cuda));
   m.impl("norm_act_apply", TORCH_FN(norm_act_apply_cuda));
-  m.impl("norm_act_backward_reduce", TORCH_FN(norm_act_backward_reduce_cuda));
-  m.impl("norm_act_backward_apply", TORCH_FN(norm_act_backward_apply_cuda));
+  m.impl("_norm_act_backward_reduce", TORCH_FN(norm_act_backward_reduce_cuda));
+  m.impl("_norm_act_backward_apply", TORCH_FN(norm_act_backward_apply_cuda));
   m.impl("norm_act_train", TORCH_FN(norm_act_train_cuda));
   m.impl("batch_norm_act_train_", TORCH_FN(batch_norm_act_train_cuda));
-  m.impl("norm_act_train_backward", TORCH_FN(norm_act_train_backward_cuda));
+  m.impl("_norm_act_train_backward", TORCH_FN(norm_act_train_backward_cuda));
   m.impl("update_running_stats_", TORCH_FN(update_running_stats_cuda));
   m.impl("update_tracked_running_stats_", TORCH_FN(update_tracked_running_stats_cuda));
 }

@@ -6,8 +6,8 @@ namespace genimg_fast {
 
 KernelPath kernel_path_of(TrainPath path) {
   switch (path) {
-    case TrainPath::kSingleBlock:
-      return KernelPath::kNormSingleBlock;
+    case TrainPath::kBlock:
+      return KernelPath::kNormBlock;
     case TrainPath::kCluster:
       return KernelPath::kNormCluster;
     default:
@@ -23,13 +23,13 @@ const char* describe(TrainPath path) { return path == TrainPath::kTiles ? "the t
 
 TrainPath fitting_train_path(const NormTiling& t, bool float_accumulation, bool (*clusters_supported)()) {
   const int64_t count = values_per_group(t);
-  if (!float_accumulation || t.channels_last || t.groups > INT32_MAX || count < kSinglePassMinCount ||
-      count > one_launch_max_count()) {
+  if (!float_accumulation || t.channels_last || t.groups > INT32_MAX || count < kNormBlockMinCount) {
     return TrainPath::kTiles;
   }
-  if (count <= kSinglePassMaxCount) return TrainPath::kSingleBlock;
+  if (count <= kNormBlockMaxCount) return count <= norm_block_max_count() ? TrainPath::kBlock : TrainPath::kTiles;
+  if (count > norm_cluster_max_count()) return TrainPath::kTiles;
   // a grid of groups x blocks must fit the grid's x dimension
-  const bool grid_fits = t.groups * kClusterPassMaxBlocks <= INT32_MAX;
+  const bool grid_fits = t.groups * kNormClusterMaxBlocks <= INT32_MAX;
   return grid_fits && clusters_supported() ? TrainPath::kCluster : TrainPath::kTiles;
 }
 
@@ -39,7 +39,7 @@ TrainPath runnable_train_path(TrainPath fitting, bool (*enabled)(KernelPath)) {
 }
 
 TrainPath train_path(const NormTiling& t, bool float_accumulation) {
-  const TrainPath fitting = fitting_train_path(t, float_accumulation, cluster_pass_supported);
+  const TrainPath fitting = fitting_train_path(t, float_accumulation, norm_cluster_supported);
   const TrainPath chosen = runnable_train_path(fitting, kernel_path_enabled);
   if (chosen != fitting) note_kernel_path_passed_over(kernel_path_of(fitting), describe(chosen));
   if (chosen == TrainPath::kReference) {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from genimg_fast.ops import norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce, norm_act_stats
+from genimg_fast.ops import _norm_act_backward_apply, _norm_act_backward_reduce, norm_act_apply, norm_act_stats
 from genimg_fast.ops._checks import accumulation_dtype
 
 
@@ -70,7 +70,7 @@ class SyncNormAct(torch.autograd.Function):
     def backward(ctx, grad_y):
         x, weight, bias, mean, var = ctx.saved_tensors
         if x.numel() > 0:
-            sum_dz, sum_dz_xhat = norm_act_backward_reduce(grad_y, x, mean, var, weight, bias, *ctx.options)
+            sum_dz, sum_dz_xhat = _norm_act_backward_reduce(grad_y, x, mean, var, weight, bias, *ctx.options)
         else:
             sum_dz, sum_dz_xhat = torch.zeros_like(mean), torch.zeros_like(mean)
         needs = ctx.needs_input_grad
@@ -80,7 +80,7 @@ class SyncNormAct(torch.autograd.Function):
         if needs[0]:
             sums = torch.stack([sum_dz, sum_dz_xhat])  # a copy: the local sums above stay local
             dist.all_reduce(sums, group=ctx.group)
-            dx = (norm_act_backward_apply(grad_y, x, mean, var, weight, bias, sums[0], sums[1], float(ctx.count),
+            dx = (_norm_act_backward_apply(grad_y, x, mean, var, weight, bias, sums[0], sums[1], float(ctx.count),
                                           *ctx.options) if x.numel() > 0 else torch.zeros_like(x))
         return dx, dweight, dbias, None, None, None, None, None
 

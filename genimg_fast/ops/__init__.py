@@ -6,13 +6,14 @@ kernel), fake impl (torch.compile), autograd; the CUDA kernels register from csr
 What is here:
 
 - norm + activation: norm_act_train (training forward: statistics and output in one op),
-  norm_act_apply (given statistics), their pieces norm_act_stats, norm_act_backward_reduce,
-  norm_act_backward_apply and norm_act_train_backward, the running-statistics updates
+  norm_act_apply (given statistics), norm_act_stats, the private backward pieces
+  _norm_act_backward_reduce, _norm_act_backward_apply and _norm_act_train_backward, the
+  running-statistics updates
   update_running_stats_ / update_tracked_running_stats_, and batch_norm_act_train_
   (BatchNorm2d's whole training forward).
 - losses whose forward also computes the gradient: l1_loss; loss_terms with LossTerm (a
-  weighted sum of several loss terms in one op); scale_stored_grad and scale_stored_grads,
-  their backward.
+  weighted sum of several loss terms in one op); their private backward ops
+  _scale_one_stored_grad (l1_loss) and _scale_term_stored_grads (loss_terms).
 - genimg_fast.ops.objectives (not re-exported here): the recipes' objectives (GAN, CycleGAN,
   pix2pix, VAE) built on loss_terms, behind genimg_fast.nn's loss modules.
 
@@ -20,14 +21,15 @@ The ops defined with torch.library.custom_op keep their docstrings on the decora
 which help() does not show; read them in the source.
 """
 from genimg_fast.ops.l1_loss import l1_loss
-from genimg_fast.ops.loss_terms import LossTerm, loss_terms, scale_stored_grads
-from genimg_fast.ops.norm_act import (batch_norm_act_train_, norm_act_apply, norm_act_backward_apply, norm_act_backward_reduce,
-                                      norm_act_stats, norm_act_train, norm_act_train_backward,
+from genimg_fast.ops.loss_terms import LossTerm, _scale_term_stored_grads, loss_terms
+from genimg_fast.ops.norm_act import (_norm_act_backward_apply, _norm_act_backward_reduce, _norm_act_train_backward,
+                                      batch_norm_act_train_, norm_act_apply, norm_act_stats, norm_act_train,
                                       update_running_stats_, update_tracked_running_stats_)
-from genimg_fast.ops.stored_grad import scale_stored_grad
+from genimg_fast.ops.stored_grad import _scale_one_stored_grad
 
+# Not in __all__: the backward ops imported above (a leading underscore), which autograd calls;
+# they are here for the package's modules and tests.
 __all__ = [
-    "l1_loss", "scale_stored_grad", "norm_act_train", "norm_act_train_backward", "norm_act_apply",
-    "norm_act_stats", "norm_act_backward_reduce", "norm_act_backward_apply", "update_running_stats_",
-    "update_tracked_running_stats_", "batch_norm_act_train_", "LossTerm", "loss_terms", "scale_stored_grads",
+    "l1_loss", "norm_act_train", "norm_act_apply", "norm_act_stats", "update_running_stats_",
+    "update_tracked_running_stats_", "batch_norm_act_train_", "LossTerm", "loss_terms",
 ]

@@ -13,7 +13,7 @@ import torch
 from genimg_fast import _backend
 from genimg_fast._implementation import FALLBACK, implementation
 from genimg_fast.ops._checks import accumulation_dtype, check_loss_pair, is_mean_reduction
-from genimg_fast.ops.stored_grad import scale_stored_grad
+from genimg_fast.ops.stored_grad import _scale_one_stored_grad
 
 _OP = "genimg_fast.l1_loss"
 
@@ -71,8 +71,8 @@ def _backward(ctx, grad_loss, _grad_stored):
         raise RuntimeError(f"{_OP} was called with compute_grad=False, so it stored no gradient; "
                            "call genimg_fast.ops.l1_loss, which sets it when a gradient is needed")
     (stored,) = ctx.saved_tensors
-    grad_input = scale_stored_grad(stored, grad_loss, ctx.scale) if needs_input else None
-    grad_target = scale_stored_grad(stored, grad_loss, -ctx.scale) if needs_target else None
+    grad_input = _scale_one_stored_grad(stored, grad_loss, ctx.scale) if needs_input else None
+    grad_target = _scale_one_stored_grad(stored, grad_loss, -ctx.scale) if needs_target else None
     return grad_input, grad_target, None, None, None
 
 

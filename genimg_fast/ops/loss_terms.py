@@ -4,8 +4,8 @@ A term is (input, target, kind, weight, reduction): weight * reduce(f(input, tar
 of _loss_math.KINDS and the target a tensor or a constant (a Python number, never
 materialized). One op call (one kernel launch on a GPU) computes every term, their total and
 each input's stored gradient `weight * df/da`; backward is one more launch
-(scale_stored_grads) that multiplies each stored gradient by the incoming gradient and the 1/n
-of a mean in fp32. Objectives such as CycleGAN's six-term generator loss are one call.
+(_scale_term_stored_grads) that multiplies each stored gradient by the incoming gradient and the
+1/n of a mean in fp32. Objectives such as CycleGAN's six-term generator loss are one call.
 
 The op's arguments are lists plus a spec string "kind:reduction,..." (one entry per term), so
 that its schema stays within what torch.library supports. Use `loss_terms(terms)` with
@@ -20,8 +20,7 @@ import torch
 
 from genimg_fast import _backend
 from genimg_fast._implementation import FALLBACK, implementation
-from genimg_fast.ops import _loss_fallback
-from genimg_fast.ops import _loss_math as math
+from genimg_fast.ops import _loss_fallback, _loss_math
 from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor, check_probabilities, is_real
 
 Tensor = torch.Tensor
@@ -37,8 +36,8 @@ def parse_spec(spec: str, count: int, op: str = _OP) -> list[tuple[str, bool]]:
     parsed = []
     for entry in entries:
         kind, _, reduction = entry.partition(":")
-        if kind not in math.KINDS:
-            raise ValueError(f"{op}: loss kind must be one of {', '.join(math.KINDS)}, got {kind!r}")
+        if kind not in _loss_math.KINDS:
+            raise ValueError(f"{op}: loss kind must be one of {', '.join(_loss_math.KINDS)}, got {kind!r}")
         if reduction not in ("mean", "sum"):
             raise ValueError(f"{op}: reduction must be 'mean' or 'sum', got {reduction!r} (term {kind!r})")
         parsed.append((kind, reduction == "mean"))
@@ -63,7 +62,7 @@ def _check(inputs, targets, target_values, spec, weights) -> list[tuple[str, boo
                              f"inputs[{i}] is on {x.device}")
         if t is None:
             continue
-        if not math.KINDS[kind]:
+        if not _loss_math.KINDS[kind]:
             raise ValueError(f"{_OP}: a {kind!r} term takes no target, but targets[{i}] is a tensor")
         if t.dtype != x.dtype or t.device != x.device or t.shape != x.shape:
             raise ValueError(f"{_OP}: targets[{i}] must match inputs[{i}] in shape, dtype and device "
@@ -102,7 +101,7 @@ def loss_terms_op(inputs: list[Tensor], targets: list[Tensor | None], target_val
     values, grads = [], []
     for x, t, t_value, (kind, mean), weight in zip(inputs, targets, target_values, parsed, weights):
         b = t.to(acc) if t is not None else t_value
-        value, grad = math.element(kind, x.to(acc), b)
+        value, grad = _loss_math.element(kind, x.to(acc), b)
         n = x.numel()
         if n == 0:  # like torch: the mean of nothing is NaN, the sum 0
             values.append(torch.tensor(float("nan") if mean else 0.0, dtype=acc, device=x.device))
@@ -140,7 +139,7 @@ def _refuse_double_backward(spec: str) -> None:
     would take the stored gradients for constants: wrong for every kind whose gradient depends
     on its input. Refused with the way out, instead of a silently wrong second derivative."""
     curved = sorted({kind for kind, _ in parse_spec(spec, len(spec.split(",")), _OP)} -
-                    set(math.LINEAR_GRADIENT_KINDS))
+                    set(_loss_math.LINEAR_GRADIENT_KINDS))
     if curved:
         raise RuntimeError(
             f"{_OP}: double backward (create_graph=True through the fused {', '.join(curved)} loss) is not "
@@ -155,7 +154,7 @@ def _backward(ctx, grad_terms, grad_total, _grad_stored):
                            "genimg_fast.ops.loss_terms, which sets it when a gradient is needed")
     if torch.is_grad_enabled():
         _refuse_double_backward(ctx.spec)
-    grads = scale_stored_grads(list(ctx.saved_tensors), grad_total, grad_terms, ctx.spec)
+    grads = _scale_term_stored_grads(list(ctx.saved_tensors), grad_total, grad_terms, ctx.spec)
     return grads, ctx.target_grads, None, None, None, None
 
 
@@ -167,7 +166,7 @@ for _device in ("cuda", "cpu"):  # like torch's losses under autocast: compute i
 # ---- backward: every stored gradient times its incoming gradient, one launch ----
 
 def _check_scale(stored, grad_total, grad_terms, spec) -> list[tuple[str, bool]]:
-    op = "genimg_fast.scale_stored_grads"
+    op = "genimg_fast._scale_term_stored_grads"
     parsed = parse_spec(spec, len(stored), op)
     if grad_terms is not None and grad_terms.shape != (len(stored),):
         raise ValueError(f"{op}: one grad_terms entry per stored gradient ({len(stored)}), got grad_terms of "
@@ -181,9 +180,9 @@ def _check_scale(stored, grad_total, grad_terms, spec) -> list[tuple[str, bool]]
     return parsed
 
 
-@torch.library.custom_op("genimg_fast::scale_stored_grads", mutates_args=())
-def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Tensor | None,
-                       spec: str) -> list[Tensor]:
+@torch.library.custom_op("genimg_fast::_scale_term_stored_grads", mutates_args=())
+def _scale_term_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Tensor | None,
+                             spec: str) -> list[Tensor]:
     """out[i] = stored[i] * (grad_total + grad_terms[i]) (no grad_terms: grad_total alone), divided
     by stored[i].numel() for the 'mean' terms of the loss spec; in fp32 (fp64 for fp64), rounded
     once: a tiny 1/n never has to survive fp16/bf16 storage. (The count is taken here, not passed
@@ -216,7 +215,7 @@ def scale_stored_grads(stored: list[Tensor], grad_total: Tensor, grad_terms: Ten
     return outs
 
 
-@scale_stored_grads.register_fake
+@_scale_term_stored_grads.register_fake
 def _(stored, grad_total, grad_terms, spec):
     _check_scale(stored, grad_total, grad_terms, spec)
     return [torch.empty_like(s) for s in stored]

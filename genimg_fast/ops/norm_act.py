@@ -6,11 +6,11 @@ impl, and a CUDA kernel registered from csrc/norm_act/:
 - norm_act_train(x, weight, bias, per_sample, eps, activation, slope) -> (y, mean, var):
   batch statistics (per channel; per sample and channel when per_sample) and
   y = act((x - mean) * rsqrt(var + eps) * weight + bias) in one op. Differentiable in x,
-  weight and bias through norm_act_train_backward, which recomputes the activation's mask
+  weight and bias through _norm_act_train_backward, which recomputes the activation's mask
   from x and the statistics instead of storing the output.
 - norm_act_apply(x, mean, var, weight, bias, eps, activation, slope) -> y: given statistics
   (eval mode: running stats). Differentiable in x, weight, bias; the statistics are constants.
-- norm_act_stats, norm_act_backward_reduce, norm_act_backward_apply: the pieces the two ops
+- norm_act_stats, _norm_act_backward_reduce, _norm_act_backward_apply: the pieces the two ops
   are made of, exposed so synchronized batch norm can all-reduce between them.
 - update_running_stats_, update_tracked_running_stats_: the in-place running-statistics updates
   of torch.nn.InstanceNorm2d and torch.nn.BatchNorm2d (which also counts batches).
@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 
 from genimg_fast import _backend
-from genimg_fast.ops import _norm_act_math as math
+from genimg_fast.ops import _norm_act_math
 from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor
-from genimg_fast.ops.norm_act_differentiable_backward import norm_act_differentiable_backward
+from genimg_fast.ops.norm_act_differentiable_backward import _norm_act_differentiable_backward
 
 Tensor = torch.Tensor
 
@@ -64,8 +64,8 @@ def _check_stats(mean: Tensor, var: Tensor, x: Tensor, op: str) -> None:
 
 
 def _check_activation(activation: str, op: str) -> None:
-    if activation not in math.ACTIVATIONS:
-        raise ValueError(f"{op}: activation must be one of {', '.join(math.ACTIVATIONS)}, got {activation!r}")
+    if activation not in _norm_act_math.ACTIVATIONS:
+        raise ValueError(f"{op}: activation must be one of {', '.join(_norm_act_math.ACTIVATIONS)}, got {activation!r}")
 
 
 def _check_common(x, weight, bias, activation, op) -> None:
@@ -77,7 +77,7 @@ def _check_common(x, weight, bias, activation, op) -> None:
 
 def check_training_count(x: Tensor, per_sample: bool) -> None:
     """torch's errors for batch statistics of a single value."""
-    if math.group_count(x, per_sample) == 1:
+    if _norm_act_math.group_count(x, per_sample) == 1:
         what = "spatial element" if per_sample else "value per channel"
         raise ValueError(f"Expected more than 1 {what} when training, got input size {x.shape}")
 
@@ -111,7 +111,7 @@ def norm_act_stats(x: Tensor, per_sample: bool) -> tuple[Tensor, Tensor]:
     """
     _check_input(x, "genimg_fast.norm_act_stats")
     _note_cuda(x, "norm_act_stats")
-    return math.stats(x, per_sample)
+    return _norm_act_math.stats(x, per_sample)
 
 
 @norm_act_stats.register_fake
@@ -151,7 +151,7 @@ def norm_act_apply(x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None, 
     _check_common(x, weight, bias, activation, op)
     _check_stats(mean, var, x, op)
     _note_cuda(x, "norm_act_apply")
-    return math.apply(x, mean, var, weight, bias, eps, activation, slope)
+    return _norm_act_math.apply(x, mean, var, weight, bias, eps, activation, slope)
 
 
 @norm_act_apply.register_fake
@@ -162,13 +162,13 @@ def _(x, mean, var, weight, bias, eps, activation, slope):
     return torch.empty_like(x)
 
 
-@torch.library.custom_op("genimg_fast::norm_act_backward_reduce", mutates_args=())
-def norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+@torch.library.custom_op("genimg_fast::_norm_act_backward_reduce", mutates_args=())
+def _norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
                              bias: Tensor | None, eps: float, activation: str, slope: float) -> tuple[Tensor, Tensor]:
     """Per-group (sum(dz), sum(dz * xhat)) with dz = grad_y * act'(z); shape of mean.
 
     The first half of the norm's backward, exposed so that synchronized batch norm can
-    all-reduce the sums before norm_act_backward_apply. Not differentiable (double backward
+    all-reduce the sums before _norm_act_backward_apply. Not differentiable (double backward
     raises RuntimeError).
 
     Args:
@@ -190,22 +190,22 @@ def norm_act_backward_reduce(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tenso
         ValueError: x not 4-D, a tensor argument of the wrong shape or on another device, or an
             unknown activation.
     """
-    op = "genimg_fast.norm_act_backward_reduce"
+    op = "genimg_fast._norm_act_backward_reduce"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
-    _note_cuda(x, "norm_act_backward_reduce")
-    return math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
+    _note_cuda(x, "_norm_act_backward_reduce")
+    return _norm_act_math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
 
 
-@norm_act_backward_reduce.register_fake
+@_norm_act_backward_reduce.register_fake
 def _(grad_y, x, mean, var, weight, bias, eps, activation, slope):
-    op = "genimg_fast.norm_act_backward_reduce"
+    op = "genimg_fast._norm_act_backward_reduce"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     acc = accumulation_dtype(x.dtype)  # the sums are in x's accumulation type, whatever the statistics' type
     return mean.new_empty(mean.shape, dtype=acc), mean.new_empty(mean.shape, dtype=acc)
 
 
-@torch.library.custom_op("genimg_fast::norm_act_backward_apply", mutates_args=())
-def norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+@torch.library.custom_op("genimg_fast::_norm_act_backward_apply", mutates_args=())
+def _norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
                             bias: Tensor | None, sum_dz: Tensor | None, sum_dz_xhat: Tensor | None, count: float,
                             eps: float, activation: str, slope: float) -> Tensor:
     """dx, with the per-group sums of batch statistics (over `count` values per group, all
@@ -220,7 +220,7 @@ def norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor
         mean, var (Tensor): the statistics used, (C,) or (N, C), on x's device.
         weight, bias (Tensor or None): (C,) per-channel scale and shift on x's device; None
             means 1 and 0.
-        sum_dz, sum_dz_xhat (Tensor or None): norm_act_backward_reduce's sums, mean's shape
+        sum_dz, sum_dz_xhat (Tensor or None): _norm_act_backward_reduce's sums, mean's shape
             (batch statistics), or both None (fixed statistics).
         count (float): the number of values each group's statistics were taken over.
         eps (float): added to the variance before its square root.
@@ -236,16 +236,17 @@ def norm_act_backward_apply(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor
         ValueError: x not 4-D, a tensor argument of the wrong shape or on another device, an
             unknown activation, or only one of sum_dz and sum_dz_xhat given.
     """
-    op = "genimg_fast.norm_act_backward_apply"
+    op = "genimg_fast._norm_act_backward_apply"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _check_sums(sum_dz, sum_dz_xhat, mean, op)
-    _note_cuda(x, "norm_act_backward_apply")
-    return math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope)
+    _note_cuda(x, "_norm_act_backward_apply")
+    return _norm_act_math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps,
+                                         activation, slope)
 
 
-@norm_act_backward_apply.register_fake
+@_norm_act_backward_apply.register_fake
 def _(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope):
-    op = "genimg_fast.norm_act_backward_apply"
+    op = "genimg_fast._norm_act_backward_apply"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     _check_sums(sum_dz, sum_dz_xhat, mean, op)
     return torch.empty_like(x)
@@ -316,8 +317,8 @@ def norm_act_train(x: Tensor, weight: Tensor | None, bias: Tensor | None, per_sa
     _check_common(x, weight, bias, activation, op)
     check_training_count(x, per_sample)
     _note_cuda(x, "norm_act_train")
-    mean, var = math.stats(x, per_sample)
-    return math.apply(x, mean, var, weight, bias, eps, activation, slope), mean, var
+    mean, var = _norm_act_math.stats(x, per_sample)
+    return _norm_act_math.apply(x, mean, var, weight, bias, eps, activation, slope), mean, var
 
 
 @norm_act_train.register_fake
@@ -329,8 +330,8 @@ def _(x, weight, bias, per_sample, eps, activation, slope):
     return torch.empty_like(x), x.new_empty(shape, dtype=acc), x.new_empty(shape, dtype=acc)
 
 
-@torch.library.custom_op("genimg_fast::norm_act_train_backward", mutates_args=())
-def norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+@torch.library.custom_op("genimg_fast::_norm_act_train_backward", mutates_args=())
+def _norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
                             bias: Tensor | None, eps: float, activation: str,
                             slope: float) -> tuple[Tensor, Tensor, Tensor]:
     """(dx, dweight, dbias) of norm_act_train; dweight/dbias per channel in the accumulation dtype.
@@ -357,19 +358,20 @@ def norm_act_train_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor
         ValueError: x not 4-D, a tensor argument of the wrong shape or on another device, or an
             unknown activation.
     """
-    op = "genimg_fast.norm_act_train_backward"
+    op = "genimg_fast._norm_act_train_backward"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
-    _note_cuda(x, "norm_act_train_backward")
-    sum_dz, sum_dz_xhat = math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
-    count = math.group_count(x, mean.dim() == 2)
-    dx = math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation, slope)
-    dweight, dbias = math.param_grads(sum_dz, sum_dz_xhat)
+    _note_cuda(x, "_norm_act_train_backward")
+    sum_dz, sum_dz_xhat = _norm_act_math.backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
+    count = _norm_act_math.group_count(x, mean.dim() == 2)
+    dx = _norm_act_math.backward_apply(grad_y, x, mean, var, weight, bias, sum_dz, sum_dz_xhat, count, eps, activation,
+                                       slope)
+    dweight, dbias = _norm_act_math.param_grads(sum_dz, sum_dz_xhat)
     return dx, dweight, dbias
 
 
-@norm_act_train_backward.register_fake
+@_norm_act_train_backward.register_fake
 def _(grad_y, x, mean, var, weight, bias, eps, activation, slope):
-    op = "genimg_fast.norm_act_train_backward"
+    op = "genimg_fast._norm_act_train_backward"
     _check_backward(grad_y, x, mean, var, weight, bias, activation, op)
     acc = accumulation_dtype(x.dtype)
     c = x.shape[1]
@@ -391,9 +393,9 @@ def _train_setup_context(ctx, inputs, output):
 def _train_backward(ctx, grad_y, _grad_mean, _grad_var):
     x, weight, bias, mean, var = ctx.saved_tensors
     if torch.is_grad_enabled():  # a backward to differentiate (create_graph=True): torch ops
-        dx, dweight, dbias = norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, True, *ctx.options)
+        dx, dweight, dbias = _norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, True, *ctx.options)
     else:
-        dx, dweight, dbias = norm_act_train_backward(grad_y, x, mean, var, weight, bias, *ctx.options)
+        dx, dweight, dbias = _norm_act_train_backward(grad_y, x, mean, var, weight, bias, *ctx.options)
     needs = ctx.needs_input_grad
     return (dx if needs[0] else None, _param_grad(dweight, weight, needs[1]), _param_grad(dbias, bias, needs[2]),
             None, None, None, None)
@@ -417,14 +419,14 @@ def _apply_backward(ctx, grad_y):
     eps, activation, slope = ctx.options
     dx = dweight = dbias = None
     if torch.is_grad_enabled():  # a backward to differentiate (create_graph=True): torch ops
-        dx, dw, db = norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, False, *ctx.options)
+        dx, dw, db = _norm_act_differentiable_backward(grad_y, x, mean, var, weight, bias, False, *ctx.options)
         return (dx if needs[0] else None, None, None, _param_grad(dw, weight, needs[3]),
                 _param_grad(db, bias, needs[4]), None, None, None)
     if needs[0]:
-        dx = norm_act_backward_apply(grad_y, x, mean, var, weight, bias, None, None, 1.0, eps, activation, slope)
+        dx = _norm_act_backward_apply(grad_y, x, mean, var, weight, bias, None, None, 1.0, eps, activation, slope)
     if (needs[3] and weight is not None) or (needs[4] and bias is not None):
-        sum_dz, sum_dz_xhat = norm_act_backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
-        dw, db = math.param_grads(sum_dz, sum_dz_xhat)
+        sum_dz, sum_dz_xhat = _norm_act_backward_reduce(grad_y, x, mean, var, weight, bias, eps, activation, slope)
+        dw, db = _norm_act_math.param_grads(sum_dz, sum_dz_xhat)
         dweight, dbias = _param_grad(dw, weight, needs[3]), _param_grad(db, bias, needs[4])
     return dx, None, None, dweight, dbias, None, None, None
 
@@ -462,7 +464,7 @@ def update_running_stats_(running_mean: Tensor, running_var: Tensor, mean: Tenso
     _check_batch_stats(mean, var, "genimg_fast.update_running_stats_")
     _check_running(running_mean, running_var, None, mean.shape[-1], mean.device, "genimg_fast.update_running_stats_")
     _note_cuda(mean, "update_running_stats_")
-    math.update_running_stats(running_mean, running_var, mean, var, count, momentum)
+    _norm_act_math.update_running_stats(running_mean, running_var, mean, var, count, momentum)
 
 
 @update_running_stats_.register_fake
@@ -500,7 +502,7 @@ def update_tracked_running_stats_(running_mean: Tensor, running_var: Tensor, num
     _check_batch_stats(mean, var, op)
     _check_running(running_mean, running_var, num_batches_tracked, mean.shape[-1], mean.device, op)
     _note_cuda(mean, "update_tracked_running_stats_")
-    math.update_running_stats(running_mean, running_var, mean, var, count, momentum, num_batches_tracked)
+    _norm_act_math.update_running_stats(running_mean, running_var, mean, var, count, momentum, num_batches_tracked)
 
 
 @update_tracked_running_stats_.register_fake
@@ -554,10 +556,10 @@ def batch_norm_act_train_(x: Tensor, weight: Tensor | None, bias: Tensor | None,
         num_batches_tracked.add_(1)
         nan = torch.full((x.shape[1],), float("nan"), dtype=accumulation_dtype(x.dtype), device=x.device)
         return torch.empty_like(x), nan, nan.clone()
-    mean, var = math.stats(x, False)
-    y = math.apply(x, mean, var, weight, bias, eps, activation, slope)
-    math.update_running_stats(running_mean, running_var, mean, var, x.numel() // x.shape[1], momentum,
-                              num_batches_tracked)
+    mean, var = _norm_act_math.stats(x, False)
+    y = _norm_act_math.apply(x, mean, var, weight, bias, eps, activation, slope)
+    _norm_act_math.update_running_stats(running_mean, running_var, mean, var, x.numel() // x.shape[1], momentum,
+                                        num_batches_tracked)
     return y, mean, var
 
 
@@ -611,5 +613,5 @@ def _refuse_double_backward(ctx, *grads):
     raise RuntimeError(DOUBLE_BACKWARD_MESSAGE)
 
 
-for _backward_op in (norm_act_train_backward, norm_act_backward_reduce, norm_act_backward_apply):
+for _backward_op in (_norm_act_train_backward, _norm_act_backward_reduce, _norm_act_backward_apply):
     _backward_op.register_autograd(_refuse_double_backward, setup_context=lambda ctx, inputs, output: None)

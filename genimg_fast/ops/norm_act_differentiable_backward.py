@@ -1,4 +1,4 @@
-"""genimg_fast::norm_act_differentiable_backward — the norm + activation backward as torch ops,
+"""genimg_fast::_norm_act_differentiable_backward — the norm + activation backward as torch ops,
 for a backward that must itself be differentiated (create_graph=True: WGAN-GP's gradient penalty,
 R1). The fused ops' autograd (Python here, C++ in csrc/norm_act/norm_act_autograd.cpp) calls it
 instead of the kernels when grad mode is on inside the backward; the kernels serve every
@@ -19,7 +19,7 @@ from genimg_fast.ops._checks import accumulation_dtype
 Tensor = torch.Tensor
 
 _LIB = torch.library.Library("genimg_fast", "FRAGMENT")
-_LIB.define("norm_act_differentiable_backward(Tensor grad_y, Tensor x, Tensor mean, Tensor var, Tensor? weight, "
+_LIB.define("_norm_act_differentiable_backward(Tensor grad_y, Tensor x, Tensor mean, Tensor var, Tensor? weight, "
             "Tensor? bias, bool batch_stats, float eps, str activation, float slope) -> (Tensor, Tensor, Tensor)")
 
 
@@ -38,8 +38,8 @@ def _activation_slope(z: Tensor, activation: str, slope: float) -> Tensor | None
     return torch.where(positive, 1.0, slope).to(z.dtype)
 
 
-@torch.library.impl(_LIB, "norm_act_differentiable_backward", "CompositeImplicitAutograd")
-def norm_act_differentiable_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
+@torch.library.impl(_LIB, "_norm_act_differentiable_backward", "CompositeImplicitAutograd")
+def _norm_act_differentiable_backward(grad_y: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
                                      bias: Tensor | None, batch_stats: bool, eps: float, activation: str,
                                      slope: float) -> tuple[Tensor, Tensor, Tensor]:
     """(dx, dweight, dbias) of act((x - mean) / sqrt(var + eps) * weight + bias); dweight/dbias are

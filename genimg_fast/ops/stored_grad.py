@@ -1,4 +1,4 @@
-"""genimg_fast::scale_stored_grad — the backward of every fused loss.
+"""genimg_fast::_scale_one_stored_grad — the backward of a fused loss with one stored gradient.
 
 A fused loss writes its per-element gradient (without grad_output, and without the 1/n of a
 mean) in the forward pass; backward is then one elementwise pass:
@@ -12,7 +12,7 @@ import torch
 from genimg_fast import _backend
 from genimg_fast.ops._checks import accumulation_dtype, check_float_tensor
 
-_OP = "genimg_fast.scale_stored_grad"
+_OP = "genimg_fast._scale_one_stored_grad"
 
 
 def _check(stored: torch.Tensor, grad_output: torch.Tensor) -> None:
@@ -23,8 +23,8 @@ def _check(stored: torch.Tensor, grad_output: torch.Tensor) -> None:
         raise ValueError(f"{_OP}: grad_output must be on {stored.device}, got {grad_output.device}")
 
 
-@torch.library.custom_op("genimg_fast::scale_stored_grad", mutates_args=())
-def scale_stored_grad(stored: torch.Tensor, grad_output: torch.Tensor, scale: float) -> torch.Tensor:
+@torch.library.custom_op("genimg_fast::_scale_one_stored_grad", mutates_args=())
+def _scale_one_stored_grad(stored: torch.Tensor, grad_output: torch.Tensor, scale: float) -> torch.Tensor:
     """`stored * (grad_output * scale)`: a fused loss's backward (see the module docstring).
 
     This body is the reference implementation (it runs wherever no CUDA kernel is registered).
@@ -44,7 +44,7 @@ def scale_stored_grad(stored: torch.Tensor, grad_output: torch.Tensor, scale: fl
     """
     _check(stored, grad_output)
     if stored.is_cuda:
-        _backend.note_reference_on_cuda("scale_stored_grad")
+        _backend.note_reference_on_cuda("_scale_one_stored_grad")
     acc = accumulation_dtype(stored.dtype)
     factor = grad_output.reshape(()).to(acc) * scale
     out = torch.empty_like(stored)
@@ -55,7 +55,7 @@ def scale_stored_grad(stored: torch.Tensor, grad_output: torch.Tensor, scale: fl
     return out
 
 
-@scale_stored_grad.register_fake
-def _scale_stored_grad_fake(stored: torch.Tensor, grad_output: torch.Tensor, scale: float) -> torch.Tensor:
+@_scale_one_stored_grad.register_fake
+def _scale_one_stored_grad_fake(stored: torch.Tensor, grad_output: torch.Tensor, scale: float) -> torch.Tensor:
     _check(stored, grad_output)
     return torch.empty_like(stored)

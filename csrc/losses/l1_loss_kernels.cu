@@ -7,7 +7,7 @@
 #include "common/acc_type.h"
 #include "common/block_reduce.cuh"
 #include "common/vectorized.cuh"
-#include "losses/l1_loss.h"
+#include "losses/l1_loss_launch.h"
 #include "losses/loss_math.h"
 
 namespace genimg_fast {

@@ -2,12 +2,12 @@
 // Training forward and backward for groups small enough to sit in one block's registers: one
 // block per group, one launch each way, every input element read once (forward 2N of traffic
 // instead of 3N, backward 3N instead of 5N, and half the launches of the tile path). Used for
-// dense NCHW groups of kSinglePassMinCount..kSinglePassMaxCount values with fp32 accumulation
+// dense NCHW groups of kNormBlockMinCount..kNormBlockMaxCount values with fp32 accumulation
 // (train_path.h chooses), such as DCGAN's 4x4 layer (2048 values a channel at batch 128),
 // where the step is too short for three or four launches to hide. Not for larger groups: on an
 // H100 (2026-11-27 run 4) a block holding 16-32 values a thread lost to the tile path as GPU
 // work at 4096 and 8192 values (26.5 vs 22.9 us, 34.6 vs 29.7 us), while 8 a thread won at 2048
-// (20.0 vs 29.0 us); on Hopper such groups take a cluster of blocks (cluster_pass_kernels.cuh).
+// (20.0 vs 29.0 us); on Hopper such groups take a cluster of blocks (cluster_kernels.cuh).
 // The variance is exact two-pass (the values are in registers), the per-element formulas are
 // the tile kernels' (Constants = GroupConstants), so a backward recomputes the forward's
 // activation mask exactly.
@@ -25,8 +25,8 @@
 namespace genimg_fast {
 
 // Where a group's e-th value is in a dense NCHW tensor: N runs of S (batch norm, group = channel)
-// or one run (instance norm, group = sample * C + channel). e and S are at most the one-launch
-// kernels' largest group (kClusterPassMaxCount): 32-bit division (by a host-made divider), 64-bit
+// or one run (instance norm, group = sample * C + channel). e and S are at most the cluster
+// kernels' largest group (kNormClusterMaxCount): 32-bit division (by a host-made divider), 64-bit
 // offsets.
 struct GroupRuns {
   int64_t base, run_stride;
@@ -54,7 +54,7 @@ __device__ __forceinline__ T block_sum_to_all(T value) {
 }
 
 // How the blocks of a group share their totals: a block alone (here), or the blocks of a
-// cluster (ClusterSharing, cluster_pass_kernels.cuh). The group bodies below serve both.
+// cluster (ClusterSharing, cluster_kernels.cuh). The group bodies below serve both.
 struct BlockSharing {
   __device__ unsigned rank() const { return 0; }
   __device__ unsigned blocks() const { return 1; }
@@ -83,11 +83,11 @@ __device__ __forceinline__ void train_group(const Sharing& sharing, const NormTi
   const int64_t group = blockIdx.x / sharing.blocks();
   const int count = static_cast<int>(values_per_group(t));
   const GroupRuns runs = group_runs(t, group, by_run_length);
-  const int first = static_cast<int>(sharing.rank()) * ITEMS * kSinglePassThreads + threadIdx.x;
+  const int first = static_cast<int>(sharing.rank()) * ITEMS * kNormBlockThreads + threadIdx.x;
   acc_t v[ITEMS];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int e = first + k * kSinglePassThreads;
+    const int e = first + k * kNormBlockThreads;
     v[k] = e < count ? static_cast<acc_t>(args.x[runs.offset(e)]) : acc_t(0);
   }
   acc_t sum[1] = {0};
@@ -99,7 +99,7 @@ __device__ __forceinline__ void train_group(const Sharing& sharing, const NormTi
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const acc_t d = v[k] - mean;
-    if (first + k * kSinglePassThreads < count) m2[0] += d * d;
+    if (first + k * kNormBlockThreads < count) m2[0] += d * d;
   }
   sharing.sums_to_all(m2, &slots[1]);
   const acc_t var = m2[0] / static_cast<acc_t>(count);
@@ -112,7 +112,7 @@ __device__ __forceinline__ void train_group(const Sharing& sharing, const NormTi
   const auto a = constants.affine(mean, var, t.per_sample ? group % t.C : group);
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int e = first + k * kSinglePassThreads;
+    const int e = first + k * kNormBlockThreads;
     if (e < count) {
       const acc_t z = constants.pre_activation(a, a.xhat(v[k]));
       y[runs.offset(e)] = static_cast<typename Constants::scalar_type>(activation_forward(z, args.activation, args.slope));
@@ -137,12 +137,12 @@ __device__ __forceinline__ void backward_group(const Sharing& sharing, const Nor
   const int64_t group = blockIdx.x / sharing.blocks();
   const int count = static_cast<int>(values_per_group(t));
   const GroupRuns runs = group_runs(t, group, by_run_length);
-  const int first = static_cast<int>(sharing.rank()) * ITEMS * kSinglePassThreads + threadIdx.x;
+  const int first = static_cast<int>(sharing.rank()) * ITEMS * kNormBlockThreads + threadIdx.x;
   const auto a = constants.context(group, t.per_sample ? group % t.C : group);
   acc_t xhat[ITEMS], dz[ITEMS];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {  // every load issued before the first is used
-    const int e = first + k * kSinglePassThreads;
+    const int e = first + k * kNormBlockThreads;
     const bool inside = e < count;
     const int64_t offset = inside ? runs.offset(e) : 0;
     xhat[k] = inside ? static_cast<acc_t>(args.x[offset]) : acc_t(0);
@@ -151,7 +151,7 @@ __device__ __forceinline__ void backward_group(const Sharing& sharing, const Nor
   acc_t sums[2] = {0, 0};  // sum(dz), sum(dz * xhat)
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    if (first + k * kSinglePassThreads < count) {
+    if (first + k * kNormBlockThreads < count) {
       xhat[k] = a.xhat(xhat[k]);
       const acc_t z = constants.pre_activation(a, xhat[k]);
       dz[k] = dz[k] * activation_grad(z, args.activation, args.slope);
@@ -170,7 +170,7 @@ __device__ __forceinline__ void backward_group(const Sharing& sharing, const Nor
   const acc_t scale = a.invstd * a.weight;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int e = first + k * kSinglePassThreads;
+    const int e = first + k * kNormBlockThreads;
     if (e < count) {
       dx[runs.offset(e)] = static_cast<typename Constants::scalar_type>((dz[k] - mean_dz - xhat[k] * mean_dz_xhat) * scale);
     }
@@ -179,19 +179,19 @@ __device__ __forceinline__ void backward_group(const Sharing& sharing, const Nor
 }
 
 template <int ITEMS, typename Constants>
-__global__ void __launch_bounds__(kSinglePassThreads)
-    single_pass_train_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
-                             typename Constants::acc_t* mean_out, typename Constants::acc_t* var_out,
-                             typename Constants::scalar_type* y, RunningStatsTarget<typename Constants::acc_t> running) {
+__global__ void __launch_bounds__(kNormBlockThreads)
+    norm_block_train_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
+                            typename Constants::acc_t* mean_out, typename Constants::acc_t* var_out,
+                            typename Constants::scalar_type* y, RunningStatsTarget<typename Constants::acc_t> running) {
   train_group<ITEMS>(BlockSharing{}, t, by_run_length, constants, mean_out, var_out, y, running);
 }
 
 template <int ITEMS, typename Constants>
-__global__ void __launch_bounds__(kSinglePassThreads)
-    single_pass_backward_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
-                                const typename Constants::scalar_type* dy,
-                                typename Constants::acc_t* sum_dz_out, typename Constants::acc_t* sum_dz_xhat_out,
-                                typename Constants::acc_t inv_count, typename Constants::scalar_type* dx) {
+__global__ void __launch_bounds__(kNormBlockThreads)
+    norm_block_backward_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
+                               const typename Constants::scalar_type* dy,
+                               typename Constants::acc_t* sum_dz_out, typename Constants::acc_t* sum_dz_xhat_out,
+                               typename Constants::acc_t inv_count, typename Constants::scalar_type* dx) {
   backward_group<ITEMS>(BlockSharing{}, t, by_run_length, constants, dy, sum_dz_out, sum_dz_xhat_out, inv_count, dx);
 }
 

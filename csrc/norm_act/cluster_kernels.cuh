@@ -3,13 +3,13 @@
 // enough for a thread block cluster's (Hopper and later): a cluster of 2-8 blocks per group,
 // each block holding a contiguous slice of the group's values, the block totals combined
 // through distributed shared memory. One launch each way and every element read once, like the
-// single-block kernels (single_pass_kernels.cuh), but with 2-8x the blocks in flight: a block
+// block kernels (block_kernels.cuh), but with 2-8x the blocks in flight: a block
 // per group at 4096-8192 values lost to the tile path as GPU work (H100, 2026-11-27 run 4),
 // too few blocks to keep the memory system busy.
 //
 // Every block of a cluster combines the same block totals in the same order, so all of them
 // hold bit-identical statistics and sums (and a run gives the same bits every time). The group
-// bodies (train_group, backward_group) are the single-block kernels': exact two-pass variance,
+// bodies (train_group, backward_group) are the block kernels': exact two-pass variance,
 // the tile kernels' per-element formulas.
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
@@ -17,15 +17,15 @@
 #include <cstdint>
 
 #include "common/block_reduce.cuh"
+#include "norm_act/block_kernels.cuh"
 #include "norm_act/norm_act_math.h"
 #include "norm_act/norm_act_tiling.h"
 #include "norm_act/running_stats.cuh"
-#include "norm_act/single_pass_kernels.cuh"
 #include "norm_act/train_path.h"
 
 namespace genimg_fast {
 
-static_assert(kClusterPassThreads == kSinglePassThreads, "the group bodies slice a group in blocks of 256 threads");
+static_assert(kNormClusterThreads == kNormBlockThreads, "the group bodies slice a group in blocks of 256 threads");
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define GENIMG_HAS_CLUSTERS 1
@@ -62,7 +62,7 @@ __device__ __forceinline__ void cluster_sums_to_all(T (&values)[N], T* slots) {
   __syncthreads();  // every thread has read totals before a next call writes them
 }
 
-// The blocks of a cluster sharing one group (single_pass_kernels.cuh's group bodies).
+// The blocks of a cluster sharing one group (block_kernels.cuh's group bodies).
 struct ClusterSharing {
   __device__ unsigned rank() const { return cg::this_cluster().block_rank(); }
   __device__ unsigned blocks() const { return cg::this_cluster().num_blocks(); }
@@ -77,20 +77,20 @@ struct ClusterSharing {
 #endif
 
 template <int ITEMS, typename Constants>
-__global__ void __launch_bounds__(kClusterPassThreads)
-    cluster_pass_train_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
+__global__ void __launch_bounds__(kNormClusterThreads)
+    norm_cluster_train_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
                               typename Constants::acc_t* mean_out, typename Constants::acc_t* var_out,
                               typename Constants::scalar_type* y, RunningStatsTarget<typename Constants::acc_t> running) {
 #if defined(GENIMG_HAS_CLUSTERS)
   train_group<ITEMS>(ClusterSharing{}, t, by_run_length, constants, mean_out, var_out, y, running);
 #else
-  __trap();  // never launched: the host checks cluster_pass_supported() first
+  __trap();  // never launched: the host checks norm_cluster_supported() first
 #endif
 }
 
 template <int ITEMS, typename Constants>
-__global__ void __launch_bounds__(kClusterPassThreads)
-    cluster_pass_backward_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
+__global__ void __launch_bounds__(kNormClusterThreads)
+    norm_cluster_backward_kernel(NormTiling t, RunDivider by_run_length, Constants constants,
                                  const typename Constants::scalar_type* dy,
                                  typename Constants::acc_t* sum_dz_out, typename Constants::acc_t* sum_dz_xhat_out,
                                  typename Constants::acc_t inv_count, typename Constants::scalar_type* dx) {

@@ -13,7 +13,7 @@ namespace genimg_fast {
 
 // grad_t: scalar_t or acc_type_t<scalar_t>.
 template <typename scalar_t, typename grad_t>
-void launch_scale_stored_grad(const scalar_t* stored, const grad_t* grad_output, double scale, scalar_t* out,
-                              int64_t numel, int sm_count, cudaStream_t stream);
+void launch_scale_one_stored_grad(const scalar_t* stored, const grad_t* grad_output, double scale, scalar_t* out,
+                                  int64_t numel, int sm_count, cudaStream_t stream);
 
 }  // namespace genimg_fast

@@ -1,5 +1,5 @@
 #pragma once
-// Multi-term fused losses (genimg_fast::loss_terms and its backward, scale_stored_grads): one
+// Multi-term fused losses (genimg_fast::loss_terms and its backward, _scale_term_stored_grads): one
 // launch covers every term. Blocks are dealt out term by term, `elements_per_block` elements
 // each; every block writes one partial sum, and the last block to finish (atomic ticket) sums
 // each term's partials in block order, so values are deterministic.
@@ -67,6 +67,6 @@ struct ScaleTermsArgs {
 int64_t plan_scale_term_blocks(ScaleTermArgs* terms, int num_terms);
 
 template <typename scalar_t>
-void launch_scale_stored_grads(const ScaleTermsArgs& args, cudaStream_t stream);
+void launch_scale_term_stored_grads(const ScaleTermsArgs& args, cudaStream_t stream);
 
 }  // namespace genimg_fast

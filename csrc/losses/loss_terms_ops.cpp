@@ -1,4 +1,4 @@
-// CUDA implementations of genimg_fast::loss_terms and genimg_fast::scale_stored_grads (schemas
+// CUDA implementations of genimg_fast::loss_terms and genimg_fast::_scale_term_stored_grads (schemas
 // and references: genimg_fast/ops/loss_terms.py); the references serve while the kernel paths
 // may not run (common/kernel_paths.h).
 #include <ATen/Dispatch.h>
@@ -21,7 +21,7 @@
 #include "common/reference_fallback.h"
 #include "common/tensor_checks.h"
 #include "losses/loss_spec.h"
-#include "losses/loss_terms.h"
+#include "losses/loss_terms_launch.h"
 
 namespace genimg_fast {
 namespace {
@@ -129,9 +129,10 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> loss_terms_cuda(
   return {term_values, total, grads};
 }
 
-std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at::Tensor& grad_total,
-                                                const std::optional<at::Tensor>& grad_terms, c10::string_view spec) {
-  constexpr const char* kScaleOp = "genimg_fast.scale_stored_grads";
+std::vector<at::Tensor> scale_term_stored_grads_cuda(at::TensorList stored, const at::Tensor& grad_total,
+                                                     const std::optional<at::Tensor>& grad_terms,
+                                                     c10::string_view spec) {
+  constexpr const char* kScaleOp = "genimg_fast._scale_term_stored_grads";
   const size_t count = stored.size();
   TORCH_CHECK_VALUE(count >= 1 && count <= static_cast<size_t>(kMaxLossTerms), kScaleOp, ": between 1 and ",
                     std::to_string(kMaxLossTerms), " stored gradients, got ", std::to_string(count));
@@ -151,9 +152,9 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
                           (!grad_terms.has_value() || grad_terms->device() == grad_total.device()),
                       kScaleOp, ": stored[", std::to_string(i), "], grad_total and grad_terms must share a device");
   }
-  if (!take_kernel_path(KernelPath::kScaleStoredGrads, kReferenceInstead)) {
-    return call_reference<decltype(scale_stored_grads_cuda)>("genimg_fast::scale_stored_grads", stored, grad_total,
-                                                             grad_terms, spec);
+  if (!take_kernel_path(KernelPath::kScaleTermStoredGrads, kReferenceInstead)) {
+    return call_reference<decltype(scale_term_stored_grads_cuda)>("genimg_fast::_scale_term_stored_grads", stored,
+                                                                  grad_total, grad_terms, spec);
   }
   const c10::cuda::CUDAGuard guard(grad_total.device());
   // both incoming gradients in the accumulation type, as the reference reads them
@@ -182,8 +183,8 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
   args.grad_total = total.const_data_ptr();
   args.grad_terms = terms.defined() ? terms.const_data_ptr() : nullptr;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "genimg_fast_scale_stored_grads",
-                                  [&] { launch_scale_stored_grads<scalar_t>(args, stream); });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "genimg_fast_scale_term_stored_grads",
+                                  [&] { launch_scale_term_stored_grads<scalar_t>(args, stream); });
   for (size_t i = 0; i < count; ++i) {
     if (!work[i].is_same(outs[i])) outs[i].copy_(work[i]);
   }
@@ -194,7 +195,7 @@ std::vector<at::Tensor> scale_stored_grads_cuda(at::TensorList stored, const at:
 
 TORCH_LIBRARY_IMPL(genimg_fast, CUDA, m) {
   m.impl("loss_terms", TORCH_FN(loss_terms_cuda));
-  m.impl("scale_stored_grads", TORCH_FN(scale_stored_grads_cuda));
+  m.impl("_scale_term_stored_grads", TORCH_FN(scale_term_stored_grads_cuda));
 }
 
 }  // namespace genimg_fast

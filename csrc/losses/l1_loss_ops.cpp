@@ -17,7 +17,7 @@
 #include "common/reference_fallback.h"
 #include "common/strided_offsets_host.h"
 #include "common/tensor_checks.h"
-#include "losses/l1_loss.h"
+#include "losses/l1_loss_launch.h"
 
 namespace genimg_fast {
 namespace {

@@ -1,14 +1,14 @@
-"""The norm training paths side by side (one launch, no clusters, tile path) across group sizes.
+"""The norm training paths side by side (block, cluster, tiles) across group sizes.
 
-Group sizes below, inside and above the one-launch range: a training forward + backward
-(norm_act_train, norm_act_train_backward; ReLU) timed as GPU work (a CUDA-graph replay) and as
-eager op calls, with the one-launch kernels as built (a block a group up to 2048 values, a
-cluster a group up to 32768 on Hopper), capped at 2048 (GENIMG_FAST_SINGLE_PASS_MAX=2048: no
-clusters) and off (0: the tile path everywhere). The cap is read once a process, so each runs in
-a child process. Where a path loses at some size, the one-launch limits in
-csrc/norm_act/train_path.h are what to move.
+Group sizes below, inside and above the block and cluster paths' range: a training forward +
+backward (norm_act_train, _norm_act_train_backward; ReLU) timed as GPU work (a CUDA-graph
+replay) and as eager op calls, with the block and cluster kernels as built (a block a group up
+to 2048 values, a cluster a group up to 32768 on Hopper), the cluster kernels off
+(GENIMG_FAST_NORM_CLUSTER_MAX=0) and both off (GENIMG_FAST_NORM_BLOCK_MAX=0 too: the tile path
+everywhere). The caps are read once a process, so each runs in a child process. Where a path
+loses at some size, the limits in csrc/norm_act/train_path.h are what to move.
 
-    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/profiling/one_launch_sweep.py [--markdown out.md]
+    GENIMG_FAST_IMPL=cuda PYTHONPATH=. python benchmarks/profiling/norm_path_sweep.py [--markdown out.md]
 """
 from __future__ import annotations
 
@@ -24,12 +24,14 @@ import torch
 CASES = [((128, 256, 4, 4), False), ((128, 256, 6, 6), False), ((128, 256, 8, 8), False),
          ((128, 128, 12, 12), False), ((128, 128, 16, 16), False), ((128, 64, 24, 24), False),
          ((1, 256, 64, 64), True), ((1, 128, 128, 128), True), ((1, 64, 256, 256), True)]
-CAPS = {"as built": "", "no clusters (2048)": "2048", "tile path (0)": "0"}
+CAPS = {"as built": {},
+        "no clusters": {"GENIMG_FAST_NORM_CLUSTER_MAX": "0"},
+        "tile path": {"GENIMG_FAST_NORM_BLOCK_MAX": "0", "GENIMG_FAST_NORM_CLUSTER_MAX": "0"}}
 
 
 def _step(shape: tuple[int, ...], per_sample: bool):
     """A training forward + backward at `shape` on fresh random inputs."""
-    from genimg_fast.ops import norm_act_train, norm_act_train_backward
+    from genimg_fast.ops import _norm_act_train_backward, norm_act_train
 
     device = torch.device("cuda")
     x, gy = torch.randn(shape, device=device), torch.randn(shape, device=device)
@@ -37,7 +39,7 @@ def _step(shape: tuple[int, ...], per_sample: bool):
 
     def step():
         y, mean, var = norm_act_train(x, w, b, per_sample, 1e-5, "relu", 0.0)
-        return (y, *norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0))
+        return (y, *_norm_act_train_backward(gy, x, mean, var, w, b, 1e-5, "relu", 0.0))
     return step
 
 
@@ -70,7 +72,7 @@ def main() -> None:
     results: dict[str, dict[tuple, dict]] = {}
     for label, cap in CAPS.items():
         run = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "GENIMG_FAST_SINGLE_PASS_MAX": cap})
+                             env={**os.environ, **cap})
         if run.returncode != 0:
             sys.exit(f"{label}: the child failed:\n{run.stderr[-3000:]}")
         rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
