@@ -6,9 +6,9 @@
 # shapes and on the objectives. The run's record goes to $OUT (or
 # benchmarks/results/gpu-check-<time>/); its build, step and test logs to $OUT/logs/, which git
 # ignores: commit the record, not the logs (benchmarks/results/README.md).
-# On an H100 (2026-11-27) the whole check took 5.7 minutes with GPU_CHECK_SECONDS=390 in run 1
-# (the full networks benchmark had 108 s and finished) and 6.9 minutes in run 4 (more steps; the
-# networks benchmark got no time): give the run a 440-second limit, leaving room for a short
+# On an H100 the whole check has taken 5.7 minutes with GPU_CHECK_SECONDS=390 (the full networks
+# benchmark had 108 s and finished) and 6.9 minutes with more steps (the networks benchmark got
+# no time): give the run a 440-second limit, leaving room for a short
 # rerun in a 15-minute lease. Last come the compile comparison and, with time to spare, the
 # networks benchmark outside --quick.
 # Every step writes its files as it finishes, so a run cut short still returns what it did.
@@ -77,7 +77,8 @@ fi
 PARALLEL=()
 "$PY" -c "import xdist" 2>/dev/null && PARALLEL=(-n 4)
 # A test stuck past 100 s fails alone (pytest-timeout, where installed) and the run goes on to its
-# summary; without it, pytest's faulthandler prints where each worker is stuck (run 9 needed that).
+# summary; without it, pytest's faulthandler prints where each worker is stuck (a hung CUDA test
+# otherwise ends the run with no word of where).
 STUCK=(-o faulthandler_timeout=100)
 "$PY" -c "import pytest_timeout" 2>/dev/null && STUCK=(--timeout 100)
 run_tests() {  # name, timeout, files...
@@ -113,7 +114,7 @@ GENIMG_FAST_IMPL=cuda timeout 240 "$PY" -m genimg_fast.cli bench --quick --devic
 # The same norm cases with the block and cluster kernels off (a block a group up to 2048 values,
 # a cluster a group up to 32768 on Hopper), beside the quick benchmark's, so each shape shows
 # whether its block or cluster kernel beats the tile path: a block a group lost to it at 4096 and
-# 8192 values (H100, run 4), which is why those groups take a cluster.
+# 8192 values on an H100, which is why those groups take a cluster.
 step "norm cases on the tile path alone (GENIMG_FAST_NORM_BLOCK_MAX=0 GENIMG_FAST_NORM_CLUSTER_MAX=0), beside the quick benchmark's"
 GENIMG_FAST_IMPL=cuda GENIMG_FAST_NORM_BLOCK_MAX=0 GENIMG_FAST_NORM_CLUSTER_MAX=0 timeout 90 "$PY" -m genimg_fast.cli bench --quick --device cuda \
   --only "dcgan G b128,dcgan D b128,cyclegan b1" --markdown "$OUT/bench_norm_tile_path.md" 2>&1 | grep -v "USDT" \

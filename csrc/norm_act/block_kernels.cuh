@@ -5,7 +5,7 @@
 // dense NCHW groups of kNormBlockMinCount..kNormBlockMaxCount values with fp32 accumulation
 // (train_path.h chooses), such as DCGAN's 4x4 layer (2048 values a channel at batch 128),
 // where the step is too short for three or four launches to hide. Not for larger groups: on an
-// H100 (2026-11-27 run 4) a block holding 16-32 values a thread lost to the tile path as GPU
+// H100 a block holding 16-32 values a thread lost to the tile path as GPU
 // work at 4096 and 8192 values (26.5 vs 22.9 us, 34.6 vs 29.7 us), while 8 a thread won at 2048
 // (20.0 vs 29.0 us); on Hopper such groups take a cluster of blocks (cluster_kernels.cuh).
 // The variance is exact two-pass (the values are in registers), the per-element formulas are

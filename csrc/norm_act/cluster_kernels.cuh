@@ -4,7 +4,7 @@
 // each block holding a contiguous slice of the group's values, the block totals combined
 // through distributed shared memory. One launch each way and every element read once, like the
 // block kernels (block_kernels.cuh), but with 2-8x the blocks in flight: a block
-// per group at 4096-8192 values lost to the tile path as GPU work (H100, 2026-11-27 run 4),
+// per group at 4096-8192 values lost to the tile path as GPU work on an H100,
 // too few blocks to keep the memory system busy.
 //
 // Every block of a cluster combines the same block totals in the same order, so all of them
