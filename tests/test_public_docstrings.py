@@ -165,3 +165,15 @@ def test_the_check_fails_for_missing_documentation():
         "Documented.forward: parameter 'x' is documented neither by the class nor by forward",
         "Documented.helper: no docstring"]
     assert problems("module", types.ModuleType("empty")) == ["module: no module docstring"]
+
+
+def test_help_shows_a_custom_op_s_own_docstring():
+    import pydoc
+
+    import genimg_fast.ops as ops
+
+    for name in ("norm_act_train", "_norm_act_train_backward", "_scale_one_stored_grad"):
+        op = getattr(ops, name)
+        own = _function(op).__doc__
+        assert own and op.__doc__ == own
+        assert own.splitlines()[0] in pydoc.render_doc(op)

@@ -17,8 +17,8 @@ What is here:
 - genimg_fast.ops.objectives (not re-exported here): the recipes' objectives (GAN, CycleGAN,
   pix2pix, VAE) built on loss_terms, behind genimg_fast.nn's loss modules.
 
-The ops defined with torch.library.custom_op keep their docstrings on the decorated function,
-which help() does not show; read them in the source.
+help() on an op defined with torch.library.custom_op shows the op's own docstring (copied onto
+the op object below: torch's wrapper would show its class's).
 """
 from genimg_fast.ops.l1_loss import l1_loss
 from genimg_fast.ops.loss_terms import LossTerm, _scale_term_stored_grads, loss_terms
@@ -33,3 +33,15 @@ __all__ = [
     "l1_loss", "norm_act_train", "norm_act_apply", "norm_act_stats", "update_running_stats_",
     "update_tracked_running_stats_", "batch_norm_act_train_", "LossTerm", "loss_terms",
 ]
+
+
+def _show_own_docstrings(namespace: dict) -> None:
+    """A custom op is torch's CustomOpDef, whose class docstring help() would show; give each op
+    the docstring of the function it was defined from."""
+    for value in list(namespace.values()):
+        defined_from = getattr(value, "_init_fn", None)
+        if type(value).__name__ == "CustomOpDef" and defined_from is not None and defined_from.__doc__:
+            value.__doc__ = defined_from.__doc__
+
+
+_show_own_docstrings(globals())
