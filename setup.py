@@ -22,7 +22,7 @@ if tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isd
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from buildtools.build_plan import (NVCC_FLAGS, TORCH_RANGE, BuildPlan, plan_build, torch_requirement,  # noqa: E402
+from buildtools.build_plan import (NVCC_FLAGS, BuildPlan, plan_build, torch_requirement,  # noqa: E402
                                    write_build_config)
 from buildtools.cuda_toolkit import CudaToolkitError  # noqa: E402
 from buildtools.torch_beside import TorchMismatch, check_same_torch  # noqa: E402
@@ -47,7 +47,7 @@ else:
         if plan.build_cuda:
             import torch
 
-            check_same_torch(True, plan.torch_version, torch.__file__)
+            check_same_torch(plan.torch_version, torch.__file__)
     except (CudaToolkitError, TorchMismatch) as exc:
         sys.exit(f"genimg_fast: build stopped: {exc}")  # one paragraph where pip shows the build's output
     write_build_config(plan, ROOT / "genimg_fast" / "_build_config.py")
@@ -105,4 +105,4 @@ elif not PACKING_ONLY:
     print(f"genimg_fast: no CUDA kernels built ({plan.reason}); the modules and losses will run torch's own ops")
 
 setup(ext_modules=ext_modules, cmdclass=cmdclass,
-      install_requires=[TORCH_RANGE if PACKING_ONLY else torch_requirement(plan)])
+      install_requires=[torch_requirement(plan)])  # packing only: no kernels, so the range

@@ -37,11 +37,9 @@ def torch_installed_beside(compiling_torch_file: str) -> str | None:
     return None
 
 
-def check_same_torch(build_cuda: bool, compiling_version: str, compiling_torch_file: str) -> None:
+def check_same_torch(compiling_version: str, compiling_torch_file: str) -> None:
     """Stop a kernel build whose torch is not the one installed where the package goes (pip's
     build isolation fetched another), naming both and the fix."""
-    if not build_cuda:
-        return
     beside = torch_installed_beside(compiling_torch_file)
     if beside is not None and beside != compiling_version:
         raise TorchMismatch(

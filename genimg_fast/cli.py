@@ -170,7 +170,6 @@ def _add_train_parser(sub) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    require("sample")  # before the samples are computed: they are written with torchvision
     from genimg_fast.inference.sample import sample
 
     from genimg_fast._device import resolve_device
@@ -182,7 +181,6 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    require("translate")  # before --out is made: the images are read and written with torchvision
     from genimg_fast.inference.translate import translate
 
     from genimg_fast._device import resolve_device

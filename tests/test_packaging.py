@@ -29,9 +29,8 @@ pytestmark = pytest.mark.slow
 
 
 def _run(argv: list, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=1500,
-                            env={**os.environ, **env})
-    return result
+    return subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=1500,
+                          env={**os.environ, **env})
 
 
 def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
